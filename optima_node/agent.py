@@ -1,0 +1,203 @@
+"""The run loop: heartbeat, claim, execute behind the disclosure gate, post; back off when offline."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from optima_node import __version__
+from optima_node.analyses import REGISTRY, AnalysisRefused
+from optima_node.client import PortalClient, PortalProtocolError, PortalUnavailable
+from optima_node.db import Database
+from optima_node.disclosure import Refused, Released, gate
+from optima_node.policy import Policy
+from optima_node.schemas import (
+    CAPABILITIES,
+    PARAMS_MODELS,
+    Capability,
+    Heartbeat,
+    ReasonCode,
+    RunAssignment,
+    RunResult,
+)
+
+log = logging.getLogger("optima_node")
+
+MAX_RUNS_PER_CYCLE = 100  # so a busy portal cannot starve heartbeats
+PERSON_COUNT_TTL_SECONDS = 600.0
+
+
+@dataclass
+class Backoff:
+    """Exponential back-off with full jitter, capped; reset after any success."""
+
+    base: float = 2.0
+    cap: float = 300.0
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2**self.attempt))
+        self.attempt += 1
+        return ceiling * (0.5 + 0.5 * self.rng.random())
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _BoundedCache(OrderedDict[str, Any]):
+    """Keeps the few most recent cohorts so GLM rounds do not rebuild them every time."""
+
+    def __init__(self, size: int = 4) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class Agent:
+    client: PortalClient
+    db: Database
+    policy: Policy
+    poll_interval: float = 30.0
+    stop: threading.Event = field(default_factory=threading.Event)
+    backoff: Backoff = field(default_factory=Backoff)
+    cache: _BoundedCache = field(default_factory=_BoundedCache)
+    _person_count: tuple[float, int] | None = None
+
+    # --- heartbeat --------------------------------------------------------------------------
+
+    def build_heartbeat(self) -> Heartbeat:
+        cdm_version, vocabulary_version = "unknown", "unknown"
+        try:
+            if self.db.has_table("cdm_source"):
+                sql = f"SELECT cdm_version, vocabulary_version FROM {self.db.t('cdm_source')}"  # noqa: S608
+                rows = self.db.execute(sql)
+                if rows:
+                    cdm_version = str(rows[0][0] or "unknown")
+                    vocabulary_version = str(rows[0][1] or "unknown")
+            person_count = self._rounded_person_count()
+        finally:
+            self.db.rollback()
+        return Heartbeat(
+            agent_version=__version__,
+            capabilities=[Capability(type=t, version=v) for t, v in CAPABILITIES],
+            cdm_version=cdm_version,
+            vocabulary_version=vocabulary_version,
+            dialect=self.db.dialect,
+            person_count=person_count,
+            policy=self.policy.summary(),
+        )
+
+    def _rounded_person_count(self) -> int:
+        now = time.monotonic()
+        if self._person_count is None or now - self._person_count[0] > PERSON_COUNT_TTL_SECONDS:
+            count = int(self.db.execute(f"SELECT COUNT(*) FROM {self.db.t('person')}")[0][0])  # noqa: S608
+            self._person_count = (now, round(count, -1))
+        return self._person_count[1]
+
+    # --- one run ----------------------------------------------------------------------------
+
+    def execute(self, run: RunAssignment) -> RunResult:
+        status, result, reason = "completed", None, None
+        try:
+            decision = self._decide(run)
+        except Exception:
+            # The traceback stays in the local log; the portal learns only that it failed.
+            log.exception("run %s (%s v%s) failed", run.run_id, run.type, run.version)
+            status, reason = "failed", ReasonCode.ANALYSIS_ERROR
+        else:
+            if isinstance(decision, Released):
+                result = decision.payload()
+            else:
+                status, reason = "refused", decision.reason_code
+        finally:
+            self.db.rollback()
+        return RunResult(
+            run_id=run.run_id,
+            attempt=run.attempt,
+            status=status,
+            result=result,
+            reason_code=reason,
+            hold_for_release=self.policy.review_before_release,
+            agent_version=__version__,
+        )
+
+    def _decide(self, run: RunAssignment) -> Released | Refused:
+        key = (run.type, run.version)
+        runner = REGISTRY.get(key)
+        if runner is None:
+            return Refused(ReasonCode.UNSUPPORTED_ANALYSIS)
+        if not self.policy.allows(run.type):
+            return Refused(ReasonCode.POLICY_TYPE_NOT_ALLOWED)
+        try:
+            params = PARAMS_MODELS[key].model_validate(run.params)
+        except ValidationError:
+            return Refused(ReasonCode.INVALID_PARAMETERS)
+        try:
+            output = runner(self.db, params, run.state, self.policy, self.cache)
+        except AnalysisRefused as refusal:
+            return Refused(refusal.reason)
+        except ValidationError:
+            return Refused(ReasonCode.INVALID_PARAMETERS)
+        return gate(run.type, run.version, output, self.policy)
+
+    # --- loop -------------------------------------------------------------------------------
+
+    def cycle(self) -> int:
+        """Heartbeat, then claim and execute until the portal has nothing more. Returns runs done."""
+        ack = self.client.heartbeat(self.build_heartbeat())
+        self.poll_interval = ack.poll_interval_seconds
+        done = 0
+        while done < MAX_RUNS_PER_CYCLE and not self.stop.is_set():
+            run = self.client.claim()
+            if run is None:
+                break
+            started = time.monotonic()
+            outcome_result = self.execute(run)
+            outcome = self.client.post_result(outcome_result)
+            log.info(
+                "run %s attempt %s (%s v%s round %s): %s%s in %.1fs; portal: %s",
+                run.run_id,
+                run.attempt,
+                run.type,
+                run.version,
+                run.round,
+                outcome_result.status,
+                f" ({outcome_result.reason_code.value})" if outcome_result.reason_code else "",
+                time.monotonic() - started,
+                outcome,
+            )
+            if outcome == "conflict":
+                log.warning(
+                    "run %s: the portal already holds a different result; moving on", run.run_id
+                )
+            elif outcome == "gone":
+                log.warning("run %s expired or was cancelled at the portal; moving on", run.run_id)
+            done += 1
+        return done
+
+    def run_forever(self) -> None:
+        """Until stopped. TokenRejected propagates: a revoked node must stop, not retry."""
+        while not self.stop.is_set():
+            try:
+                self.cycle()
+            except (PortalUnavailable, PortalProtocolError) as exc:
+                delay = self.backoff.next_delay()
+                log.warning("portal unavailable (%s); retrying in %.0fs", exc, delay)
+                self.stop.wait(delay)
+                continue
+            self.backoff.reset()
+            self.stop.wait(self.poll_interval)

@@ -1,0 +1,25 @@
+"""One module per analysis type. Each exposes ``run(db, params, state, policy) -> dict``.
+
+An analysis applies its own disclosure rule (suppression, coarsening, refusal) and returns plain
+data; :mod:`optima_node.disclosure` then validates and re-checks it before anything leaves the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from optima_node.analyses import characterisation, cohort_count, kaplan_meier, logistic_regression
+from optima_node.analyses.common import AnalysisRefused
+from optima_node.schemas import AnalysisType
+
+Runner = Callable[..., dict[str, Any]]
+
+REGISTRY: dict[tuple[str, int], Runner] = {
+    (AnalysisType.COHORT_COUNT.value, 1): cohort_count.run,
+    (AnalysisType.CHARACTERISATION.value, 1): characterisation.run,
+    (AnalysisType.KAPLAN_MEIER.value, 1): kaplan_meier.run,
+    (AnalysisType.LOGISTIC_REGRESSION.value, 1): logistic_regression.run,
+}
+
+__all__ = ["REGISTRY", "AnalysisRefused", "Runner"]

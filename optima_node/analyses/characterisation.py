@@ -1,0 +1,45 @@
+"""characterisation v1: a table-one of the cohort, every cell under the same small-cell rule."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import numpy as np
+
+from optima_node.analyses.common import count_row, count_rows, load_cohort
+from optima_node.db import Database
+from optima_node.policy import Policy
+from optima_node.schemas import FOLLOW_UP_BANDS, CharacterisationParams
+
+# Upper bounds (exclusive, in days) of the follow-up bands <1y, 1-2y, 2-5y; the rest is 5y+.
+FOLLOW_UP_EDGES_DAYS = (365, 730, 1826)
+
+
+def follow_up_band(days: np.ndarray) -> np.ndarray:
+    return np.asarray(FOLLOW_UP_BANDS, dtype=object)[
+        np.searchsorted(FOLLOW_UP_EDGES_DAYS, days, side="right")
+    ]
+
+
+def run(
+    db: Database,
+    params: CharacterisationParams,
+    state: dict[str, Any],
+    policy: Policy,
+    cache: MutableMapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    cohort = load_cohort(db, params.cohort, cache)
+    k = policy.min_cell_count
+
+    def by(name: str, values: np.ndarray) -> list[dict[str, Any]]:
+        return count_rows(((str(v),) for v in values), [name], k)
+
+    return {
+        "person_count": count_row({}, len(cohort), k),
+        "deaths": count_row({}, int(cohort.event.sum()), k),
+        "by_sex": by("sex", cohort.sex_label),
+        "by_age_group": by("age_group", cohort.age_group),
+        "by_index_year": by("index_year", cohort.index_year),
+        "by_follow_up": by("follow_up", follow_up_band(cohort.follow_up_days)),
+    }

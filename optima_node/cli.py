@@ -1,0 +1,177 @@
+"""``optima-node``: run the agent, check an OMOP database, synthesise data, show the policy.
+
+Exit codes: 0 success, 1 check found required tables or fields missing, 2 bad input or
+configuration, 3 node token rejected by the portal, 4 portal unreachable (``run --once``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from optima_node import __version__
+from optima_node.config import ConfigError, collect, load_config
+from optima_node.db import DatabaseError, connect
+from optima_node.policy import PolicyError, load_policy
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_TOKEN_REJECTED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optima-node", description="OPTIMA federated node agent")
+    parser.add_argument("--version", action="version", version=f"optima-node {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="heartbeat, poll the portal and execute analyses")
+    run.add_argument(
+        "--once", action="store_true", help="one cycle (heartbeat, runs until none left), then exit"
+    )
+    run.add_argument("--config", help="TOML file with the settings (environment variables win)")
+
+    check = sub.add_parser(
+        "check", help="check an OMOP database against the CDM v5.4 specification"
+    )
+    check.add_argument("--db", required=True, help="sqlite:///path or postgresql://...")
+    check.add_argument("--schema", help="CDM schema (PostgreSQL)")
+
+    synth = sub.add_parser("synth", help="write a synthetic OMOP CDM v5.4 database")
+    synth.add_argument("--out", required=True, help="sqlite:///path or postgresql://...")
+    synth.add_argument("--schema", help="target schema (PostgreSQL; created if missing)")
+    synth.add_argument("--persons", type=int, default=5000)
+    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument(
+        "--cancers", default="prostate,breast,lung", help="comma-separated: prostate,breast,lung"
+    )
+    synth.add_argument(
+        "--replace", action="store_true", help="drop and recreate existing synthetic tables"
+    )
+
+    policy = sub.add_parser("policy", help="site disclosure policy")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    show = policy_sub.add_parser("show", help="print the effective policy")
+    show.add_argument("--config", help="TOML config file naming policy_file")
+    show.add_argument("--policy-file", help="policy TOML file (default: POLICY_FILE)")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from optima_node.agent import Agent
+    from optima_node.client import PortalClient, PortalUnavailable, TokenRejected
+
+    config = load_config(args.config)
+    policy = load_policy(config.policy_file)
+    db = connect(config.omop_database_url, config.cdm_schema)
+    agent = Agent(
+        PortalClient(config.portal_url, config.node_token),
+        db,
+        policy,
+        poll_interval=config.poll_interval,
+    )
+
+    def _stop(signum: int, _frame: object) -> None:
+        logging.getLogger("optima_node").info(
+            "received %s; stopping after the current run", signal.Signals(signum).name
+        )
+        agent.stop.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if args.once:
+            agent.cycle()
+        else:
+            agent.run_forever()
+    except TokenRejected as exc:
+        raise CliError(f"node token rejected by the portal: {exc}", EXIT_TOKEN_REJECTED) from exc
+    except PortalUnavailable as exc:
+        raise CliError(f"portal unreachable: {exc}", EXIT_UNREACHABLE) from exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        db.close()
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from optima_node.check import check_database
+
+    db = connect(args.db, args.schema)
+    try:
+        report = check_database(db)
+    finally:
+        db.close()
+    print("\n".join(report.lines()))
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from optima_node.synth import SynthError, synthesise
+
+    cancers = [c.strip() for c in args.cancers.split(",") if c.strip()]
+    db = connect(args.out, args.schema)
+    started = time.monotonic()
+    try:
+        counts = synthesise(db, args.persons, args.seed, cancers, replace=args.replace)
+    except SynthError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        db.close()
+    summary = ", ".join(f"{table} {n}" for table, n in counts.items())
+    print(f"wrote {summary} in {time.monotonic() - started:.1f}s")
+    return EXIT_OK
+
+
+def _cmd_policy_show(args: argparse.Namespace) -> int:
+    path = args.policy_file
+    if path is None:
+        path = collect(args.config).get("policy_file")
+    policy = load_policy(path)
+    print(f"# source: {path or 'built-in defaults'}")
+    print(policy.to_toml(), end="")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    commands = {
+        "run": _cmd_run,
+        "check": _cmd_check,
+        "synth": _cmd_synth,
+        "policy": _cmd_policy_show,
+    }
+    try:
+        return commands[args.command](args)
+    except CliError as exc:
+        print(f"optima-node: {exc}", file=sys.stderr)
+        return exc.code
+    except (ConfigError, PolicyError, DatabaseError) as exc:
+        print(f"optima-node: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a last line of defence: one clear line, details only with -v
+        if args.verbose or os.environ.get("OPTIMA_NODE_DEBUG"):
+            raise
+        print(
+            f"optima-node: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

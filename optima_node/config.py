@@ -1,0 +1,113 @@
+"""Agent configuration from environment variables, optionally layered over a TOML file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class ConfigError(ValueError):
+    """The configuration is missing something or holds a bad value."""
+
+
+# key in the TOML file -> environment variable; the environment wins over the file.
+KEYS: dict[str, str] = {
+    "portal_url": "PORTAL_URL",
+    "node_token": "NODE_TOKEN",
+    "omop_database_url": "OMOP_DATABASE_URL",
+    "cdm_schema": "CDM_SCHEMA",
+    "policy_file": "POLICY_FILE",
+    "poll_interval": "POLL_INTERVAL",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    portal_url: str
+    node_token: str
+    omop_database_url: str
+    cdm_schema: str | None = None
+    policy_file: str | None = None
+    poll_interval: float = 30.0
+
+    def __repr__(self) -> str:  # never print the token
+        return (
+            f"Config(portal_url={self.portal_url!r}, node_token='***', "
+            f"omop_database_url={_redact_url(self.omop_database_url)!r}, "
+            f"cdm_schema={self.cdm_schema!r}, policy_file={self.policy_file!r}, "
+            f"poll_interval={self.poll_interval!r})"
+        )
+
+
+def _redact_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def read_toml(path: str | Path) -> dict[str, object]:
+    try:
+        with Path(path).open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    # Keys may sit at top level or under [node]; the policy lives in its own file (POLICY_FILE).
+    section = data.get("node", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: [node] must be a table")
+    unknown = set(section) - set(KEYS)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown keys {', '.join(sorted(unknown))}")
+    return {k: v for k, v in section.items() if k in KEYS}
+
+
+def collect(config_file: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Merge file and environment into raw strings; NODE_TOKEN_FILE may hold the token (containers)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    if config_file:
+        raw.update({k: str(v) for k, v in read_toml(config_file).items()})
+    for key, var in KEYS.items():
+        if env.get(var):
+            raw[key] = env[var]
+    token_file = env.get("NODE_TOKEN_FILE")
+    if token_file and "node_token" not in raw:
+        try:
+            raw["node_token"] = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read NODE_TOKEN_FILE {token_file}: {exc}") from exc
+    return raw
+
+
+def load_config(config_file: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    raw = collect(config_file, environ)
+    missing = [KEYS[k] for k in ("portal_url", "node_token", "omop_database_url") if not raw.get(k)]
+    if missing:
+        raise ConfigError(f"missing configuration: {', '.join(missing)}")
+    portal = urlparse(raw["portal_url"])
+    if portal.scheme not in {"http", "https"} or not portal.netloc:
+        raise ConfigError(f"PORTAL_URL must be an http(s) URL, got {raw['portal_url']!r}")
+    db_scheme = urlparse(raw["omop_database_url"]).scheme
+    if db_scheme not in {"sqlite", "postgresql", "postgres"}:
+        raise ConfigError("OMOP_DATABASE_URL must start with sqlite:/// or postgresql://")
+    try:
+        poll = float(raw.get("poll_interval", 30))
+    except ValueError as exc:
+        raise ConfigError(f"POLL_INTERVAL must be a number, got {raw['poll_interval']!r}") from exc
+    if poll <= 0:
+        raise ConfigError("POLL_INTERVAL must be positive")
+    return Config(
+        portal_url=raw["portal_url"].rstrip("/"),
+        node_token=raw["node_token"],
+        omop_database_url=raw["omop_database_url"],
+        cdm_schema=raw.get("cdm_schema") or None,
+        policy_file=raw.get("policy_file") or None,
+        poll_interval=poll,
+    )

@@ -1,0 +1,166 @@
+"""The disclosure gate: the last check before a result leaves the node. It fails closed.
+
+The analyses already suppress, coarsen or refuse; the gate does not trust them. It validates the
+output against the typed result model for (type, version) and re-checks every rule it can verify
+from the output and the site policy. Anything it cannot verify is refused with a reason code, and
+a refusal never carries partial statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from optima_node.policy import Policy
+from optima_node.schemas import (
+    COVARIATE_ORDER,
+    RESULT_MODELS,
+    CharacterisationResult,
+    CohortCountResult,
+    CountRow,
+    KaplanMeierResult,
+    LogisticRegressionResult,
+    ReasonCode,
+)
+
+
+@dataclass(frozen=True)
+class Released:
+    result: BaseModel
+
+    def payload(self) -> dict[str, Any]:
+        return self.result.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason_code: ReasonCode
+
+
+Decision = Released | Refused
+
+
+class _Unverifiable(Exception):
+    def __init__(self, reason: ReasonCode = ReasonCode.UNVERIFIABLE_OUTPUT) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+def gate(analysis_type: str, version: int, output: Any, policy: Policy) -> Decision:
+    """Release ``output`` as the typed result for (type, version), or refuse with a reason code."""
+    model = RESULT_MODELS.get((analysis_type, version))
+    if model is None:
+        return Refused(ReasonCode.UNSUPPORTED_ANALYSIS)
+    if not policy.allows(analysis_type):
+        return Refused(ReasonCode.POLICY_TYPE_NOT_ALLOWED)
+    try:
+        # Re-validate from plain data even when handed a model: model_construct skips validation.
+        data = output.model_dump() if isinstance(output, BaseModel) else output
+        if not isinstance(data, dict):
+            raise _Unverifiable
+        _require_finite(data)
+        result = model.model_validate(data)
+        _CHECKS[model](result, policy)
+    except _Unverifiable as exc:
+        return Refused(exc.reason)
+    except (ValidationError, TypeError, ValueError, KeyError):
+        return Refused(ReasonCode.UNVERIFIABLE_OUTPUT)
+    return Released(result)
+
+
+def _require_finite(value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Unverifiable
+    if isinstance(value, dict):
+        for item in value.values():
+            _require_finite(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _require_finite(item)
+
+
+def _check_cells(rows: Iterable[CountRow], k: int) -> None:
+    for row in rows:
+        if row.suppressed:
+            continue
+        if row.count is None or 0 < row.count < k:
+            raise _Unverifiable
+
+
+def _check_cohort_count(result: CohortCountResult, policy: Policy) -> None:
+    expected = set(result.stratify_by)
+    seen: set[tuple[str, ...]] = set()
+    for row in result.rows:
+        if set(row.strata) != expected:
+            raise _Unverifiable
+        key = tuple(row.strata[name] for name in result.stratify_by)
+        if key in seen:
+            raise _Unverifiable
+        seen.add(key)
+    _check_cells(result.rows, policy.min_cell_count)
+
+
+def _check_characterisation(result: CharacterisationResult, policy: Policy) -> None:
+    k = policy.min_cell_count
+    _check_cells([result.person_count, result.deaths], k)
+    for name, rows in (
+        ("sex", result.by_sex),
+        ("age_group", result.by_age_group),
+        ("index_year", result.by_index_year),
+        ("follow_up", result.by_follow_up),
+    ):
+        if any(set(row.strata) != {name} for row in rows):
+            raise _Unverifiable
+        _check_cells(rows, k)
+
+
+def _check_kaplan_meier(result: KaplanMeierResult, policy: Policy) -> None:
+    if result.time_unit_days < policy.km_min_time_unit_days:
+        raise _Unverifiable(ReasonCode.TIME_UNIT_BELOW_MINIMUM)
+    k = policy.min_cell_count
+    names = [s.stratum for s in result.strata] + list(result.suppressed_strata)
+    if len(set(names)) != len(names) or not result.strata:
+        raise _Unverifiable
+    for stratum in result.strata:
+        times = [row.time for row in stratum.rows]
+        if times != sorted(set(times)) or (times and times[-1] > result.max_time_units):
+            raise _Unverifiable
+        for row in stratum.rows:
+            for count in (row.events, row.censored):
+                if 0 < count < k:
+                    raise _Unverifiable
+
+
+def _check_logistic_regression(result: LogisticRegressionResult, policy: Policy) -> None:
+    terms = result.terms
+    allowed_order = ["intercept", *COVARIATE_ORDER]
+    if not terms or terms[0] != "intercept" or terms != [t for t in allowed_order if t in terms]:
+        raise _Unverifiable
+    p = len(terms)
+    if len(result.beta) != p or len(result.score) != p or len(result.information) != p:
+        raise _Unverifiable
+    if any(len(row) != p for row in result.information):
+        raise _Unverifiable
+    if p > policy.glm_max_params_ratio * result.n:
+        raise _Unverifiable(ReasonCode.GLM_TOO_MANY_PARAMETERS)
+    # Each outcome level must hold at least min_cell_count persons, so n cannot be below twice that.
+    if result.n < 2 * policy.min_cell_count:
+        raise _Unverifiable(ReasonCode.OUTCOME_LEVEL_TOO_SMALL)
+    info = result.information
+    for i in range(p):
+        for j in range(i):
+            scale = max(abs(info[i][j]), abs(info[j][i]), 1.0)
+            if abs(info[i][j] - info[j][i]) > 1e-9 * scale:
+                raise _Unverifiable
+
+
+_CHECKS: dict[type[BaseModel], Any] = {
+    CohortCountResult: _check_cohort_count,
+    CharacterisationResult: _check_characterisation,
+    KaplanMeierResult: _check_kaplan_meier,
+    LogisticRegressionResult: _check_logistic_regression,
+}

@@ -1,0 +1,293 @@
+"""The wire format between node agents and the portal: one pydantic model per payload.
+
+The portal imports this module, so it must stay importable with only pydantic installed (no numpy,
+no database drivers, no Django). Every analysis result is identified by (type, version); the pair
+is the contract, and :data:`RESULT_MODELS` maps it to the model the portal can expect.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    # Unknown fields are an error in both directions: a typo must not silently widen a release.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnalysisType(StrEnum):
+    COHORT_COUNT = "cohort_count"
+    CHARACTERISATION = "characterisation"
+    KAPLAN_MEIER = "kaplan_meier"
+    LOGISTIC_REGRESSION = "logistic_regression"
+
+
+class ReasonCode(StrEnum):
+    """Why a node did not release statistics. A refusal carries nothing else."""
+
+    POLICY_TYPE_NOT_ALLOWED = "policy_type_not_allowed"
+    UNSUPPORTED_ANALYSIS = "unsupported_analysis"
+    INVALID_PARAMETERS = "invalid_parameters"
+    TOO_FEW_PERSONS = "too_few_persons"
+    GLM_TOO_MANY_PARAMETERS = "glm_too_many_parameters"
+    OUTCOME_LEVEL_TOO_SMALL = "outcome_level_too_small"
+    TIME_UNIT_BELOW_MINIMUM = "time_unit_below_minimum"
+    UNVERIFIABLE_OUTPUT = "unverifiable_output"
+    ANALYSIS_ERROR = "analysis_error"
+
+
+Sex = Literal["male", "female"]
+AGE_GROUPS: tuple[str, ...] = (*(f"{lo}-{lo + 9}" for lo in range(0, 90, 10)), "90+")
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+class CohortSpec(_Strict):
+    """Who is in the cohort; see docs/node-agent.md "Cohort semantics" for the exact rules."""
+
+    condition_concept_ids: Annotated[list[int], Field(min_length=1, max_length=1000)]
+    include_descendants: bool = True
+    index_date_min: date | None = None
+    index_date_max: date | None = None
+    age_min: Annotated[int, Field(ge=0, le=150)] | None = None
+    age_max: Annotated[int, Field(ge=0, le=150)] | None = None
+    sex: Sex | None = None
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> CohortSpec:
+        if (
+            self.index_date_min
+            and self.index_date_max
+            and self.index_date_min > self.index_date_max
+        ):
+            raise ValueError("index_date_min is after index_date_max")
+        if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
+            raise ValueError("age_min is above age_max")
+        return self
+
+
+CountStratum = Literal["sex", "age_group", "index_year"]
+
+
+class CohortCountParams(_Strict):
+    cohort: CohortSpec
+    stratify_by: list[CountStratum] = Field(default_factory=list)
+
+    @field_validator("stratify_by")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("stratify_by lists a variable twice")
+        return value
+
+
+class CharacterisationParams(_Strict):
+    cohort: CohortSpec
+
+
+class KaplanMeierParams(_Strict):
+    cohort: CohortSpec
+    time_unit_days: Annotated[int, Field(ge=1, le=3660)] = 30
+    max_time_units: Annotated[int, Field(ge=1, le=10_000)] = 120
+    stratify_by: Literal["none", "sex", "age_group"] = "none"
+
+
+class DeathWithinDays(_Strict):
+    kind: Literal["death_within_days"]
+    days: Annotated[int, Field(ge=1, le=36_600)]
+
+
+Covariate = Literal["age_at_index", "sex_male", "index_year"]
+COVARIATE_ORDER: tuple[str, ...] = ("age_at_index", "sex_male", "index_year")
+
+
+class LogisticRegressionParams(_Strict):
+    cohort: CohortSpec
+    outcome: DeathWithinDays
+    covariates: list[Covariate] = Field(default_factory=list)
+
+    @field_validator("covariates")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("covariates lists a variable twice")
+        return value
+
+    @property
+    def terms(self) -> list[str]:
+        """Model terms in contract order: intercept first, then covariates in COVARIATE_ORDER."""
+        return ["intercept", *(c for c in COVARIATE_ORDER if c in self.covariates)]
+
+
+class LogisticRegressionState(_Strict):
+    beta: list[float]
+
+    @field_validator("beta")
+    @classmethod
+    def _finite(cls, value: list[float]) -> list[float]:
+        if not all(math.isfinite(b) for b in value):
+            raise ValueError("beta must be finite")
+        return value
+
+
+PARAMS_MODELS: dict[tuple[str, int], type[BaseModel]] = {
+    (AnalysisType.COHORT_COUNT, 1): CohortCountParams,
+    (AnalysisType.CHARACTERISATION, 1): CharacterisationParams,
+    (AnalysisType.KAPLAN_MEIER, 1): KaplanMeierParams,
+    (AnalysisType.LOGISTIC_REGRESSION, 1): LogisticRegressionParams,
+}
+
+
+# --- results ----------------------------------------------------------------------------------
+
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class CountRow(_Strict):
+    """One released cell. A small count travels as ``count=None, suppressed=True``."""
+
+    strata: dict[str, str] = Field(default_factory=dict)
+    count: NonNegInt | None
+    suppressed: bool = False
+
+    @model_validator(mode="after")
+    def _suppressed_means_no_count(self) -> CountRow:
+        if self.suppressed != (self.count is None):
+            raise ValueError("a row is either suppressed without a count or has a count")
+        return self
+
+
+class CohortCountResult(_Strict):
+    stratify_by: list[CountStratum]
+    rows: list[CountRow]
+
+
+class CharacterisationResult(_Strict):
+    person_count: CountRow
+    deaths: CountRow
+    by_sex: list[CountRow]
+    by_age_group: list[CountRow]
+    by_index_year: list[CountRow]
+    by_follow_up: list[CountRow]
+
+
+FOLLOW_UP_BANDS: tuple[str, ...] = ("<1y", "1-2y", "2-5y", "5y+")
+
+
+class KmRow(_Strict):
+    time: NonNegInt
+    events: NonNegInt
+    censored: NonNegInt
+
+
+class KmStratum(_Strict):
+    stratum: str
+    rows: list[KmRow]
+
+
+class KaplanMeierResult(_Strict):
+    time_unit_days: int
+    max_time_units: int
+    stratify_by: Literal["none", "sex", "age_group"]
+    strata: list[KmStratum]
+    # Strata whose totals are themselves too small to release in any coarsening.
+    suppressed_strata: list[str] = Field(default_factory=list)
+    # True when at least one count was moved to another time unit by the disclosure rule.
+    coarsened: bool = False
+
+
+class LogisticRegressionResult(_Strict):
+    terms: list[str]
+    beta: list[float]
+    n: NonNegInt
+    information: list[list[float]]  # XᵀWX at beta, p×p
+    score: list[float]  # Xᵀ(y − μ) at beta
+    deviance: float
+
+
+RESULT_MODELS: dict[tuple[str, int], type[BaseModel]] = {
+    (AnalysisType.COHORT_COUNT, 1): CohortCountResult,
+    (AnalysisType.CHARACTERISATION, 1): CharacterisationResult,
+    (AnalysisType.KAPLAN_MEIER, 1): KaplanMeierResult,
+    (AnalysisType.LOGISTIC_REGRESSION, 1): LogisticRegressionResult,
+}
+
+CAPABILITIES: tuple[tuple[str, int], ...] = tuple(RESULT_MODELS)
+
+
+# --- protocol payloads ------------------------------------------------------------------------
+
+
+class Capability(_Strict):
+    type: str
+    version: int
+
+
+class PolicySummary(_Strict):
+    require_approval: bool
+    review_before_release: bool
+    min_cell_count: int
+    allowed_types: list[str]
+    federated_learning: bool
+
+
+class Heartbeat(_Strict):
+    agent_version: str
+    capabilities: list[Capability]
+    cdm_version: str
+    vocabulary_version: str
+    dialect: Literal["sqlite", "postgresql"]
+    person_count: NonNegInt  # rounded to tens so the heartbeat is not an exact count
+    policy: PolicySummary
+
+
+class HeartbeatAck(BaseModel):
+    # The portal may add fields over time; the agent ignores what it does not know.
+    model_config = ConfigDict(extra="ignore")
+
+    node_id: int | str
+    poll_interval_seconds: Annotated[float, Field(gt=0)]
+    portal_version: str
+
+
+class RunAssignment(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: int
+    attempt: int
+    analysis_id: int | str
+    type: str
+    version: int
+    round: Annotated[int, Field(ge=1)] = 1
+    params: dict[str, Any]
+    state: dict[str, Any] = Field(default_factory=dict)
+    deadline: datetime | None = None
+    lease_seconds: Annotated[int, Field(ge=0)] | None = None
+
+
+RunStatus = Literal["completed", "refused", "failed"]
+
+
+class RunResult(_Strict):
+    run_id: int
+    attempt: int
+    status: RunStatus
+    result: dict[str, Any] | None
+    reason_code: ReasonCode | None
+    hold_for_release: bool
+    agent_version: str
+
+    @model_validator(mode="after")
+    def _result_only_when_completed(self) -> RunResult:
+        # The envelope itself enforces "a refusal carries only a reason code".
+        if self.status == "completed" and (self.result is None or self.reason_code is not None):
+            raise ValueError("a completed run carries a result and no reason code")
+        if self.status != "completed" and (self.result is not None or self.reason_code is None):
+            raise ValueError("a refused or failed run carries a reason code and no result")
+        return self
