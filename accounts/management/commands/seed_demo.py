@@ -1,0 +1,32 @@
+import importlib
+
+from django.core.management.base import BaseCommand
+
+from accounts import demo
+
+# Order follows the layers: each app's demo data may use the data of the ones before it.
+APPS = ("catalogue", "cds", "feedback", "governance", "federation")
+
+
+class Command(BaseCommand):
+    help = (
+        "Create (or refresh) the demo organisations, people and each app's demo data. Idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--quiet-logins", action="store_true", help="Do not print the demo logins."
+        )
+
+    def handle(self, *args, quiet_logins=False, **options):
+        demo.seed(stdout=self.stdout)
+        for label in APPS:
+            try:
+                module = importlib.import_module(f"{label}.demo")
+            except ModuleNotFoundError:
+                continue
+            module.seed(stdout=self.stdout)
+        if not quiet_logins:
+            self.stdout.write(f"\nDemo logins (password for all: {demo.DEMO_PASSWORD}):")
+            for persona, username in demo.PERSONA_LOGINS:
+                self.stdout.write(f"  {persona:<36} {username}")

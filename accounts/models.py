@@ -1,0 +1,263 @@
+"""Organisations, memberships with roles, invitations, personal API tokens and the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.text import slugify
+from django_countries.fields import CountryField
+
+
+class OrganisationKind(models.TextChoices):
+    HOSPITAL = "hospital", "Hospital / data provider"
+    RESEARCH = "research", "Research institute"
+    INDUSTRY = "industry", "Industry"
+    PATIENT_ORG = "patient_org", "Patient organisation"
+    PLATFORM = "platform", "Platform operator"
+
+
+class Role(models.TextChoices):
+    DATA_STEWARD = "data_steward", "Data steward"
+    DAC_MEMBER = "dac_member", "Data access committee member"
+    RESEARCHER = "researcher", "Researcher"
+    SITE_ADMIN = "site_admin", "Site administrator"
+    SIGNATORY = "signatory", "Signatory"
+    ORG_ADMIN = "org_admin", "Organisation administrator"
+    CURATOR = "curator", "Catalogue curator"
+    CLINICIAN = "clinician", "Clinician"
+
+
+ror_validator = RegexValidator(
+    r"^0[a-hj-km-np-tv-z0-9]{6}[0-9]{2}$",
+    "A ROR identifier has nine characters, e.g. 05f950310 (without https://ror.org/).",
+)
+
+
+class Organisation(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    country = CountryField(help_text="ISO 3166-1 country")
+    kind = models.CharField(max_length=20, choices=OrganisationKind.choices)
+    ror_id = models.CharField(
+        "ROR identifier", max_length=9, blank=True, validators=[ror_validator]
+    )
+    is_test_site = models.BooleanField("implementation test site", default=False)
+    time_zone = models.CharField(max_length=64, default="Europe/Brussels")
+    website = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            self.slug = slugify(self.name)[:80]
+        super().save(*args, **kwargs)
+
+    @property
+    def ror_url(self) -> str:
+        return f"https://ror.org/{self.ror_id}" if self.ror_id else ""
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organisation"], name="one_membership_per_org")
+        ]
+        ordering = ["organisation__name"]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.organisation}"
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted(r.name for r in self.roles.all())
+
+
+class MembershipRole(models.Model):
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="roles")
+    name = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["membership", "name"], name="one_role_once")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _hash_secret(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Invitation(models.Model):
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    roles = models.JSONField(default=list)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} to {self.organisation_id}"
+
+    @staticmethod
+    def new_token() -> tuple[str, str]:
+        raw = secrets.token_urlsafe(32)
+        return raw, _hash_secret(raw)
+
+    @classmethod
+    def find(cls, raw: str) -> Invitation | None:
+        return (
+            cls.objects.filter(token_hash=_hash_secret(raw)).select_related("organisation").first()
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.expires_at > timezone.now()
+
+    @staticmethod
+    def default_expiry():
+        return timezone.now() + timedelta(days=14)
+
+
+class ApiToken(models.Model):
+    """A personal API token: shown once, stored as a SHA-256 hash."""
+
+    PREFIX_LEN = 8
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=PREFIX_LEN, db_index=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(cls, *, user, name: str, expires_at=None) -> tuple[ApiToken, str]:
+        raw = "opt_" + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user,
+            name=name,
+            prefix=raw[: cls.PREFIX_LEN],
+            token_hash=_hash_secret(raw),
+            expires_at=expires_at,
+        )
+        return token, raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> ApiToken | None:
+        token = cls.objects.select_related("user").filter(token_hash=_hash_secret(raw)).first()
+        if token is None or not token.is_active or not token.user.is_active:
+            return None
+        return token
+
+    @property
+    def is_active(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ValidationError("Audit events are append-only.")
+
+    def delete(self):
+        raise ValidationError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """One link of the tamper-evident audit chain. Written only through ``accounts.audit.record``."""
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    timestamp = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_repr = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=100, blank=True, db_index=True)
+    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValidationError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Audit events are append-only.")
+
+
+class AuditChainHead(models.Model):
+    """A single row naming the newest event: a lock for linear appends and a check on truncation."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"audit head #{self.seq}"
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by a periodic Celery task, so /readyz and the tests can see a worker really runs."""
+
+    name = models.CharField(max_length=100, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"

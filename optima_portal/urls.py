@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from accounts import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/", include("optima_portal.api_urls")),
+    path("", include("accounts.urls")),
+    path("catalogue/", include("catalogue.urls")),
+    path("governance/", include("governance.urls")),
+    path("federation/", include("federation.urls")),
+    path("cds/", include("cds.urls")),
+    path("feedback/", include("feedback.urls")),
+]
+
+handler404 = "accounts.views.page_not_found"

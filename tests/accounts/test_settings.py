@@ -1,0 +1,66 @@
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+ROOT = settings.BASE_DIR
+
+
+def _run(args, **env):
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_it_refuses_to_start_without_a_secret_key_in_production():
+    result = _run(["check"], DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_check_deploy_is_silent_with_production_settings(tmp_path):
+    result = _run(
+        ["check", "--deploy", "--fail-level", "WARNING"],
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "a-very-long-and-random-production-secret-key-0123456789",
+        ALLOWED_HOSTS="portal.example.org",
+        SECURE_HTTPS="1",
+        OPTIMA_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_secrets_may_come_from_files(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("file-secret-" + "y" * 60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django,os;os.environ['DJANGO_SETTINGS_MODULE']='optima_portal.settings';"
+            "from django.conf import settings;print(settings.SECRET_KEY)",
+        ],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "SECRET_KEY"},
+            "DEBUG": "0",
+            "SECRET_KEY_FILE": str(secret),
+            "OPTIMA_VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "file-secret-" + "y" * 60, result.stderr

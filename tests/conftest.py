@@ -1,0 +1,133 @@
+"""Shared fixtures. The three actors of the house style: a data steward of hospital A, a researcher,
+and an outsider from hospital B who must see nothing of A's."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import OrganisationKind, Role
+from tests.factories import OrganisationFactory, UserFactory, make_member
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings, tmp_path):
+    """Unit tests run Celery tasks in-process; tests/integration start a real worker instead."""
+    from optima_portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.AXES_ENABLED = False
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def hospital_a(db):
+    return OrganisationFactory(name="Hospital A", slug="hospital-a", country="DE")
+
+
+@pytest.fixture
+def hospital_b(db):
+    return OrganisationFactory(name="Hospital B", slug="hospital-b", country="FR")
+
+
+@pytest.fixture
+def institute(db):
+    return OrganisationFactory(
+        name="Research Institute",
+        slug="institute",
+        country="BE",
+        kind=OrganisationKind.RESEARCH,
+        is_test_site=False,
+    )
+
+
+@pytest.fixture
+def platform_org(db):
+    return OrganisationFactory(
+        name="Platform",
+        slug="platform",
+        country="BE",
+        kind=OrganisationKind.PLATFORM,
+        is_test_site=False,
+    )
+
+
+@pytest.fixture
+def steward_a(hospital_a):
+    return make_member(hospital_a, Role.DATA_STEWARD, username="steward_a")
+
+
+@pytest.fixture
+def steward_b(hospital_b):
+    return make_member(hospital_b, Role.DATA_STEWARD, username="steward_b")
+
+
+@pytest.fixture
+def outsider(hospital_b):
+    return make_member(hospital_b, Role.RESEARCHER, username="outsider_b")
+
+
+@pytest.fixture
+def researcher(institute):
+    return make_member(institute, Role.RESEARCHER, username="researcher")
+
+
+@pytest.fixture
+def dac_a(hospital_a):
+    return make_member(hospital_a, Role.DAC_MEMBER, username="dac_a")
+
+
+@pytest.fixture
+def org_admin_a(hospital_a):
+    return make_member(hospital_a, Role.ORG_ADMIN, username="orgadmin_a")
+
+
+@pytest.fixture
+def site_admin_a(hospital_a):
+    return make_member(hospital_a, Role.SITE_ADMIN, username="siteadmin_a")
+
+
+@pytest.fixture
+def curator(platform_org):
+    return make_member(platform_org, Role.CURATOR, username="curator")
+
+
+@pytest.fixture
+def platform_admin(platform_org):
+    return make_member(
+        platform_org, Role.ORG_ADMIN, username="platform_admin", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def anonymous_user(db):
+    return UserFactory.build()
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def api_as():
+    def _as(user):
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
+
+    return _as
+
+
+@pytest.fixture
+def client_as(client):
+    def _as(user):
+        client.force_login(user)
+        return client
+
+    return _as
