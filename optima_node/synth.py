@@ -480,7 +480,7 @@ def generate(
                 np.datetime64("2025-01-01"),
                 "5.4",
                 756265,
-                "synthetic slice 2025-01",
+                "OPTIMA-SYNTH 2025-01",
             )
         ],
     )
