@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from optima_node import __version__
 from optima_node.analyses import REGISTRY, AnalysisRefused
-from optima_node.client import PortalClient, PortalProtocolError, PortalUnavailable
+from optima_node.client import PortalClient, PortalProtocolError, PortalUnavailable, TokenRejected
 from optima_node.db import Database
 from optima_node.disclosure import Refused, Released, gate
 from optima_node.policy import Policy
@@ -53,17 +54,32 @@ class Backoff:
 
 
 class _BoundedCache(OrderedDict[str, Any]):
-    """Keeps the few most recent cohorts so GLM rounds do not rebuild them every time."""
+    """The few most recent cohorts, so GLM rounds do not rebuild them every time. Entries expire
+    so that a long-running agent picks up a refreshed CDM (e.g. after a nightly ETL)."""
 
-    def __init__(self, size: int = 4) -> None:
+    def __init__(self, size: int = 4, ttl_seconds: float = 3600.0) -> None:
         super().__init__()
         self.size = size
+        self.ttl_seconds = ttl_seconds
+        self._stored: dict[str, float] = {}
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
+        self._stored[key] = time.monotonic()
         self.move_to_end(key)
         while len(self) > self.size:
-            self.popitem(last=False)
+            oldest, _ = self.popitem(last=False)
+            self._stored.pop(oldest, None)
+
+    def __contains__(self, key: object) -> bool:
+        stored = self._stored.get(key) if isinstance(key, str) else None
+        if stored is None:
+            return False
+        if time.monotonic() - stored > self.ttl_seconds:
+            del self[key]
+            del self._stored[key]
+            return False
+        return True
 
 
 @dataclass
@@ -75,6 +91,8 @@ class Agent:
     stop: threading.Event = field(default_factory=threading.Event)
     backoff: Backoff = field(default_factory=Backoff)
     cache: _BoundedCache = field(default_factory=_BoundedCache)
+    # Reopens the database after an unexpected error (a dropped PostgreSQL connection).
+    reconnect: Callable[[], Database] | None = None
     _person_count: tuple[float, int] | None = None
 
     # --- heartbeat --------------------------------------------------------------------------
@@ -189,6 +207,16 @@ class Agent:
             done += 1
         return done
 
+    def _reopen_database(self) -> None:
+        if self.reconnect is None:
+            return
+        self.db.close()
+        try:
+            self.db = self.reconnect()
+            self.cache.clear()
+        except Exception as exc:
+            log.warning("cannot reopen the database yet: %s", exc)
+
     def run_forever(self) -> None:
         """Until stopped. TokenRejected propagates: a revoked node must stop, not retry."""
         while not self.stop.is_set():
@@ -197,6 +225,15 @@ class Agent:
             except (PortalUnavailable, PortalProtocolError) as exc:
                 delay = self.backoff.next_delay()
                 log.warning("portal unavailable (%s); retrying in %.0fs", exc, delay)
+                self.stop.wait(delay)
+                continue
+            except TokenRejected:
+                raise
+            except Exception:
+                # Most likely the database went away; a daemon should survive that and retry.
+                delay = self.backoff.next_delay()
+                log.exception("agent cycle failed; retrying in %.0fs", delay)
+                self._reopen_database()
                 self.stop.wait(delay)
                 continue
             self.backoff.reset()

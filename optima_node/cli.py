@@ -78,6 +78,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         db,
         policy,
         poll_interval=config.poll_interval,
+        reconnect=lambda: connect(config.omop_database_url, config.cdm_schema),
     )
 
     def _stop(signum: int, _frame: object) -> None:
@@ -99,7 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        db.close()
+        agent.db.close()  # the agent may have reopened it
     return EXIT_OK
 
 

@@ -197,3 +197,29 @@ def test_sigterm_stops_the_agent_cleanly(agent_env, fake_portal):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_database_failure_backs_off_and_reconnects(fake_portal, synth_url):
+    class Broken:
+        dialect = "sqlite"
+
+        def __getattr__(self, name):
+            raise RuntimeError("connection lost")
+
+        def close(self):
+            pass
+
+    stop = RecordingStop(waits=2)
+    agent = Agent(
+        PortalClient(fake_portal.url, fake_portal.token),
+        Broken(),
+        Policy(),
+        stop=stop,
+        reconnect=lambda: connect(synth_url),
+    )
+    agent.run_forever()
+    assert stop.delays[0] >= 1.0  # backed off after the failure
+    assert (
+        stop.delays[1] == fake_portal.poll_interval_seconds
+    )  # then worked on the reopened database
+    assert len(fake_portal.heartbeats()) == 1
