@@ -1,0 +1,323 @@
+"""The dataset catalogue: HealthDCAT-AP dataset descriptions, their lifecycle and published versions.
+
+A ``Dataset`` holds the stable identity (identifier, publisher) and the *working copy* of its
+metadata, which stewards edit. Publishing freezes the working copy into an immutable
+``DatasetVersion`` (a JSON snapshot plus the few columns search and facets need), so readers always
+see the published version while a new draft is being prepared.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
+from django.db import models
+from django_countries.fields import CountryField
+
+from accounts.models import Organisation
+
+EU_AUTHORITY = "http://publications.europa.eu/resource/authority"
+
+
+class Status(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted for review"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    PUBLISHED = "published", "Published"
+    RETIRED = "retired", "Retired"
+
+
+class AccessMode(models.TextChoices):
+    # Other apps (governance, federation) depend on exactly these three codes.
+    FEDERATED_ANALYTICS = "federated_analytics", "Federated analytics"
+    FEDERATED_LEARNING = "federated_learning", "Federated learning"
+    CENTRAL_COPY = "central_copy", "Central copy"
+
+
+class DataCategory(models.TextChoices):
+    CLINICAL = "clinical", "Clinical"
+    IMAGING = "imaging", "Imaging"
+    OMICS = "omics", "Omics"
+    PATHOLOGY = "pathology", "Pathology"
+    PATIENT_REPORTED = "patient_reported", "Patient-reported outcomes"
+
+
+class CodingSystem(models.TextChoices):
+    SNOMED_CT = "snomed_ct", "SNOMED CT"
+    ICD10 = "icd10", "ICD-10"
+    ICDO3 = "icdo3", "ICD-O-3"
+    LOINC = "loinc", "LOINC"
+    RXNORM = "rxnorm", "RxNorm"
+    ATC = "atc", "ATC"
+
+
+class AccessRights(models.TextChoices):
+    NON_PUBLIC = "NON_PUBLIC", "Non-public"
+    RESTRICTED = "RESTRICTED", "Restricted"
+
+
+class UpdateFrequency(models.TextChoices):
+    # Codes of the EU "frequency" authority table.
+    DAILY = "DAILY", "Daily"
+    WEEKLY = "WEEKLY", "Weekly"
+    MONTHLY = "MONTHLY", "Monthly"
+    QUARTERLY = "QUARTERLY", "Quarterly"
+    ANNUAL = "ANNUAL", "Annual"
+    IRREG = "IRREG", "Irregular"
+
+
+class CdmVersion(models.TextChoices):
+    V5_3 = "5.3", "OMOP CDM 5.3"
+    V5_4 = "5.4", "OMOP CDM 5.4"
+
+
+class LegalBasis(models.TextChoices):
+    ART_6_1_E = "gdpr_6_1_e", "GDPR Art. 6(1)(e) public task"
+    ART_6_1_A = "gdpr_6_1_a", "GDPR Art. 6(1)(a) consent"
+    ART_9_2_J = "gdpr_9_2_j", "GDPR Art. 9(2)(j) scientific research"
+    ART_9_2_A = "gdpr_9_2_a", "GDPR Art. 9(2)(a) explicit consent"
+    ART_9_2_I = "gdpr_9_2_i", "GDPR Art. 9(2)(i) public interest in public health"
+
+
+class Legislation(models.TextChoices):
+    # ELI identifiers of the EU legal acts, as HealthDCAT-AP's applicableLegislation expects.
+    GDPR = "http://data.europa.eu/eli/reg/2016/679/oj", "GDPR (Regulation (EU) 2016/679)"
+    EHDS = "http://data.europa.eu/eli/reg/2025/327/oj", "EHDS (Regulation (EU) 2025/327)"
+    DGA = "http://data.europa.eu/eli/reg/2022/868/oj", "Data Governance Act (EU) 2022/868"
+
+
+class CancerIndication(models.Model):
+    """A node of the indication hierarchy (solid tumours → lung → NSCLC …); admins may add more."""
+
+    code = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    uri = models.URLField("concept URI", blank=True, help_text="e.g. a SNOMED CT concept URI")
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        node, seen = self.parent, set()
+        while node is not None:
+            if node.pk == self.pk or node.pk in seen:
+                raise ValidationError({"parent": "An indication cannot be its own ancestor."})
+            seen.add(node.pk)
+            node = node.parent
+
+
+def new_identifier() -> str:
+    return f"optima-{uuid.uuid4().hex[:12]}"
+
+
+class Dataset(models.Model):
+    """Identity of a dataset plus the working copy of its metadata (what stewards edit)."""
+
+    identifier = models.CharField(
+        max_length=200, unique=True, default=new_identifier, help_text="Stable, never reused."
+    )
+    publisher = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="datasets")
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    current_version = models.OneToOneField(
+        "DatasetVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="current_of",
+        help_text="The version readers see; empty until first published.",
+    )
+
+    # --- working copy ("draft fields") ---------------------------------------------------------
+    title = models.CharField(max_length=300)
+    description = models.TextField()
+    keywords = models.JSONField(default=list, blank=True)
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_email = models.EmailField(blank=True)
+    indications = models.ManyToManyField(CancerIndication, blank=True, related_name="datasets")
+    data_categories = models.JSONField(default=list, blank=True)
+    population_coverage = models.TextField(blank=True)
+    number_of_individuals = models.PositiveIntegerField(null=True, blank=True)
+    number_of_records = models.PositiveBigIntegerField(null=True, blank=True)
+    min_typical_age = models.PositiveSmallIntegerField(null=True, blank=True)
+    max_typical_age = models.PositiveSmallIntegerField(null=True, blank=True)
+    temporal_start = models.DateField(null=True, blank=True)
+    temporal_end = models.DateField(null=True, blank=True)
+    country = CountryField(blank=True)
+    update_frequency = models.CharField(max_length=20, choices=UpdateFrequency.choices, blank=True)
+    last_refreshed = models.DateField("date of last refresh", null=True, blank=True)
+    cdm_version = models.CharField(
+        "OMOP CDM version", max_length=10, choices=CdmVersion.choices, blank=True
+    )
+    vocabulary_version = models.CharField(max_length=100, blank=True)
+    coding_systems = models.JSONField(default=list, blank=True)
+    access_rights = models.CharField(
+        max_length=20, choices=AccessRights.choices, default=AccessRights.RESTRICTED
+    )
+    access_modes = models.JSONField(
+        default=list, blank=True, help_text="Codes of AccessMode offered for this dataset."
+    )
+    legal_basis = models.CharField(max_length=20, choices=LegalBasis.choices, blank=True)
+    purposes = models.TextField(blank=True)
+    applicable_legislation = models.JSONField(default=list, blank=True)
+    data_access_committee = models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="dac_datasets",
+    )
+    terms_of_use_text = models.TextField("terms of use", blank=True)
+    version_notes = models.TextField(blank=True, help_text="Notes for the next published version.")
+
+    # --- review bookkeeping ---------------------------------------------------------------------
+    review_comment = models.TextField(blank=True)
+    validation_report = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        permissions = [
+            ("run_federated_analysis", "Run federated analyses on the dataset"),
+            ("run_federated_learning", "Run federated learning on the dataset"),
+            ("access_central_copy", "Access a central copy of the dataset"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        errors = {}
+        if (
+            self.min_typical_age is not None
+            and self.max_typical_age is not None
+            and self.min_typical_age > self.max_typical_age
+        ):
+            errors["max_typical_age"] = "The maximum age must not be below the minimum age."
+        if self.temporal_start and self.temporal_end and self.temporal_start > self.temporal_end:
+            errors["temporal_end"] = "The end of the coverage must not be before its start."
+        unknown = set(self.access_modes or []) - set(AccessMode.values)
+        if unknown:
+            errors["access_modes"] = f"Unknown access modes: {', '.join(sorted(unknown))}."
+        unknown = set(self.data_categories or []) - set(DataCategory.values)
+        if unknown:
+            errors["data_categories"] = f"Unknown data categories: {', '.join(sorted(unknown))}."
+        unknown = set(self.coding_systems or []) - set(CodingSystem.values)
+        if unknown:
+            errors["coding_systems"] = f"Unknown coding systems: {', '.join(sorted(unknown))}."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_public(self) -> bool:
+        return self.current_version_id is not None and self.status != Status.RETIRED
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in (Status.DRAFT, Status.CHANGES_REQUESTED, Status.PUBLISHED)
+
+    @property
+    def current_terms_of_use(self) -> TermsOfUse | None:
+        """The terms of use of the published version (what an access request agrees to)."""
+        if self.current_version_id is None:
+            return None
+        return self.current_version.terms_of_use
+
+
+class TermsOfUse(models.Model):
+    """A version of a dataset's terms of use; a new one is made when publishing changes the text."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="terms_versions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="one_terms_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"Terms of use v{self.version} of {self.dataset_id}"
+
+
+class DatasetVersion(models.Model):
+    """An immutable published snapshot. ``metadata`` is the whole description; the other columns
+    repeat what search, facets and sorting need so the search page never reads JSON."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    published_at = models.DateTimeField(db_index=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    notes = models.TextField(blank=True)
+    metadata = models.JSONField()
+    terms_of_use = models.ForeignKey(
+        TermsOfUse, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Listed = the dataset's current version and the dataset is not retired.
+    is_listed = models.BooleanField(default=False)
+
+    # --- search columns (copied from metadata at publish time) ----------------------------------
+    publisher = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=300)
+    description = models.TextField()
+    keywords_text = models.TextField(blank=True)
+    country = CountryField(blank=True)
+    cdm_version = models.CharField(max_length=10, blank=True)
+    access_modes = models.JSONField(default=list)
+    data_categories = models.JSONField(default=list)
+    indications = models.ManyToManyField(CancerIndication, blank=True, related_name="+")
+    number_of_individuals = models.PositiveIntegerField(null=True, blank=True)
+    # PostgreSQL only (its GIN index is made in the migration); stays empty on SQLite.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["dataset", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="one_version_number")
+        ]
+        indexes = [
+            models.Index(fields=["is_listed", "-published_at"], name="cat_listed_recent"),
+            models.Index(fields=["is_listed", "country"], name="cat_listed_country"),
+            models.Index(fields=["is_listed", "cdm_version"], name="cat_listed_cdm"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.number}"
+
+
+class DistributionKind(models.TextChoices):
+    FEDERATED_OMOP = "federated_omop", "Federated OMOP database at a node"
+    DOCUMENTATION = "documentation", "Documentation"
+
+
+class Distribution(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="distributions")
+    kind = models.CharField(max_length=20, choices=DistributionKind.choices)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    access_url = models.URLField(max_length=500, blank=True)
+    # Free text (nullable, as agreed) until the federation app points this at its Node model.
+    node_ref = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+
+    class Meta:
+        ordering = ["dataset", "kind", "title"]
+
+    def __str__(self) -> str:
+        return self.title
