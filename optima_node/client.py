@@ -47,7 +47,7 @@ class PortalClient:
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     def _post(self, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
-        data = json.dumps(body if body is not None else {}).encode("utf-8")
+        data = json.dumps(body).encode("utf-8") if body is not None else b""
         request = urllib.request.Request(  # noqa: S310 - scheme checked in config (http/https only)
             f"{self.base_url}{path}",
             data=data,

@@ -291,3 +291,11 @@ class RunResult(_Strict):
         if self.status != "completed" and (self.result is not None or self.reason_code is None):
             raise ValueError("a refused or failed run carries a reason code and no result")
         return self
+
+
+def parse_result(analysis_type: str, version: int, data: dict[str, Any]) -> BaseModel:
+    """Validate a node's ``RunResult.result`` as the typed model for (type, version).
+
+    For the portal: raises KeyError for an unknown pair and pydantic.ValidationError for bad data.
+    """
+    return RESULT_MODELS[(analysis_type, version)].model_validate(data)
