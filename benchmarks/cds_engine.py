@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cds.engine import evaluate, load_builtin_pathways, validate_inputs  # noqa: E402
+from cds.engine import evaluate, load_builtin_pathways, validate_inputs
 
 BUDGET_US = 1000.0
 

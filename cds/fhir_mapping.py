@@ -140,9 +140,7 @@ def prefetch_to_inputs(
         resources.extend(_parse(key, data, notes))
 
     candidates: list[_Candidate] = []
-    order = 0
-    for resource in resources:
-        order += 1
+    for order, resource in enumerate(resources, start=1):
         kind = resource.get_resource_type()
         if kind == "Observation":
             candidates.extend(_from_observation(resource, wanted, order, notes))
@@ -210,7 +208,8 @@ def _from_observation(obs: Any, wanted: set[str], order: int, notes: list[str]) 
 def _from_condition(cond: Any, wanted: set[str], order: int, notes: list[str]) -> list[_Candidate]:
     origin = f"Condition/{cond.id or '?'}"
     clinical = (cond.verificationStatus is None) or any(
-        c.code in ("confirmed", "provisional", "differential") for c in cond.verificationStatus.coding or ()
+        c.code in ("confirmed", "provisional", "differential")
+        for c in cond.verificationStatus.coding or ()
     )
     if not clinical:
         notes.append(f"{origin} is not confirmed; not used.")
@@ -252,7 +251,9 @@ def _observation_value(name: str, obs: Any, notes: list[str], origin: str) -> An
                 return None
             return _number(quantity.value)
         if name in ("er_pct", "pr_pct") and re.search(r"\bnegative\b", text, re.I):
-            notes.append(f"{origin}: reported 'negative' without a percentage; mapped to 0% (< 1%).")
+            notes.append(
+                f"{origin}: reported 'negative' without a percentage; mapped to 0% (< 1%)."
+            )
             return 0
         notes.append(f"{origin}: {name} needs a percentage; '{text}' not used.")
         return None
@@ -264,7 +265,9 @@ def _observation_value(name: str, obs: Any, notes: list[str], origin: str) -> An
         match = re.search(r"([1-5])\s*\+\s*([1-5])", text)
         if match:
             return f"{match[1]}+{match[2]}"
-        notes.append(f"{origin}: Gleason score '{text}' has no primary+secondary pattern; not used.")
+        notes.append(
+            f"{origin}: Gleason score '{text}' has no primary+secondary pattern; not used."
+        )
         return None
     if name == "isup_grade":
         if obs.valueInteger is not None:
@@ -276,7 +279,9 @@ def _observation_value(name: str, obs: Any, notes: list[str], origin: str) -> An
     if name in ("ct", "cn", "cm"):
         value = _parse_tnm(text).get(name)
         if value is None:
-            notes.append(f"{origin}: '{text}' is not a clinical {name[1].upper()} category; not used.")
+            notes.append(
+                f"{origin}: '{text}' is not a clinical {name[1].upper()} category; not used."
+            )
         return value
     if name == "stage":
         group = _stage_group(text)
@@ -305,7 +310,13 @@ def _observation_value(name: str, obs: Any, notes: list[str], origin: str) -> An
         score = obs.valueInteger
         if score is None:
             codes = {c.code for c in _codings(obs.valueCodeableConcept)}
-            ecog_answers = {"LA9622-7": 0, "LA9623-5": 1, "LA9624-3": 2, "LA9625-0": 3, "LA9626-8": 4}
+            ecog_answers = {
+                "LA9622-7": 0,
+                "LA9623-5": 1,
+                "LA9624-3": 2,
+                "LA9625-0": 3,
+                "LA9626-8": 4,
+            }
             score = next((ecog_answers[c] for c in codes if c in ecog_answers), None)
         if score is None:
             match = re.search(r"\b([0-4])\b", text)
@@ -319,7 +330,9 @@ def _observation_value(name: str, obs: Any, notes: list[str], origin: str) -> An
     return None
 
 
-def _driver_results(obs: Any, wanted: set[str], notes: list[str], origin: str) -> list[tuple[str, Any]]:
+def _driver_results(
+    obs: Any, wanted: set[str], notes: list[str], origin: str
+) -> list[tuple[str, Any]]:
     """Gene results from genomics-reporting style variant Observations or gene-named codes."""
     gene_texts = [_concept_text(obs.code)]
     variant_texts = [_value_text(obs)]
@@ -328,12 +341,17 @@ def _driver_results(obs: Any, wanted: set[str], notes: list[str], origin: str) -
         if GENE_STUDIED in codes:
             gene_texts.append(_concept_text(component.valueCodeableConcept))
         elif codes & VARIANT_COMPONENTS or component.valueString:
-            variant_texts.append(_concept_text(component.valueCodeableConcept) or component.valueString or "")
+            variant_texts.append(
+                _concept_text(component.valueCodeableConcept) or component.valueString or ""
+            )
     gene_blob = " ".join(t for t in gene_texts if t)
     blob = " ".join(t for t in variant_texts if t)
     results = []
     for name in sorted(wanted & set(GENES)):
-        if not any(re.search(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])", gene_blob) for s in GENES[name]):
+        if not any(
+            re.search(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])", gene_blob)
+            for s in GENES[name]
+        ):
             continue
         value = _driver_value(name, blob)
         if value is None:
@@ -349,9 +367,14 @@ def _driver_value(gene: str, text: str) -> str | None:
         return "not_tested"
     if "pending" in t or "in progress" in t:
         return "pending"
-    if re.search(r"not\s+detected|negative|absent|wild[\s-]?type|\bla9634-2\b|no\s+(mutation|fusion|alteration)", t):
+    if re.search(
+        r"not\s+detected|negative|absent|wild[\s-]?type|\bla9634-2\b|no\s+(mutation|fusion|alteration)",
+        t,
+    ):
         return "negative"
-    positive = re.search(r"detected|positive|present|\bla9633-4\b|mutat|fusion|rearrang|amplif|p\.", t)
+    positive = re.search(
+        r"detected|positive|present|\bla9633-4\b|mutat|fusion|rearrang|amplif|p\.", t
+    )
     if gene == "egfr":
         if re.search(r"exon\s*19|ex19|e746|19del", t):
             return "exon19del"

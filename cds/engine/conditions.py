@@ -54,7 +54,9 @@ class Compiler:
 
     def compile(self, node: Any, location: str) -> Condition:
         if not isinstance(node, dict) or not node:
-            raise self.error("a condition is a mapping such as {input: psa, op: gt, value: 20}", location)
+            raise self.error(
+                "a condition is a mapping such as {input: psa, op: gt, value: 20}", location
+            )
         for key in ("all", "any"):
             if key in node:
                 self._only(node, {key}, location)
@@ -123,7 +125,9 @@ class Compiler:
             raise self.error(f"unknown input {name!r}", f"{location}.input")
         op = node.get("op")
         if op not in LEAF_OPS:
-            raise self.error(f"unknown operator {op!r}; expected one of {sorted(LEAF_OPS)}", f"{location}.op")
+            raise self.error(
+                f"unknown operator {op!r}; expected one of {sorted(LEAF_OPS)}", f"{location}.op"
+            )
         if op in ("present", "missing"):
             self._only(node, {"input", "op"}, location)
             return _presence(name, want_present=op == "present")
@@ -133,12 +137,17 @@ class Compiler:
             raise self.error(f"operator {op!r} needs a 'value'", location)
         value = node["value"]
         numeric = variable.type in ("number", "integer")
-        if op in ORDERING or op == "between":
-            if not numeric:
-                raise self.error(f"operator {op!r} needs a number input; {name!r} is {variable.type}", location)
+        if (op in ORDERING or op == "between") and not numeric:
+            raise self.error(
+                f"operator {op!r} needs a number input; {name!r} is {variable.type}", location
+            )
         if op == "between":
-            if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
-                raise self.error("'between' takes [low, high] (both inclusive)", f"{location}.value")
+            if not (
+                isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
+            ):
+                raise self.error(
+                    "'between' takes [low, high] (both inclusive)", f"{location}.value"
+                )
             if value[0] > value[1]:
                 raise self.error("'between' low bound is above the high bound", f"{location}.value")
             return _between(name, value[0], value[1])
@@ -164,14 +173,22 @@ class Compiler:
         if other_variable is None:
             raise self.error(f"unknown input {other!r}", f"{location}.other")
         numeric = {"number", "integer"}
-        if op not in COMPARISONS or variable.type not in numeric or other_variable.type not in numeric:
-            raise self.error("'other' compares two number inputs with eq, ne, lt, le, gt or ge", location)
+        if (
+            op not in COMPARISONS
+            or variable.type not in numeric
+            or other_variable.type not in numeric
+        ):
+            raise self.error(
+                "'other' compares two number inputs with eq, ne, lt, le, gt or ge", location
+            )
         return _compare_two(name, COMPARISONS[op], other)
 
     def _check_value(self, variable: Variable, value: Any, name: str, location: str) -> None:
         if variable.type in ("number", "integer"):
             if not _is_number(value):
-                raise self.error(f"{name!r} is a {variable.type}; {value!r} is not a number", location)
+                raise self.error(
+                    f"{name!r} is a {variable.type}; {value!r} is not a number", location
+                )
         elif variable.type == "enum":
             if value not in (variable.values or ()):
                 raise self.error(

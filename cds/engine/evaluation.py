@@ -129,7 +129,9 @@ def evaluate(pathway: Pathway, inputs: Mapping[str, Any]) -> Evaluation:
                     classification = rule.unknown_outcome or pathway.model.undetermined_outcome
                     decided_by, selected = rule.id, True
                 elif rule.unknown_warning:
-                    warnings.append(EngineWarning(f"{rule.id}_assumed", rule.unknown_warning, rule.citation))
+                    warnings.append(
+                        EngineWarning(f"{rule.id}_assumed", rule.unknown_warning, rule.citation)
+                    )
         if collecting_possible:
             if matched is not False and rule.outcome not in possible:
                 possible.append(rule.outcome)

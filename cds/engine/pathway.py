@@ -184,7 +184,9 @@ def _compile(model: PathwayModel, source: str) -> Pathway:
         location = f"derived[{i}]"
         fills_input = derivation.name in model.inputs
         if fills_input and derivation.type != model.inputs[derivation.name].type:
-            raise error(f"type must match the input {derivation.name!r} it fills", f"{location}.type")
+            raise error(
+                f"type must match the input {derivation.name!r} it fills", f"{location}.type"
+            )
         if not fills_input and derivation.name in variables:
             raise error(f"{derivation.name!r} is derived twice", f"{location}.name")
         cases: tuple[tuple[Condition, Any], ...] = ()
@@ -199,7 +201,9 @@ def _compile(model: PathwayModel, source: str) -> Pathway:
                     raise error(f"unknown or later-defined input {arg!r}", f"{location}.args[{j}]")
         else:
             if fills_input:
-                raise error("a 'cases' derivation defines a new name, not an input", f"{location}.name")
+                raise error(
+                    "a 'cases' derivation defines a new name, not an input", f"{location}.name"
+                )
             cases = tuple(
                 (compiler.compile(case.when, f"{location}.cases[{j}].when"), case.value)
                 for j, case in enumerate(derivation.cases or ())
@@ -233,7 +237,9 @@ def _compile(model: PathwayModel, source: str) -> Pathway:
     for i, constraint in enumerate(model.constraints):
         if constraint.field not in model.inputs:
             raise error(f"unknown input {constraint.field!r}", f"constraints[{i}].field")
-        constraints.append((constraint, compiler.compile(constraint.when, f"constraints[{i}].when")))
+        constraints.append(
+            (constraint, compiler.compile(constraint.when, f"constraints[{i}].when"))
+        )
     for name in model.definitions:
         compiler.compile({"ref": name}, f"definitions.{name}")
 

@@ -74,7 +74,11 @@ class InputSpec(_Strict):
         elif self.values is not None or self.refinements or self.unknown_values:
             raise ValueError("'values', 'refinements' and 'unknown_values' are for enum inputs")
         if self.type in ("number", "integer"):
-            if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            if (
+                self.minimum is not None
+                and self.maximum is not None
+                and self.minimum > self.maximum
+            ):
                 raise ValueError("minimum is greater than maximum")
         elif self.unit_conversions or self.minimum is not None or self.maximum is not None:
             raise ValueError("units and ranges are for number and integer inputs")

@@ -44,6 +44,8 @@ def run_self_tests(pathway: Pathway) -> list[SelfTestFailure]:
             got = sorted(w.id for w in result.warnings)
             if got != sorted(test.expect_warnings):
                 fail(f"expected warnings {sorted(test.expect_warnings)}, got {got}")
-        if test.expect_missing is not None and sorted(result.missing) != sorted(test.expect_missing):
+        if test.expect_missing is not None and sorted(result.missing) != sorted(
+            test.expect_missing
+        ):
             fail(f"expected missing {sorted(test.expect_missing)}, got {sorted(result.missing)}")
     return failures

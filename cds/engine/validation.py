@@ -155,9 +155,8 @@ def coerce(spec: InputSpec, value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("Expected text.")
     text = value.strip()
-    if spec.pattern:
-        if not re.fullmatch(spec.pattern, text):
-            raise ValueError(f"'{text}' is not in the expected form. {spec.help}".strip())
+    if spec.pattern and not re.fullmatch(spec.pattern, text):
+        raise ValueError(f"'{text}' is not in the expected form. {spec.help}".strip())
     return text
 
 

@@ -38,7 +38,7 @@ def pathways():
 
 
 def test_it_ships_the_required_pathways(pathways):
-    assert REQUIRED_IDS <= set(pathways)
+    assert set(pathways) >= REQUIRED_IDS
 
 
 @pytest.mark.parametrize("path", PATHWAY_FILES, ids=lambda p: p.stem)
@@ -82,13 +82,17 @@ def test_it_detects_a_threshold_typo_through_the_self_tests():
 
 class TestChecksum:
     def test_it_is_stable_for_the_same_content(self):
-        assert load_pathway(raw("prostate-eau")).checksum == load_pathway(raw("prostate-eau")).checksum
+        assert (
+            load_pathway(raw("prostate-eau")).checksum == load_pathway(raw("prostate-eau")).checksum
+        )
 
     def test_it_ignores_key_order_and_comments(self, tmp_path):
         data = raw("breast-st-gallen")
         reordered = dict(reversed(list(data.items())))
         path = tmp_path / "breast-st-gallen.yaml"
-        path.write_text("# a comment\n" + yaml.safe_dump(reordered, sort_keys=False), encoding="utf-8")
+        path.write_text(
+            "# a comment\n" + yaml.safe_dump(reordered, sort_keys=False), encoding="utf-8"
+        )
         assert load_pathway(path).checksum == load_pathway(data).checksum
 
     def test_it_changes_when_content_changes(self):
@@ -151,7 +155,9 @@ class TestFormatErrors:
 
     def test_it_rejects_a_file_named_differently_from_its_id(self, tmp_path):
         path = tmp_path / "prostate-eau-copy.yaml"
-        path.write_text((PATHWAYS_DIR / "prostate-eau.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+        path.write_text(
+            (PATHWAYS_DIR / "prostate-eau.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+        )
         error = self.error_for(path)
         assert error.source == "prostate-eau-copy.yaml" and error.location == "id"
 
@@ -174,13 +180,16 @@ class TestFormatErrors:
 class TestValidateInputs:
     def test_it_cleans_and_converts_units(self, pathways):
         clean, errors = validate_inputs(
-            pathways["prostate-eau"], {"psa": {"value": "7,5", "unit": "µg/L"}, "ct": "T2a", "gleason": "3+3"}
+            pathways["prostate-eau"],
+            {"psa": {"value": "7,5", "unit": "µg/L"}, "ct": "T2a", "gleason": "3+3"},
         )
         assert errors == {}
         assert clean == {"psa": 7.5, "ct": "cT2a", "gleason": "3+3"}
 
     def test_it_treats_empty_and_none_as_missing(self, pathways):
-        clean, errors = validate_inputs(pathways["prostate-eau"], {"psa": "", "isup_grade": None, "ct": "  "})
+        clean, errors = validate_inputs(
+            pathways["prostate-eau"], {"psa": "", "isup_grade": None, "ct": "  "}
+        )
         assert clean == {} and errors == {}
 
     def test_it_rejects_an_unknown_field(self, pathways):
@@ -256,36 +265,54 @@ class TestEvaluate:
         assert all(t.citation for t in result.trace)
 
     def test_it_marks_rules_after_the_decision_as_not_reached(self, pathways):
-        result = evaluate(pathways["prostate-eau"], {"psa": 5, "isup_grade": 1, "ct": "cT3a", "cn": "cN0", "cm": "cM0"})
+        result = evaluate(
+            pathways["prostate-eau"],
+            {"psa": 5, "isup_grade": 1, "ct": "cT3a", "cn": "cN0", "cm": "cM0"},
+        )
         reached = {t.rule_id: t.reached for t in result.trace}
         assert reached["locally_advanced_t"] and not reached["low"]
         assert result.decided_by == "locally_advanced_t"
 
     def test_it_reports_the_values_that_decided_each_rule(self, pathways):
-        result = evaluate(pathways["prostate-eau"], {"psa": 25, "isup_grade": 1, "ct": "cT1c", "cn": "cN0", "cm": "cM0"})
+        result = evaluate(
+            pathways["prostate-eau"],
+            {"psa": 25, "isup_grade": 1, "ct": "cT1c", "cn": "cN0", "cm": "cM0"},
+        )
         high = next(t for t in result.trace if t.rule_id == "high_localised")
         assert high.matched is True and high.values == {"psa": 25}
         low = next(t for t in result.trace if t.rule_id == "low")
         assert low.matched is False and low.values == {"psa": 25}
 
     def test_it_traces_derived_values(self, pathways):
-        result = evaluate(pathways["prostate-eau"], {"psa": 5, "gleason": "4+3", "ct": "cT1c", "cn": "cN0", "cm": "cM0"})
+        result = evaluate(
+            pathways["prostate-eau"],
+            {"psa": 5, "gleason": "4+3", "ct": "cT1c", "cn": "cN0", "cm": "cM0"},
+        )
         derivation = next(d for d in result.derivations if d["name"] == "isup_grade")
         assert derivation["value"] == 3 and derivation["status"] == "derived"
         assert derivation["from"] == {"gleason": "4+3"}
 
     def test_it_lists_possible_classifications_when_undetermined(self, pathways):
-        result = evaluate(pathways["prostate-eau"], {"psa": 5, "isup_grade": 1, "ct": "cT2", "cn": "cN0", "cm": "cM0"})
+        result = evaluate(
+            pathways["prostate-eau"],
+            {"psa": 5, "isup_grade": 1, "ct": "cT2", "cn": "cN0", "cm": "cM0"},
+        )
         assert result.classification == "insufficient_data"
         assert result.possible_classifications == ("high_localised", "intermediate", "low")
         assert not result.is_determined
 
     def test_it_is_determined_with_complete_inputs(self, pathways):
-        result = evaluate(pathways["prostate-eau"], {"psa": 5, "isup_grade": 1, "ct": "cT1c", "cn": "cN0", "cm": "cM0"})
+        result = evaluate(
+            pathways["prostate-eau"],
+            {"psa": 5, "isup_grade": 1, "ct": "cT1c", "cn": "cN0", "cm": "cM0"},
+        )
         assert result.is_determined and result.missing == () and result.warnings == ()
 
     def test_it_returns_a_frozen_result_that_serialises_to_json(self, pathways):
-        result = evaluate(pathways["breast-st-gallen"], {"er_pct": 5, "pr_pct": 0, "her2_ihc": "2+", "her2_ish": "group3"})
+        result = evaluate(
+            pathways["breast-st-gallen"],
+            {"er_pct": 5, "pr_pct": 0, "her2_ihc": "2+", "her2_ish": "group3"},
+        )
         with pytest.raises(dataclasses.FrozenInstanceError):
             result.classification = "x"  # type: ignore[misc]
         data = json.loads(json.dumps(result.to_dict()))
@@ -296,7 +323,9 @@ class TestEvaluate:
 
     def test_it_accepts_its_own_clean_output(self, pathways):
         pathway = pathways["nsclc-esmo"]
-        clean, _ = validate_inputs(pathway, {"histology": "squamous", "stage": "IV", "ecog": 0, "pdl1_tps": "60"})
+        clean, _ = validate_inputs(
+            pathway, {"histology": "squamous", "stage": "IV", "ecog": 0, "pdl1_tps": "60"}
+        )
         assert evaluate(pathway, clean).classification == "io_mono_or_chemo_io"
 
 
@@ -322,12 +351,17 @@ class TestInputSchema:
         pathway = pathways["breast-st-gallen"]
         schema = pathway.input_schema()
         jsonschema.Draft202012Validator.check_schema(schema)
-        clean, _ = validate_inputs(pathway, {"er_pct": 50, "pr_pct": 10, "her2_ihc": "1+", "ki67_pct": 30})
+        clean, _ = validate_inputs(
+            pathway, {"er_pct": 50, "pr_pct": 10, "her2_ihc": "1+", "ki67_pct": 30}
+        )
         jsonschema.validate(clean, schema)
 
 
 def test_the_engine_imports_neither_django_nor_a_database():
-    sources = [*Path(PATHWAYS_DIR.parent / "engine").glob("*.py"), PATHWAYS_DIR.parent / "fhir_mapping.py"]
+    sources = [
+        *Path(PATHWAYS_DIR.parent / "engine").glob("*.py"),
+        PATHWAYS_DIR.parent / "fhir_mapping.py",
+    ]
     for source in sources:
         tree = ast.parse(source.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -337,4 +371,22 @@ def test_the_engine_imports_neither_django_nor_a_database():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for name in names:
-                assert not name.startswith(("django", "rest_framework", "psycopg", "sqlite3")), (source, name)
+                assert not name.startswith(("django", "rest_framework", "psycopg", "sqlite3")), (
+                    source,
+                    name,
+                )
+
+
+@pytest.mark.parametrize("pathway_id", sorted(REQUIRED_IDS))
+def test_it_evaluates_well_under_a_millisecond(pathways, pathway_id):
+    import time
+
+    pathway = pathways[pathway_id]
+    cases = [t.inputs for t in pathway.model.tests if t.expect_errors is None]
+    start = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        for case in cases:
+            evaluate(pathway, case)
+    mean_seconds = (time.perf_counter() - start) / (rounds * len(cases))
+    assert mean_seconds < 0.001  # typically ~0.05 ms; see benchmarks/cds_engine.py

@@ -28,11 +28,22 @@ def concept(text):
 
 
 def quantity(value, unit, code=None):
-    return {"valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": code or unit}}
+    return {
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": code or unit,
+        }
+    }
 
 
 def bundle(*resources):
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1955-04-02"}
@@ -72,7 +83,11 @@ def test_it_prefers_tnm_observations_and_the_latest_psa():
             obs("t", "21905-5", **concept("T1c")),
             obs("n", "21906-3", **concept("cNX")),
             obs("m", "21907-1", **concept("cM1b")),
-            obs("gg", "94734-1", valueCodeableConcept={"coding": [{"system": LOINC, "code": "LA30797-7"}]}),
+            obs(
+                "gg",
+                "94734-1",
+                valueCodeableConcept={"coding": [{"system": LOINC, "code": "LA30797-7"}]},
+            ),
         )
     }
     inputs, missing, notes = prefetch_to_inputs("prostate-nccn", prefetch)
@@ -107,7 +122,13 @@ def test_it_maps_breast_markers():
         ),
     }
     inputs, missing, notes = prefetch_to_inputs("breast-st-gallen", prefetch)
-    assert inputs == {"er_pct": 95, "pr_pct": 0, "her2_ihc": 2, "her2_ish": "group3", "ki67_pct": 25}
+    assert inputs == {
+        "er_pct": 95,
+        "pr_pct": 0,
+        "her2_ihc": 2,
+        "her2_ish": "group3",
+        "ki67_pct": 25,
+    }
     assert missing == []
     assert any("mapped to 0%" in n for n in notes)
     pathway = load_pathway(PATHWAYS_DIR / "breast-st-gallen.yaml")
@@ -115,7 +136,9 @@ def test_it_maps_breast_markers():
 
 
 def test_a_qualitative_er_positive_is_not_turned_into_a_percentage():
-    inputs, _, notes = prefetch_to_inputs("breast-st-gallen", {"observations": bundle(obs("er", "16112-5", **concept("Positive")))})
+    inputs, _, notes = prefetch_to_inputs(
+        "breast-st-gallen", {"observations": bundle(obs("er", "16112-5", **concept("Positive")))}
+    )
     assert "er_pct" not in inputs
     assert any("needs a percentage" in n for n in notes)
 
@@ -125,11 +148,20 @@ def test_it_maps_nsclc_drivers_from_genomics_style_observations():
         components = [
             {
                 "code": {"coding": [{"system": LOINC, "code": "48018-6"}]},
-                "valueCodeableConcept": {"coding": [{"system": "http://www.genenames.org/geneId", "code": hgnc, "display": gene}]},
+                "valueCodeableConcept": {
+                    "coding": [
+                        {"system": "http://www.genenames.org/geneId", "code": hgnc, "display": gene}
+                    ]
+                },
             }
         ]
         if change:
-            components.append({"code": {"coding": [{"system": LOINC, "code": "48005-3"}]}, "valueCodeableConcept": {"text": change}})
+            components.append(
+                {
+                    "code": {"coding": [{"system": LOINC, "code": "48005-3"}]},
+                    "valueCodeableConcept": {"text": change},
+                }
+            )
         return obs(
             oid,
             "69548-6",
@@ -144,7 +176,15 @@ def test_it_maps_nsclc_drivers_from_genomics_style_observations():
                 "resourceType": "Condition",
                 "id": "lung",
                 "subject": {"reference": "Patient/p1"},
-                "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.43.1", "code": "8140/3", "display": "Adenocarcinoma, NOS"}]},
+                "code": {
+                    "coding": [
+                        {
+                            "system": "urn:oid:2.16.840.1.113883.6.43.1",
+                            "code": "8140/3",
+                            "display": "Adenocarcinoma, NOS",
+                        }
+                    ]
+                },
                 "stage": [{"summary": {"text": "Stage IVA"}}],
             }
         ),
@@ -194,14 +234,21 @@ def test_it_maps_nsclc_drivers_from_genomics_style_observations():
     ],
 )
 def test_it_reads_driver_results_from_text(gene, text, expected):
-    prefetch = {"observations": bundle(obs("x", "99999-9", code={"text": f"{gene} analysis"}, **concept(text)))}
+    prefetch = {
+        "observations": bundle(
+            obs("x", "99999-9", code={"text": f"{gene} analysis"}, **concept(text))
+        )
+    }
     inputs, _, _ = prefetch_to_inputs("nsclc-esmo", prefetch)
     name = {"ERBB2": "her2", "NTRK1": "ntrk"}.get(gene, gene.lower())
     assert inputs == {name: expected}
 
 
 def test_it_ignores_invalid_resources_and_reports_them():
-    prefetch = {"patient": {"resourceType": "Patient", "id": "p1", "gender": 7}, "observations": {"not": "fhir"}}
+    prefetch = {
+        "patient": {"resourceType": "Patient", "id": "p1", "gender": 7},
+        "observations": {"not": "fhir"},
+    }
     inputs, missing, notes = prefetch_to_inputs("prostate-eau", prefetch)
     assert inputs == {}
     assert missing == ["conditions"]

@@ -62,7 +62,12 @@ def test_it_uses_20_percent_cut_offs_for_ki67_and_pr(ki67, pr, expected):
 
 @pytest.mark.parametrize(
     ("er", "expected"),
-    [(0, "triple_negative"), (0.9, "triple_negative"), (1, "luminal_b_like_her2_negative"), (10, "luminal_b_like_her2_negative")],
+    [
+        (0, "triple_negative"),
+        (0.9, "triple_negative"),
+        (1, "luminal_b_like_her2_negative"),
+        (10, "luminal_b_like_her2_negative"),
+    ],
 )
 def test_er_is_positive_from_1_percent(er, expected):
     assert classify(er_pct=er, pr_pct=0, her2_ihc=0, ki67_pct=30).classification == expected
@@ -102,7 +107,10 @@ def test_her2_equivocal_without_ish_lists_ish_as_missing():
     result = classify(er_pct=90, pr_pct=90, her2_ihc=2, ki67_pct=5)
     assert result.classification == "indeterminate"
     assert result.missing == ("her2_ish",)
-    assert set(result.possible_classifications) == {"luminal_b_like_her2_positive", "luminal_a_like"}
+    assert set(result.possible_classifications) == {
+        "luminal_b_like_her2_positive",
+        "luminal_a_like",
+    }
     assert "her2_equivocal_untested" in {w.id for w in result.warnings}
 
 
@@ -123,14 +131,22 @@ def test_er_negative_pr_positive_is_unclassifiable():
 
 
 def test_missing_ki67_matters_only_when_it_decides():
-    assert classify(er_pct=90, pr_pct=5, her2_ihc=0).classification == "luminal_b_like_her2_negative"
+    assert (
+        classify(er_pct=90, pr_pct=5, her2_ihc=0).classification == "luminal_b_like_her2_negative"
+    )
     undecided = classify(er_pct=90, pr_pct=50, her2_ihc=0)
     assert undecided.classification == "indeterminate" and undecided.missing == ("ki67_pct",)
     assert classify(er_pct=0, pr_pct=0, her2_ihc=0).classification == "triple_negative"
 
 
 def test_each_subtype_carries_esmo_directions():
-    for code in ("luminal_a_like", "luminal_b_like_her2_negative", "luminal_b_like_her2_positive", "her2_positive_non_luminal", "triple_negative"):
+    for code in (
+        "luminal_a_like",
+        "luminal_b_like_her2_negative",
+        "luminal_b_like_her2_positive",
+        "her2_positive_non_luminal",
+        "triple_negative",
+    ):
         assert PATHWAY.outcomes[code].options
 
 

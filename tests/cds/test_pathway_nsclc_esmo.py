@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from cds.engine import PATHWAYS_DIR, evaluate, load_pathway, validate_inputs
 
 PATHWAY = load_pathway(PATHWAYS_DIR / "nsclc-esmo.yaml")
-NEGATIVE = {g: "negative" for g in ("egfr", "alk", "ros1", "ret", "ntrk", "braf", "kras", "met", "her2")}
+NEGATIVE = {
+    g: "negative" for g in ("egfr", "alk", "ros1", "ret", "ntrk", "braf", "kras", "met", "her2")
+}
 BASE = {"histology": "adenocarcinoma", "stage": "IVB", "ecog": "0-1", **NEGATIVE}
 DRIVERS = [
     ("egfr", "exon19del", "egfr_tki"),
@@ -32,7 +34,14 @@ def classify(**changes):
 
 @pytest.mark.parametrize(
     ("tps", "expected"),
-    [(0, "chemo_io"), (1, "chemo_io"), (49, "chemo_io"), (49.9, "chemo_io"), (50, "io_mono_or_chemo_io"), (100, "io_mono_or_chemo_io")],
+    [
+        (0, "chemo_io"),
+        (1, "chemo_io"),
+        (49, "chemo_io"),
+        (49.9, "chemo_io"),
+        (50, "io_mono_or_chemo_io"),
+        (100, "io_mono_or_chemo_io"),
+    ],
 )
 def test_it_applies_the_pdl1_thresholds(tps, expected):
     assert classify(pdl1_tps=tps).classification == expected
@@ -70,7 +79,9 @@ def test_kras_and_her2_results_do_not_hold_up_first_line(gene):
 
 
 def test_squamous_disease_does_not_wait_for_drivers():
-    result = evaluate(PATHWAY, {"histology": "squamous", "stage": "IV", "ecog": "0-1", "pdl1_tps": 10})
+    result = evaluate(
+        PATHWAY, {"histology": "squamous", "stage": "IV", "ecog": "0-1", "pdl1_tps": 10}
+    )
     assert result.classification == "chemo_io"
     assert "squamous_untested" in {w.id for w in result.warnings}
     assert set(result.missing) == set(FIRST_LINE_GENES)
@@ -89,14 +100,19 @@ def test_her2_mutation_follows_the_pdl1_route_with_a_note():
     assert "her2_mutation_second_line" in {w.id for w in result.warnings}
 
 
-@pytest.mark.parametrize(("gene", "value"), [("egfr", "other"), ("braf", "non_V600"), ("met", "amplification"), ("her2", "amplification")])
+@pytest.mark.parametrize(
+    ("gene", "value"),
+    [("egfr", "other"), ("braf", "non_V600"), ("met", "amplification"), ("her2", "amplification")],
+)
 def test_alterations_without_first_line_targeted_therapy_are_noted(gene, value):
     result = classify(**{gene: value}, pdl1_tps=5)
     assert result.classification == "chemo_io"
     assert "non_first_line_alteration" in {w.id for w in result.warnings}
 
 
-@pytest.mark.parametrize(("ecog", "warning"), [("0-1", None), ("2", "ecog_2"), ("3-4", "ecog_3_4"), (3, "ecog_3_4")])
+@pytest.mark.parametrize(
+    ("ecog", "warning"), [("0-1", None), ("2", "ecog_2"), ("3-4", "ecog_3_4"), (3, "ecog_3_4")]
+)
 def test_performance_status_adds_warnings(ecog, warning):
     ids = {w.id for w in classify(ecog=ecog, pdl1_tps=20).warnings}
     assert ({"ecog_2", "ecog_3_4"} & ids) == ({warning} if warning else set())
@@ -115,7 +131,16 @@ def test_early_stage_is_rejected(stage):
 
 
 GENE_VALUES = {
-    "egfr": ["exon19del", "L858R", "exon20ins", "other_sensitising", "other", "negative", "pending", "not_tested"],
+    "egfr": [
+        "exon19del",
+        "L858R",
+        "exon20ins",
+        "other_sensitising",
+        "other",
+        "negative",
+        "pending",
+        "not_tested",
+    ],
     "alk": ["fusion", "negative", "pending", "not_tested"],
     "ros1": ["fusion", "negative", "pending", "not_tested"],
     "ret": ["fusion", "negative", "pending", "not_tested"],

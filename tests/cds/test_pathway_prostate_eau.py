@@ -32,7 +32,15 @@ def reference_eau(psa: float, isup: int, ct: str, cn: str, cm: str) -> str:
 
 @pytest.mark.parametrize(
     ("psa", "expected"),
-    [(0, "low"), (9.99, "low"), (10, "intermediate"), (15, "intermediate"), (20, "intermediate"), (20.01, "high_localised"), (10000, "high_localised")],
+    [
+        (0, "low"),
+        (9.99, "low"),
+        (10, "intermediate"),
+        (15, "intermediate"),
+        (20, "intermediate"),
+        (20.01, "high_localised"),
+        (10000, "high_localised"),
+    ],
 )
 def test_it_applies_the_psa_thresholds_at_10_and_20(psa, expected):
     assert classify(psa=psa).classification == expected
@@ -40,7 +48,13 @@ def test_it_applies_the_psa_thresholds_at_10_and_20(psa, expected):
 
 @pytest.mark.parametrize(
     ("isup", "expected"),
-    [(1, "low"), (2, "intermediate"), (3, "intermediate"), (4, "high_localised"), (5, "high_localised")],
+    [
+        (1, "low"),
+        (2, "intermediate"),
+        (3, "intermediate"),
+        (4, "high_localised"),
+        (5, "high_localised"),
+    ],
 )
 def test_it_splits_isup_3_from_isup_4(isup, expected):
     assert classify(isup_grade=isup).classification == expected
@@ -96,7 +110,9 @@ def test_a_bare_ct2_is_insufficient_only_when_the_sub_category_decides():
     assert undecided.missing == ("ct",)
     assert classify(ct="cT2", isup_grade=4).classification == "high_localised"
     assert classify(ct="cT2", psa=25).classification == "high_localised"
-    assert classify(ct="cT2", isup_grade=3).classification == "insufficient_data"  # cT2c would be high
+    assert (
+        classify(ct="cT2", isup_grade=3).classification == "insufficient_data"
+    )  # cT2c would be high
 
 
 def test_ctx_is_insufficient_data():
@@ -167,7 +183,12 @@ def test_a_determined_result_holds_for_every_completion_of_the_data(inputs):
         return
     psas = [inputs["psa"]] if "psa" in inputs else [5, 10, 20, 25]
     grades = [inputs["isup_grade"]] if "isup_grade" in inputs else [1, 2, 3, 4, 5]
-    coarse = {"cT1": ["cT1a", "cT1b", "cT1c"], "cT2": ["cT2a", "cT2b", "cT2c"], "cT3": ["cT3a", "cT3b"], "cTX": SUBSTAGED_T}
+    coarse = {
+        "cT1": ["cT1a", "cT1b", "cT1c"],
+        "cT2": ["cT2a", "cT2b", "cT2c"],
+        "cT3": ["cT3a", "cT3b"],
+        "cTX": SUBSTAGED_T,
+    }
     ct_given = inputs.get("ct")
     cts = SUBSTAGED_T if ct_given is None else coarse.get(ct_given, [ct_given])
     cn = "cN1" if inputs.get("cn") == "cN1" else "cN0"
@@ -175,4 +196,8 @@ def test_a_determined_result_holds_for_every_completion_of_the_data(inputs):
     for psa in psas:
         for isup in grades:
             for ct in cts:
-                assert reference_eau(psa, isup, ct, cn, cm) == result.classification, (psa, isup, ct)
+                assert reference_eau(psa, isup, ct, cn, cm) == result.classification, (
+                    psa,
+                    isup,
+                    ct,
+                )

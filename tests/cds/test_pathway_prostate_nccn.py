@@ -36,7 +36,12 @@ def reference_nccn(c: dict) -> str:
         return "regional"
     ct, gg, psa = c["ct"], c["isup_grade"], c["psa"]
     high_features = sum([ct == "cT3a", gg >= 4, psa > 20])
-    if ct in ("cT3b", "cT4") or c["primary_gleason_pattern"] == 5 or high_features >= 2 or c["cores_grade_group_4_5"] > 4:
+    if (
+        ct in ("cT3b", "cT4")
+        or c["primary_gleason_pattern"] == 5
+        or high_features >= 2
+        or c["cores_grade_group_4_5"] > 4
+    ):
         return "very_high"
     if high_features == 1:
         return "high"
@@ -83,9 +88,33 @@ def test_the_base_case_is_very_low():
         ({"isup_grade": 4, "primary_gleason_pattern": 4}, "high"),
         ({"isup_grade": 5, "primary_gleason_pattern": 4}, "high"),
         ({"isup_grade": 5, "primary_gleason_pattern": 5}, "very_high"),
-        ({"isup_grade": 4, "primary_gleason_pattern": 4, "cores_grade_group_4_5": 2, "positive_cores": 5}, "high"),
-        ({"isup_grade": 4, "primary_gleason_pattern": 4, "cores_grade_group_4_5": 4, "positive_cores": 5}, "high"),
-        ({"isup_grade": 4, "primary_gleason_pattern": 4, "cores_grade_group_4_5": 5, "positive_cores": 5}, "very_high"),
+        (
+            {
+                "isup_grade": 4,
+                "primary_gleason_pattern": 4,
+                "cores_grade_group_4_5": 2,
+                "positive_cores": 5,
+            },
+            "high",
+        ),
+        (
+            {
+                "isup_grade": 4,
+                "primary_gleason_pattern": 4,
+                "cores_grade_group_4_5": 4,
+                "positive_cores": 5,
+            },
+            "high",
+        ),
+        (
+            {
+                "isup_grade": 4,
+                "primary_gleason_pattern": 4,
+                "cores_grade_group_4_5": 5,
+                "positive_cores": 5,
+            },
+            "very_high",
+        ),
         ({"isup_grade": 4, "primary_gleason_pattern": 4, "psa": 21}, "very_high"),
         ({"isup_grade": 2, "positive_cores": 5}, "favorable_intermediate"),
         ({"isup_grade": 2, "positive_cores": 6}, "unfavorable_intermediate"),
@@ -101,7 +130,9 @@ def test_it_applies_the_nccn_table_boundaries(changes, expected):
 
 
 def test_very_low_details_are_needed_only_when_they_decide():
-    inputs = {k: v for k, v in VERY_LOW.items() if k not in ("psa_density", "max_core_involvement_pct")}
+    inputs = {
+        k: v for k, v in VERY_LOW.items() if k not in ("psa_density", "max_core_involvement_pct")
+    }
     result = evaluate(PATHWAY, inputs)
     assert result.classification == "insufficient_data"
     assert set(result.missing) == {"psa_density", "max_core_involvement_pct"}
@@ -110,9 +141,19 @@ def test_very_low_details_are_needed_only_when_they_decide():
 
 
 def test_gleason_gives_grade_group_and_primary_pattern():
-    inputs = {k: v for k, v in VERY_LOW.items() if k not in ("isup_grade", "primary_gleason_pattern", "cores_grade_group_4_5")}
-    assert evaluate(PATHWAY, {**inputs, "gleason": "5+4", "cores_grade_group_4_5": 1}).classification == "very_high"
-    assert evaluate(PATHWAY, {**inputs, "gleason": "4+5", "cores_grade_group_4_5": 1}).classification == "high"
+    inputs = {
+        k: v
+        for k, v in VERY_LOW.items()
+        if k not in ("isup_grade", "primary_gleason_pattern", "cores_grade_group_4_5")
+    }
+    assert (
+        evaluate(PATHWAY, {**inputs, "gleason": "5+4", "cores_grade_group_4_5": 1}).classification
+        == "very_high"
+    )
+    assert (
+        evaluate(PATHWAY, {**inputs, "gleason": "4+5", "cores_grade_group_4_5": 1}).classification
+        == "high"
+    )
 
 
 CT = ["cT1a", "cT1b", "cT1c", "cT2a", "cT2b", "cT2c", "cT3a", "cT3b", "cT4"]
