@@ -1,0 +1,296 @@
+"""Nodes (one per hospital OMOP database), analyses and their runs: the rows are the truth.
+
+The wire format the node agents speak is :mod:`optima_node.schemas`; this module stores what they
+report and what the portal asked them to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Organisation
+
+from .versions import agent_is_outdated, cdm_is_supported
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class NodeStatus(models.TextChoices):
+    PENDING = "pending", "Pending approval"
+    APPROVED = "approved", "Approved"
+    REVOKED = "revoked", "Revoked"
+
+
+class Liveness(models.TextChoices):
+    NEVER_SEEN = "never_seen", "Never seen"
+    ONLINE = "online", "Online"
+    STALE = "stale", "Stale"
+    OFFLINE = "offline", "Offline"
+
+
+# A node is stale after two missed heartbeats and offline after ten.
+STALE_AFTER_MISSED = 2
+OFFLINE_AFTER_MISSED = 10
+
+
+class Node(models.Model):
+    TOKEN_PREFIX_LEN = 10
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="nodes")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=NodeStatus.choices, default=NodeStatus.PENDING)
+    token_prefix = models.CharField(max_length=TOKEN_PREFIX_LEN, blank=True)
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    poll_interval_seconds = models.FloatField(
+        default=30.0, help_text="Heartbeat and poll interval the portal asks the agent to use."
+    )
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # What the agent reported with its latest heartbeat.
+    agent_version = models.CharField(max_length=40, blank=True)
+    capabilities = models.JSONField(default=list, blank=True)
+    cdm_version = models.CharField(max_length=40, blank=True)
+    vocabulary_version = models.CharField(max_length=80, blank=True)
+    dialect = models.CharField(max_length=20, blank=True)
+    person_count = models.PositiveIntegerField(null=True, blank=True)
+    policy = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Liveness as last noticed by the beat task, so that transitions are audited once.
+    last_liveness = models.CharField(
+        max_length=12, choices=Liveness.choices, default=Liveness.NEVER_SEEN
+    )
+
+    class Meta:
+        ordering = ["organisation__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="node_name_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.organisation})"
+
+    # --- token ----------------------------------------------------------------------------
+
+    def issue_token(self) -> str:
+        """A new token (the old one stops working). The caller saves and shows it once."""
+        raw = "node_" + secrets.token_urlsafe(32)
+        self.token_prefix = raw[: self.TOKEN_PREFIX_LEN]
+        self.token_hash = hash_token(raw)
+        self.token_issued_at = timezone.now()
+        return raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> Node | None:
+        if not raw:
+            return None
+        return cls.objects.select_related("organisation").filter(token_hash=hash_token(raw)).first()
+
+    # --- liveness and what it can run ------------------------------------------------------
+
+    def liveness(self, now=None) -> str:
+        if self.last_seen_at is None:
+            return Liveness.NEVER_SEEN
+        now = now or timezone.now()
+        silent = (now - self.last_seen_at).total_seconds()
+        # One interval of grace: a heartbeat is "missed" only once its slot has fully passed.
+        interval = max(self.poll_interval_seconds, 1.0)
+        if silent > interval * (OFFLINE_AFTER_MISSED + 1):
+            return Liveness.OFFLINE
+        if silent > interval * (STALE_AFTER_MISSED + 1):
+            return Liveness.STALE
+        return Liveness.ONLINE
+
+    def get_liveness_display(self) -> str:
+        return Liveness(self.liveness()).label
+
+    def can_run(self, analysis_type: str, version: int) -> bool:
+        return any(
+            c.get("type") == analysis_type and int(c.get("version", 0)) == int(version)
+            for c in self.capabilities or []
+        )
+
+    @property
+    def requires_approval(self) -> bool:
+        return bool((self.policy or {}).get("require_approval"))
+
+    @property
+    def reviews_before_release(self) -> bool:
+        return bool((self.policy or {}).get("review_before_release"))
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == NodeStatus.APPROVED
+
+    def warnings(self) -> list[str]:
+        found = []
+        if self.agent_version and agent_is_outdated(self.agent_version):
+            found.append(
+                f"Agent {self.agent_version} is older than the portal's release; please upgrade."
+            )
+        if self.cdm_version and not cdm_is_supported(self.cdm_version):
+            found.append(f"OMOP CDM version {self.cdm_version} is not supported.")
+        if self.status == NodeStatus.APPROVED and self.last_seen_at is None:
+            found.append("The agent has never reported; check its configuration and token.")
+        return found
+
+
+class NodeHeartbeat(models.Model):
+    """One row per node and minute with at least one heartbeat: the seven-day availability."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="heartbeats")
+    minute = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "minute"], name="one_heartbeat_per_minute")
+        ]
+        indexes = [models.Index(fields=["node", "-minute"])]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} @ {self.minute:%Y-%m-%d %H:%M}"
+
+
+class AnalysisStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Analysis(models.Model):
+    researcher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="federated_analyses"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=40)
+    version = models.PositiveSmallIntegerField(default=1)
+    params = models.JSONField()
+    min_nodes = models.PositiveSmallIntegerField()
+    status = models.CharField(
+        max_length=10, choices=AnalysisStatus.choices, default=AnalysisStatus.RUNNING
+    )
+    reason = models.TextField(blank=True)
+    current_round = models.PositiveSmallIntegerField(default=1)
+    # Between rounds: the GLM's β and the previous round's deviance.
+    state = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    partial = models.BooleanField(
+        default=False, help_text="Completed without every node's contribution."
+    )
+    run_deadline_hours = models.PositiveIntegerField(default=24)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "analyses"
+
+    def __str__(self) -> str:
+        return self.title or f"{self.type} v{self.version} #{self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status != AnalysisStatus.RUNNING
+
+    def run_deadline(self):
+        return timezone.now() + timedelta(hours=self.run_deadline_hours)
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DISPATCHED = "dispatched", "Dispatched"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    RUNNING = "running", "Running"
+    AWAITING_RELEASE = "awaiting_release", "Awaiting release"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    REJECTED_BY_POLICY = "rejected_by_policy", "Rejected by policy"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_RUN_STATUSES = (
+    RunStatus.PENDING,
+    RunStatus.DISPATCHED,
+    RunStatus.AWAITING_APPROVAL,
+    RunStatus.RUNNING,
+    RunStatus.AWAITING_RELEASE,
+)
+FINAL_RUN_STATUSES = (
+    RunStatus.COMPLETED,
+    RunStatus.FAILED,
+    RunStatus.REJECTED_BY_POLICY,
+    RunStatus.EXPIRED,
+    RunStatus.CANCELLED,
+)
+
+
+class Run(models.Model):
+    """One node's part of one round of an analysis."""
+
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="runs")
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="runs")
+    round = models.PositiveSmallIntegerField(default=1)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING)
+    reason = models.CharField(max_length=300, blank=True)
+    state = models.JSONField(default=dict, blank=True)
+    deadline = models.DateTimeField()
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    result_hash = models.CharField(max_length=64, blank=True)
+    agent_version = models.CharField(max_length=40, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["analysis_id", "round", "node__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["analysis", "node", "round"], name="one_run_per_node_and_round"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["node", "status"]),
+            models.Index(fields=["status", "deadline"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.analysis_id}/{self.node_id}/r{self.round})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_RUN_STATUSES
+
+    @property
+    def turnaround(self) -> timedelta | None:
+        if self.claimed_at and self.answered_at:
+            return self.answered_at - self.created_at
+        return None
