@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from optima_node import __version__
 from optima_node.config import ConfigError, collect, load_config
@@ -28,8 +29,14 @@ class CliError(Exception):
         self.code = code
 
 
+class _Parser(argparse.ArgumentParser):
+    # One line on stderr for bad input, like every other error of this tool.
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optima-node", description="OPTIMA federated node agent")
+    parser = _Parser(prog="optima-node", description="OPTIMA federated node agent")
     parser.add_argument("--version", action="version", version=f"optima-node {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)

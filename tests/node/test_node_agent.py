@@ -70,6 +70,7 @@ def test_run_once_end_to_end(agent_env, fake_portal):
     assert main(["run", "--once"]) == 0
 
     assert all(r["auth"] == f"Node {fake_portal.token}" for r in fake_portal.requests)
+    assert all(r["body"] is None for r in fake_portal.requests if r["path"].endswith("/claim/"))
     heartbeat = Heartbeat.model_validate(fake_portal.heartbeats()[0])
     assert heartbeat.dialect == "sqlite" and heartbeat.cdm_version == "5.4"
     assert heartbeat.person_count % 10 == 0 and heartbeat.person_count == 4000

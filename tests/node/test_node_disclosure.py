@@ -9,11 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optima_node.agent import Agent
 from optima_node.analyses.common import count_rows
 from optima_node.analyses.kaplan_meier import coarsen
+from optima_node.client import PortalClient
+from optima_node.db import connect
 from optima_node.disclosure import Refused, Released, gate
 from optima_node.policy import Policy
-from optima_node.schemas import AnalysisType, ReasonCode
+from optima_node.schemas import AnalysisType, ReasonCode, RunAssignment
+from optima_node.synth import synthesise
 
 min_cells = st.integers(min_value=1, max_value=20)
 
@@ -264,3 +268,42 @@ def test_a_refusal_carries_only_the_reason_code():
     )
     assert isinstance(refused, Refused)
     assert set(vars(refused)) == {"reason_code"}
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), k=min_cells, persons=st.integers(20, 300))
+def test_no_released_count_is_small_end_to_end(seed, k, persons):
+    """Random small sites, random min_cell_count, every count-bearing analysis through the agent."""
+    db = connect("sqlite:///:memory:")
+    synthesise(db, persons, seed, ["prostate", "breast", "lung"])
+    agent = Agent(
+        PortalClient("http://127.0.0.1:9", "t"),
+        db,
+        Policy(min_cell_count=k, km_min_time_unit_days=1),
+    )
+    cohort = {"condition_concept_ids": [443392]}
+    cases = [
+        ("cohort_count", {"cohort": cohort, "stratify_by": ["sex", "age_group", "index_year"]}),
+        ("characterisation", {"cohort": cohort}),
+        (
+            "kaplan_meier",
+            {
+                "cohort": cohort,
+                "time_unit_days": 7,
+                "max_time_units": 200,
+                "stratify_by": "age_group",
+            },
+        ),
+    ]
+    for i, (analysis_type, params) in enumerate(cases):
+        result = agent.execute(
+            RunAssignment(
+                run_id=i, attempt=1, analysis_id=i, type=analysis_type, version=1, params=params
+            )
+        )
+        assert result.status in {"completed", "refused"}
+        if result.status == "refused":
+            assert result.result is None
+            continue
+        assert all(c == 0 or c >= k for c in released_counts(result.result))
+    db.close()

@@ -147,3 +147,20 @@ def test_bad_input_gives_one_line_and_nonzero_exit(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["synth", "--out", "sqlite:///x.db", "--persons", "many"],
+        ["check"],
+        ["frobnicate"],
+        ["policy"],
+    ],
+)
+def test_usage_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error:" in err
