@@ -81,7 +81,7 @@ class PortalClient:
 
     def heartbeat(self, heartbeat: Heartbeat) -> HeartbeatAck:
         status, payload = self._post("/api/node/heartbeat/", heartbeat.model_dump(mode="json"))
-        if status != 200:
+        if status not in (200, 201):
             raise PortalProtocolError(f"heartbeat: unexpected HTTP {status} {_detail(payload)}")
         try:
             return HeartbeatAck.model_validate(payload)

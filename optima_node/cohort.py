@@ -108,14 +108,17 @@ def build_cohort(db: Database, spec: CohortSpec) -> Cohort:
     if spec.sex is not None:
         sex_filter = "WHERE p.gender_concept_id = ?"
         params.append(MALE if spec.sex == "male" else FEMALE)
+    # SQLite keeps dates as text, sometimes with a time part ("2020-01-01 00:00:00"); date()
+    # makes comparisons and MIN/MAX day-exact there. PostgreSQL columns are real dates.
+    day = (lambda column: f"date({column})") if db.dialect == "sqlite" else (lambda column: column)
     # If periods overlap (bad data), the one reaching furthest defines follow-up; duplicate death
     # rows resolve to the earliest date.
     sql = f"""
         SELECT i.person_id, i.index_date, p.year_of_birth, p.gender_concept_id,
-               MAX(op.observation_period_end_date) AS period_end,
-               MIN(d.death_date) AS death_date
+               MAX({day("op.observation_period_end_date")}) AS period_end,
+               MIN({day("d.death_date")}) AS death_date
         FROM (
-            SELECT person_id, MIN(condition_start_date) AS index_date
+            SELECT person_id, MIN({day("condition_start_date")}) AS index_date
             FROM {db.t("condition_occurrence")}
             WHERE condition_concept_id IN ({marks})
             GROUP BY person_id
@@ -123,8 +126,8 @@ def build_cohort(db: Database, spec: CohortSpec) -> Cohort:
         JOIN {db.t("person")} p ON p.person_id = i.person_id
         JOIN {db.t("observation_period")} op
           ON op.person_id = i.person_id
-         AND op.observation_period_start_date <= i.index_date
-         AND op.observation_period_end_date >= i.index_date
+         AND {day("op.observation_period_start_date")} <= i.index_date
+         AND {day("op.observation_period_end_date")} >= i.index_date
         LEFT JOIN {db.t("death")} d ON d.person_id = i.person_id
         {sex_filter}
         GROUP BY i.person_id, i.index_date, p.year_of_birth, p.gender_concept_id

@@ -132,3 +132,20 @@ def test_bad_cohort_specs_are_rejected():
         CohortSpec(condition_concept_ids=[1], sex="other")
     with pytest.raises(ValueError):
         CohortSpec(condition_concept_ids=[1], unexpected=True)
+
+
+def test_sqlite_dates_with_a_time_part(tiny):
+    """Outside ETLs often write '2012-03-01 00:00:00' into SQLite date columns."""
+    con = tiny.connection
+    con.execute(
+        "UPDATE condition_occurrence SET condition_start_date = condition_start_date || ' 00:00:00'"
+    )
+    con.execute(
+        "UPDATE observation_period SET observation_period_end_date = '2012-03-01' WHERE person_id = 1"
+    )
+    con.execute("UPDATE death SET death_date = '2012-03-01 00:00:00' WHERE person_id = 1")
+    cohort = build_cohort(tiny, CohortSpec(condition_concept_ids=[100]))
+    i = by_person(cohort)[1]
+    # the index date equals the period end: still inside, and the same-day death is an event
+    assert cohort.index_date[i] == cohort.period_end[i] == np.datetime64("2012-03-01")
+    assert cohort.event[i] and cohort.follow_up_days[i] == 0
