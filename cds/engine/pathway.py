@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ class Pathway:
     warnings: tuple[tuple[WarningSpec, Condition], ...]
     constraints: tuple[tuple[Constraint, Condition], ...]
     derivations: tuple[CompiledDerivation, ...]
+    source_data: Mapping[str, Any]
     source_file: str = ""
 
     @property
@@ -68,8 +70,8 @@ class Pathway:
         return tuple(self.model.outcomes)
 
     def raw(self) -> dict[str, Any]:
-        """The pathway as plain data (what the checksum covers)."""
-        return self.model.model_dump(mode="json", exclude_none=True)
+        """The pathway file's content as plain data: what the checksum covers, what to store."""
+        return copy.deepcopy(dict(self.source_data))
 
     def input_schema(self) -> dict[str, Any]:
         """A JSON-schema-like description of the inputs, for forms and the API.
@@ -116,7 +118,12 @@ class Pathway:
 
 
 def canonical_checksum(data: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON form: key order, spacing and YAML comments do not count."""
+    """sha256 of the canonical JSON form of a pathway file's content.
+
+    Key order, YAML layout, comments and anchors do not count; any change of a value does. The
+    file content is hashed rather than the validated model so that engine defaults added later
+    do not change the checksum of an unchanged file.
+    """
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -125,7 +132,7 @@ def load_pathway(path_or_dict: str | Path | Mapping[str, Any]) -> Pathway:
     """Read, validate and compile a pathway; raise :class:`PathwayFormatError` on any defect."""
     source = ""
     if isinstance(path_or_dict, Mapping):
-        data: Any = dict(path_or_dict)
+        data: Any = copy.deepcopy(dict(path_or_dict))
     else:
         path = Path(path_or_dict)
         source = path.name
@@ -149,7 +156,7 @@ def load_pathway(path_or_dict: str | Path | Mapping[str, Any]) -> Pathway:
         raise PathwayFormatError(
             f"the file name must be the pathway id ({model.id}.yaml)", location="id", source=source
         )
-    return _compile(model, source)
+    return _compile(model, data, source)
 
 
 def load_builtin_pathways(directory: str | Path = PATHWAYS_DIR) -> dict[str, Pathway]:
@@ -168,7 +175,7 @@ def _location(loc: tuple[Any, ...]) -> str:
     return text
 
 
-def _compile(model: PathwayModel, source: str) -> Pathway:
+def _compile(model: PathwayModel, data: dict[str, Any], source: str) -> Pathway:
     def error(message: str, location: str) -> PathwayFormatError:
         return PathwayFormatError(message, location=location, source=source)
 
@@ -264,11 +271,12 @@ def _compile(model: PathwayModel, source: str) -> Pathway:
 
     return Pathway(
         model=model,
-        checksum=canonical_checksum(model.model_dump(mode="json", exclude_none=True)),
+        checksum=canonical_checksum(data),
         rules=tuple(rules),
         warnings=warnings,
         constraints=tuple(constraints),
         derivations=tuple(derivations),
+        source_data=data,
         source_file=source,
     )
 

@@ -390,3 +390,14 @@ def test_it_evaluates_well_under_a_millisecond(pathways, pathway_id):
             evaluate(pathway, case)
     mean_seconds = (time.perf_counter() - start) / (rounds * len(cases))
     assert mean_seconds < 0.001  # typically ~0.05 ms; see benchmarks/cds_engine.py
+
+
+def test_raw_returns_the_file_content_that_the_checksum_covers(pathways):
+    from cds.engine import canonical_checksum
+
+    pathway = pathways["nsclc-esmo"]
+    content = pathway.raw()
+    assert canonical_checksum(content) == pathway.checksum
+    content["title"] = "changed"
+    assert pathway.raw()["title"] != "changed"
+    assert load_pathway(pathway.raw()).checksum == pathway.checksum
