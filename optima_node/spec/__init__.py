@@ -1,0 +1,1 @@
+"""Vendored OMOP CDM v5.4 specification files (see PROVENANCE.md)."""
