@@ -401,3 +401,46 @@ def test_raw_returns_the_file_content_that_the_checksum_covers(pathways):
     content["title"] = "changed"
     assert pathway.raw()["title"] != "changed"
     assert load_pathway(pathway.raw()).checksum == pathway.checksum
+
+
+def _input_strategy(spec):
+    from hypothesis import strategies as st
+
+    if spec.type == "enum":
+        return st.sampled_from(list(spec.values))
+    if spec.type == "integer":
+        return st.integers(
+            int(spec.minimum or 0), int(spec.maximum if spec.maximum is not None else 100)
+        )
+    if spec.type == "number":
+        low = spec.minimum or 0
+        high = spec.maximum if spec.maximum is not None else 1000
+        return st.one_of(st.floats(low, high, allow_nan=False), st.integers(int(low), int(high)))
+    return st.sampled_from(["3+3", "3+4", "4+3", "4+4", "3+5", "4+5", "5+4", "5+5"])
+
+
+@pytest.mark.parametrize("pathway_id", sorted(REQUIRED_IDS))
+def test_any_valid_partial_input_gives_a_declared_outcome_and_a_full_trace(pathways, pathway_id):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pathway = pathways[pathway_id]
+    strategy = st.fixed_dictionaries(
+        {}, optional={name: _input_strategy(spec) for name, spec in pathway.inputs.items()}
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(inputs=strategy)
+    def check(inputs):
+        if validate_inputs(pathway, inputs)[1]:
+            return  # constraint violations are covered elsewhere
+        result = evaluate(pathway, inputs)
+        assert result.classification in pathway.outcomes
+        assert len(result.trace) == len(pathway.rules)
+        assert result.possible_classifications
+        assert set(result.missing) <= set(pathway.inputs)
+        if result.is_determined and result.classification != pathway.model.undetermined_outcome:
+            assert result.possible_classifications == (result.classification,)
+        json.dumps(result.to_dict())
+
+    check()
