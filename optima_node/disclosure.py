@@ -116,6 +116,9 @@ def _check_characterisation(result: CharacterisationResult, policy: Policy) -> N
         if any(set(row.strata) != {name} for row in rows):
             raise _Unverifiable
         _check_cells(rows, k)
+        # A section adds up to the person count: one lone suppressed cell would be derivable.
+        if not result.person_count.suppressed and sum(row.suppressed for row in rows) == 1:
+            raise _Unverifiable
 
 
 def _check_kaplan_meier(result: KaplanMeierResult, policy: Policy) -> None:

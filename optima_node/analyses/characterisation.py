@@ -1,4 +1,5 @@
-"""characterisation v1: a table-one of the cohort, every cell under the same small-cell rule."""
+"""characterisation v1: a table-one of the cohort, every cell under the same small-cell rule,
+plus secondary suppression where a section would otherwise reveal its one suppressed cell."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from optima_node.analyses.common import count_row, count_rows, load_cohort
+from optima_node.analyses.common import count_row, count_rows, load_cohort, protect_margin
 from optima_node.db import Database
 from optima_node.policy import Policy
 from optima_node.schemas import FOLLOW_UP_BANDS, CharacterisationParams
@@ -32,11 +33,15 @@ def run(
     cohort = load_cohort(db, params.cohort, cache)
     k = policy.min_cell_count
 
+    person_count = count_row({}, len(cohort), k)
+
     def by(name: str, values: np.ndarray) -> list[dict[str, Any]]:
-        return count_rows(((str(v),) for v in values), [name], k)
+        # Each section adds up to the person count, so a lone suppressed cell needs a partner.
+        rows = count_rows(((str(v),) for v in values), [name], k)
+        return protect_margin(rows, total_released=not person_count["suppressed"])
 
     return {
-        "person_count": count_row({}, len(cohort), k),
+        "person_count": person_count,
         "deaths": count_row({}, int(cohort.event.sum()), k),
         "by_sex": by("sex", cohort.sex_label),
         "by_age_group": by("age_group", cohort.age_group),

@@ -38,6 +38,20 @@ def count_rows(
     ]
 
 
+def protect_margin(rows: list[dict[str, Any]], total_released: bool) -> list[dict[str, Any]]:
+    """Secondary suppression for rows that add up to a released total.
+
+    With exactly one suppressed row, total minus the released rows would give its count away, so
+    the smallest released row is suppressed as well.
+    """
+    suppressed = [r for r in rows if r["suppressed"]]
+    released = [r for r in rows if not r["suppressed"]]
+    if total_released and len(suppressed) == 1 and released:
+        smallest = min(released, key=lambda r: (r["count"], sorted(r["strata"].items())))
+        smallest.update(count=None, suppressed=True)
+    return rows
+
+
 def load_cohort(db: Database, spec: CohortSpec, cache: MutableMapping[str, Any] | None) -> Cohort:
     """Build the cohort once per definition while the agent runs (a GLM asks for it every round)."""
     key = "cohort:" + spec.model_dump_json()
