@@ -4,7 +4,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from . import permissions
-from .models import AuditEvent, Role
+from .models import AuditEvent, Organisation, Role
 
 
 def restrict_audit(queryset: QuerySet, user) -> QuerySet:
@@ -22,9 +22,9 @@ class AuditEventFilter(django_filters.FilterSet):
     )
     object_type = django_filters.CharFilter(lookup_expr="iexact")
     object_id = django_filters.CharFilter()
-    organisation = django_filters.NumberFilter(field_name="organisation_id")
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lte")
+    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), field_name="organisation")
+    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", label="From (ISO time)")
+    until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lte", label="Until (ISO time)")
 
     class Meta:
         model = AuditEvent

@@ -4,7 +4,6 @@ and an outsider from hospital B who must see nothing of A's."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from accounts.models import OrganisationKind, Role
 from tests.factories import OrganisationFactory, UserFactory, make_member
@@ -111,11 +110,15 @@ def anonymous_user(db):
 
 @pytest.fixture
 def api():
+    from rest_framework.test import APIClient
+
     return APIClient()
 
 
 @pytest.fixture
 def api_as():
+    from rest_framework.test import APIClient
+
     def _as(user):
         client = APIClient()
         client.force_authenticate(user)

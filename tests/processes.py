@@ -31,6 +31,7 @@ def database_url_for_subprocess() -> str:
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1"}
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(extra)
     return env
 
