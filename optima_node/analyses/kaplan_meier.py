@@ -4,9 +4,9 @@ Disclosure rule (fail closed, see docs/node-agent.md): a released cell of events
 either 0 or at least min_cell_count. Small cells are merged forward in time: their counts move to
 the next time unit that has counts of the same kind, until the accumulated count is releasable
 (events and censorings separately). A remainder left at the horizon is merged backward into the
-last released time of its kind. What is released is therefore an exact
-table of *coarsened* binned times; KM on the pooled coarsened tables equals KM on the pooled
-coarsened person-level times. A stratum whose totals themselves are small is not released at all.
+last released time of its kind. What is released is therefore an exact table of *coarsened* binned
+times: KM on the pooled coarsened tables equals KM on the pooled coarsened person-level times.
+A stratum whose totals themselves are small is not released at all.
 """
 
 from __future__ import annotations
