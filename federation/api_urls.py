@@ -1,1 +1,17 @@
-urlpatterns: list = []
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from . import api, node_api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("analyses", api.AnalysisViewSet, basename="analysis")
+router.register("nodes", api.NodeViewSet, basename="node")
+
+urlpatterns = [
+    path("node/heartbeat/", node_api.HeartbeatView.as_view(), name="node-heartbeat"),
+    path("node/runs/claim/", node_api.ClaimView.as_view(), name="node-claim"),
+    path("node/runs/<int:run_id>/result/", node_api.ResultView.as_view(), name="node-result"),
+    path("analysis-types/", api.analysis_types, name="analysis-types"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,55 @@
+"""Pool one round of node results into the documented result shape of each analysis type.
+
+The statistics are :mod:`federation.stats`; this module only arranges node payloads for it and
+adds the contributors, so the researcher can see exactly which nodes a pooled number stands on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import stats
+
+
+def pool_cohort_count(results: Sequence[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    pooled = stats.pool_counts(r["rows"] for r in results)
+    return {"stratify_by": list(params.get("stratify_by", [])), **pooled}
+
+
+def _pool_cell(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    pooled = stats.pool_counts([[row] for row in rows])
+    return {"count": pooled["total"], "lower_bound": pooled["total_lower_bound"]}
+
+
+def pool_characterisation(
+    results: Sequence[dict[str, Any]], params: dict[str, Any]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "person_count": _pool_cell([r["person_count"] for r in results]),
+        "deaths": _pool_cell([r["deaths"] for r in results]),
+    }
+    for section in ("by_sex", "by_age_group", "by_index_year", "by_follow_up"):
+        out[section] = stats.pool_counts(r[section] for r in results)["rows"]
+    return out
+
+
+def pool_kaplan_meier(results: Sequence[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    table = stats.pool_km_tables(results)
+    curve = stats.kaplan_meier(table)
+    suppressed = sorted({s for r in results for s in r.get("suppressed_strata", [])})
+    return {
+        "time_unit_days": results[0]["time_unit_days"] if results else params["time_unit_days"],
+        "max_time_units": results[0]["max_time_units"] if results else params["max_time_units"],
+        "stratify_by": params.get("stratify_by", "none"),
+        **curve,
+        "suppressed_strata": suppressed,
+        "coarsened": any(r.get("coarsened") for r in results),
+    }
+
+
+ONE_ROUND = {
+    "cohort_count": pool_cohort_count,
+    "characterisation": pool_characterisation,
+    "kaplan_meier": pool_kaplan_meier,
+}

@@ -1,0 +1,201 @@
+"""Researchers' and site admins' API: analyses, nodes and the analysis catalogue."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+
+from . import selectors, services
+from .analysis_types import KINDS, TYPE_CHOICES
+from .models import Analysis, Node
+
+
+class AnalysisCreateSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[t for t, _ in TYPE_CHOICES])
+    version = serializers.IntegerField(min_value=1, default=1)
+    datasets = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+    params = serializers.JSONField()
+    min_nodes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class RunSerializer(serializers.Serializer):
+    node = serializers.CharField(source="node.name")
+    organisation = serializers.CharField(source="node.organisation.name")
+    round = serializers.IntegerField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class AnalysisSerializer(serializers.ModelSerializer):
+    runs = serializers.SerializerMethodField()
+    result = serializers.JSONField()
+
+    class Meta:
+        model = Analysis
+        fields = [
+            "id",
+            "title",
+            "type",
+            "version",
+            "status",
+            "reason",
+            "partial",
+            "min_nodes",
+            "current_round",
+            "params",
+            "created_at",
+            "finished_at",
+            "runs",
+            "result",
+        ]
+
+    @extend_schema_field(RunSerializer(many=True))
+    def get_runs(self, obj) -> list[dict]:
+        return RunSerializer(obj.runs.all(), many=True).data
+
+
+class AnalysisListSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Analysis
+        fields = ["id", "title", "type", "version", "status", "partial", "created_at"]
+
+
+class AnalysisViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Federated analyses you started. POST starts one on the nodes serving the datasets."""
+
+    permission_classes = [IsAuthenticated]
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Analysis.objects.none()
+        return selectors.analysis_list(user=self.request.user)
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return AnalysisListSerializer
+        if self.action == "create":
+            return AnalysisCreateSerializer
+        return AnalysisSerializer
+
+    def get_object(self):
+        return selectors.analysis_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
+    @extend_schema(request=AnalysisCreateSerializer, responses={201: AnalysisSerializer})
+    def create(self, request, *args, **kwargs):
+        data = AnalysisCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        dataset_model = apps.get_model("catalogue", "Dataset")
+        ids = list(dict.fromkeys(values["datasets"]))
+        found = {d.pk: d for d in dataset_model.objects.filter(pk__in=ids)}
+        unknown = [i for i in ids if i not in found]
+        if unknown:
+            raise serializers.ValidationError(
+                {"datasets": [f"No dataset with id {i}." for i in unknown]}
+            )
+        analysis = services.analysis_create(
+            researcher=request.user,
+            analysis_type=values["type"],
+            version=values["version"],
+            params=values["params"],
+            datasets=[found[i] for i in ids],
+            min_nodes=values.get("min_nodes"),
+            title=values.get("title", ""),
+        )
+        analysis = selectors.analysis_get_for_user(user=request.user, pk=analysis.pk)
+        return Response(AnalysisSerializer(analysis).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: AnalysisSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        analysis = selectors.analysis_get_for_user(user=request.user, pk=pk, action="cancel")
+        services.analysis_cancel(actor=request.user, analysis=analysis)
+        analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
+        return Response(AnalysisSerializer(analysis).data)
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    organisation = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    liveness = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "organisation",
+            "name",
+            "status",
+            "liveness",
+            "last_seen_at",
+            "agent_version",
+            "capabilities",
+            "cdm_version",
+            "vocabulary_version",
+            "dialect",
+            "person_count",
+            "policy",
+            "token_prefix",
+            "warnings",
+        ]
+
+    def get_liveness(self, obj) -> str:
+        return obj.liveness()
+
+    def get_warnings(self, obj) -> list[str]:
+        return obj.warnings()
+
+
+class NodeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Nodes of your organisations (site and organisation admins; platform admins see all)."""
+
+    serializer_class = NodeSerializer
+    permission_classes = [IsAuthenticated]
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Node.objects.none()
+        return selectors.node_list(user=self.request.user)
+
+
+@extend_schema(
+    responses=inline_serializer(
+        "AnalysisType",
+        {
+            "type": serializers.CharField(),
+            "version": serializers.IntegerField(),
+            "label": serializers.CharField(),
+            "description": serializers.CharField(),
+            "params_schema": serializers.JSONField(),
+        },
+        many=True,
+    )
+)
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def analysis_types(request):
+    """The analysis catalogue: every (type, version) with its parameter JSON schema."""
+    return Response(
+        [
+            {
+                "type": k.type,
+                "version": k.version,
+                "label": k.label,
+                "description": k.description,
+                "params_schema": k.params_schema(),
+            }
+            for k in KINDS.values()
+        ]
+    )

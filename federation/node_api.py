@@ -1,0 +1,188 @@
+"""The node agents' API under /api/node/: exactly the protocol of ``optima_node.client``.
+
+``Authorization: Node <token>``. Heartbeat → HeartbeatAck; claim → RunAssignment or 204; result →
+201 (stored), 200 (the same result again), 409 (a different result), 410 (expired or cancelled),
+400 (malformed). Payloads are validated with the agent's own pydantic models.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from rest_framework import authentication, exceptions, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api_errors import error_response
+from optima_node.schemas import Heartbeat, HeartbeatAck, RunAssignment, RunResult
+
+from . import services
+from .models import Node, NodeStatus, Run
+from .services import ResultOutcome
+
+
+class NodeTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Node <token>``: the request is made by a node, not a person."""
+
+    keyword = "Node"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Node <token>'.")
+        try:
+            raw = header[1].decode()
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid node token header.") from exc
+        node = Node.authenticate(raw)
+        if node is None:
+            raise exceptions.AuthenticationFailed("Invalid node token (it may have been rotated).")
+        if node.status == NodeStatus.REVOKED:
+            raise exceptions.AuthenticationFailed(
+                "This node was revoked by its organisation; the agent must stop."
+            )
+        if node.status != NodeStatus.APPROVED:
+            raise exceptions.AuthenticationFailed("This node is not approved.")
+        return AnonymousUser(), node
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class NodeTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "federation.node_api.NodeTokenAuthentication"
+    name = "nodeAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Node token issued on approval: `Node <token>`",
+        }
+
+
+class IsNode(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, Node)
+
+
+class NodeView(APIView):
+    authentication_classes = [NodeTokenAuthentication]
+    permission_classes = [IsNode]
+    throttle_classes: list = []
+
+    def parse(self, request, model: type[BaseModel]):
+        try:
+            return model.model_validate(request.data if isinstance(request.data, dict) else {})
+        except PydanticValidationError as exc:
+            fields = {
+                ".".join(str(p) for p in e["loc"]) or "body": [e["msg"]] for e in exc.errors()
+            }
+            return error_response(400, "invalid", "The payload does not validate.", fields)
+
+
+def _schema(model: type[BaseModel]) -> dict:
+    return model.model_json_schema(mode="serialization")
+
+
+@extend_schema(
+    tags=["node"],
+    request={"application/json": _schema(Heartbeat)},
+    responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="HeartbeatAck")},
+)
+class HeartbeatView(NodeView):
+    """The agent reports its version, capabilities, CDM and policy; the portal answers its poll interval."""
+
+    def post(self, request):
+        heartbeat = self.parse(request, Heartbeat)
+        if isinstance(heartbeat, Response):
+            return heartbeat
+        node = services.node_heartbeat(node=request.auth, heartbeat=heartbeat)
+        ack = HeartbeatAck(
+            node_id=node.pk,
+            poll_interval_seconds=node.poll_interval_seconds,
+            portal_version=settings.PORTAL_VERSION,
+        )
+        return Response(ack.model_dump(mode="json"))
+
+
+@extend_schema(
+    tags=["node"],
+    request=None,
+    responses={
+        200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="RunAssignment"),
+        204: OpenApiResponse(description="Nothing to do."),
+    },
+)
+class ClaimView(NodeView):
+    """The next run this node should execute, leased for a while; 204 when there is none."""
+
+    def post(self, request):
+        run = services.run_claim(node=request.auth)
+        if run is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        assignment = RunAssignment(
+            run_id=run.pk,
+            attempt=run.attempt,
+            analysis_id=run.analysis_id,
+            type=run.analysis.type,
+            version=run.analysis.version,
+            round=run.round,
+            params=run.analysis.params,
+            state=run.state or {},
+            deadline=run.deadline,
+            lease_seconds=services.lease_seconds(),
+        )
+        return Response(assignment.model_dump(mode="json"))
+
+
+RESULT_STATUS = {
+    ResultOutcome.STORED: status.HTTP_201_CREATED,
+    ResultOutcome.DUPLICATE: status.HTTP_200_OK,
+    ResultOutcome.CONFLICT: status.HTTP_409_CONFLICT,
+    ResultOutcome.GONE: status.HTTP_410_GONE,
+    ResultOutcome.INVALID: status.HTTP_400_BAD_REQUEST,
+}
+
+
+@extend_schema(
+    tags=["node"],
+    request={"application/json": _schema(RunResult)},
+    responses={
+        201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored."),
+        200: OpenApiResponse(
+            OpenApiTypes.OBJECT, description="The same result was already stored."
+        ),
+        400: OpenApiResponse(OpenApiTypes.OBJECT, description="The result does not validate."),
+        409: OpenApiResponse(OpenApiTypes.OBJECT, description="A different result is stored."),
+        410: OpenApiResponse(OpenApiTypes.OBJECT, description="The run expired or was cancelled."),
+    },
+)
+class ResultView(NodeView):
+    """Post a run's outcome (idempotent)."""
+
+    def post(self, request, run_id: int):
+        run = get_object_or_404(Run, pk=run_id, node=request.auth)
+        payload = self.parse(request, RunResult)
+        if isinstance(payload, Response):
+            return payload
+        if payload.run_id != run.pk:
+            return error_response(
+                400, "invalid", "run_id differs from the URL.", {"run_id": ["Does not match."]}
+            )
+        outcome, message = services.run_submit_result(node=request.auth, run=run, payload=payload)
+        code = RESULT_STATUS[outcome]
+        if code >= 400:
+            return error_response(code, outcome, message)
+        run.refresh_from_db(fields=["status"])
+        return Response({"run_id": run.pk, "status": run.status, "detail": message}, status=code)

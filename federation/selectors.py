@@ -1,0 +1,99 @@
+"""Reads of the federation app, always through ``permissions``."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
+
+from .models import Analysis, Node, NodeHeartbeat, Run, RunStatus
+from .permissions import restrict_analyses, restrict_nodes, restrict_runs
+
+AVAILABILITY_DAYS = 7
+
+
+def analysis_list(*, user) -> QuerySet[Analysis]:
+    return restrict_analyses(
+        Analysis.objects.select_related("researcher").annotate(run_count=Count("runs")), user
+    )
+
+
+def analysis_get_for_user(*, user, pk: int, action: str = "view") -> Analysis:
+    from accounts.permissions import get_for_user_or_404
+
+    runs = Run.objects.select_related("node__organisation").order_by(
+        "round", "node__organisation__name", "node__name"
+    )
+    qs = restrict_analyses(
+        Analysis.objects.select_related("researcher").prefetch_related(Prefetch("runs", runs)),
+        user,
+        action,
+    )
+    return get_for_user_or_404(qs, pk=pk)
+
+
+def node_list(*, user, action: str = "view") -> QuerySet[Node]:
+    return restrict_nodes(Node.objects.select_related("organisation"), user, action)
+
+
+def node_get_for_user(*, user, pk: int, action: str = "view") -> Node:
+    from accounts.permissions import get_for_user_or_404
+
+    return get_for_user_or_404(node_list(user=user, action=action), pk=pk)
+
+
+def node_metrics(nodes: list[Node], *, now=None) -> dict[int, dict]:
+    """Seven-day availability and median turnaround per node, in two queries for the whole list."""
+    now = now or timezone.now()
+    since = now - timedelta(days=AVAILABILITY_DAYS)
+    ids = [n.pk for n in nodes]
+    minutes = dict(
+        NodeHeartbeat.objects.filter(node_id__in=ids, minute__gte=since)
+        .values("node_id")
+        .annotate(n=Count("pk"))
+        .values_list("node_id", "n")
+    )
+    turnarounds: dict[int, list[float]] = {}
+    for node_id, created, answered in Run.objects.filter(
+        node_id__in=ids, answered_at__isnull=False, answered_at__gte=since
+    ).values_list("node_id", "created_at", "answered_at"):
+        turnarounds.setdefault(node_id, []).append((answered - created).total_seconds())
+    out = {}
+    for node in nodes:
+        start = max(since, node.approved_at or node.created_at)
+        window = max((now - start).total_seconds() / 60.0, 1.0)
+        seen = minutes.get(node.pk, 0)
+        availability = min(1.0, seen / window) if node.first_seen_at else None
+        times = turnarounds.get(node.pk)
+        out[node.pk] = {
+            "availability": availability,
+            "median_turnaround_seconds": statistics.median(times) if times else None,
+            "liveness": node.liveness(now),
+        }
+    return out
+
+
+def review_queue(*, user) -> QuerySet[Run]:
+    """Runs at the user's nodes waiting for their approval or release."""
+    return restrict_runs(
+        Run.objects.filter(
+            status__in=(RunStatus.AWAITING_APPROVAL, RunStatus.AWAITING_RELEASE)
+        ).select_related("analysis__researcher", "node__organisation"),
+        user,
+        "review",
+    ).order_by("deadline")
+
+
+def run_get_for_review(*, user, pk: int) -> Run:
+    from accounts.permissions import get_for_user_or_404
+
+    return get_for_user_or_404(
+        restrict_runs(
+            Run.objects.select_related("analysis__researcher", "node__organisation"),
+            user,
+            "review",
+        ),
+        pk=pk,
+    )

@@ -1,0 +1,80 @@
+"""Nodes and simulated node agents for the federation tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rest_framework.test import APIClient
+
+from federation import services
+from federation.models import Node
+from optima_node.agent import Agent
+from optima_node.db import connect
+from optima_node.policy import Policy
+from optima_node.schemas import CAPABILITIES, RunAssignment
+
+LUNG = [4115276, 4110591]
+PROSTATE = [4163261]
+EXACT = Policy(min_cell_count=1, km_min_time_unit_days=1)
+
+
+def make_node(organisation, name: str = "omop", *, actor=None) -> tuple[Node, str]:
+    """An approved node and its raw token (through the operators' enrolment service)."""
+    return services.node_enrol(actor=actor, organisation=organisation, name=name)
+
+
+@dataclass
+class SimNode:
+    """A node agent driven in-process: the agent's real heartbeat and execute, over the test client.
+
+    ``capabilities`` narrows what the agent reports (to test capability-based dispatch).
+    """
+
+    node: Node
+    token: str
+    db_url: str
+    policy: Policy = field(default_factory=Policy)
+    capabilities: list[tuple[str, int]] | None = None
+
+    def __post_init__(self) -> None:
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Node {self.token}")
+        self.agent = Agent(client=None, db=connect(self.db_url), policy=self.policy)
+        self.posted: list[tuple[int, int]] = []
+
+    def heartbeat(self):
+        beat = self.agent.build_heartbeat()
+        body = beat.model_dump(mode="json")
+        if self.capabilities is not None:
+            body["capabilities"] = [{"type": t, "version": v} for t, v in self.capabilities]
+        return self.client.post("/api/node/heartbeat/", body, format="json")
+
+    def claim(self):
+        return self.client.post("/api/node/runs/claim/", {}, format="json")
+
+    def post(self, result):
+        body = result.model_dump(mode="json")
+        return self.client.post(f"/api/node/runs/{result.run_id}/result/", body, format="json")
+
+    def execute(self, assignment: dict):
+        return self.agent.execute(RunAssignment.model_validate(assignment))
+
+    def cycle(self) -> int:
+        """Heartbeat, then claim, execute and post until the portal has nothing more."""
+        assert self.heartbeat().status_code == 200
+        done = 0
+        while True:
+            response = self.claim()
+            if response.status_code == 204:
+                return done
+            assert response.status_code == 200, response.content
+            result = self.execute(response.json())
+            posted = self.post(result)
+            self.posted.append((result.run_id, posted.status_code))
+            done += 1
+
+    def close(self) -> None:
+        self.agent.db.close()
+
+
+ALL_CAPABILITIES = list(CAPABILITIES)
