@@ -169,6 +169,24 @@ class NodeHeartbeat(models.Model):
         return f"{self.node_id} @ {self.minute:%Y-%m-%d %H:%M}"
 
 
+class NodeDataset(models.Model):
+    """A dataset's federated distribution: the node that serves it."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="served_datasets")
+    dataset = models.ForeignKey(
+        "catalogue.Dataset", on_delete=models.CASCADE, related_name="federated_nodes"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "dataset"], name="node_serves_dataset_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} at {self.node_id}"
+
+
 class AnalysisStatus(models.TextChoices):
     RUNNING = "running", "Running"
     COMPLETED = "completed", "Completed"
@@ -184,6 +202,7 @@ class Analysis(models.Model):
     type = models.CharField(max_length=40)
     version = models.PositiveSmallIntegerField(default=1)
     params = models.JSONField()
+    datasets = models.ManyToManyField("catalogue.Dataset", related_name="federated_analyses")
     min_nodes = models.PositiveSmallIntegerField()
     status = models.CharField(
         max_length=10, choices=AnalysisStatus.choices, default=AnalysisStatus.RUNNING
