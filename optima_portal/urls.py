@@ -17,6 +17,7 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("federation/", include("federation.urls")),
     path("cds/", include("cds.urls")),
+    path("", include("cds.hooks_urls")),  # HL7 CDS Hooks at /cds-services
     path("feedback/", include("feedback.urls")),
 ]
 
