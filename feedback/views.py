@@ -35,9 +35,9 @@ def _sites(user):
     return services.sites_for(user).order_by("name")
 
 
-def _require_feedback_giver(user) -> None:
-    if not permissions.can_give_feedback(user):
-        raise Http404("Only implementation test sites give feedback.")
+NOT_A_TEST_SITE = (
+    "Feedback is collected from the implementation test sites; none of your organisations is one."
+)
 
 
 @login_required
@@ -111,7 +111,9 @@ def _submit(request, form) -> FeedbackItem | None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def item_new(request):
-    _require_feedback_giver(request.user)
+    if not permissions.can_give_feedback(request.user):
+        messages.info(request, NOT_A_TEST_SITE)
+        return redirect("feedback:list")
     sites = _sites(request.user)
     form = forms.FeedbackForm(
         request.POST or None, request.FILES or None, sites=sites, initial=_initial(request)
@@ -133,7 +135,13 @@ def item_new(request):
 @require_http_methods(["GET", "POST"])
 def widget(request):
     """The feedback button's short form: GET shows it, POST records it (both as htmx fragments)."""
-    _require_feedback_giver(request.user)
+    if not permissions.can_give_feedback(request.user):
+        return render_page(
+            request,
+            "feedback/widget_page.html",
+            {"not_allowed": NOT_A_TEST_SITE},
+            partial="feedback/partials/widget_done.html",
+        )
     sites = _sites(request.user)
     form = forms.WidgetForm(request.POST or None, sites=sites, initial=_initial(request))
     if request.method == "POST" and form.is_valid():
