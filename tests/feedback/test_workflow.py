@@ -1,0 +1,234 @@
+"""The triage workflow by role: who may do what, illegal transitions refused with a message,
+an audit event for every transition, authors notified of status changes and replies."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from accounts.audit import verify_chain
+from accounts.models import AuditEvent
+from feedback import services
+from feedback.models import Notification, Status
+
+from .factories import FeedbackItemFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _actions(item):
+    return list(
+        AuditEvent.objects.filter(object_type="feedback.feedbackitem", object_id=str(item.pk))
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
+
+
+def test_it_walks_new_triaged_in_progress_resolved_and_audits_every_step(item_a, triager):
+    services.feedback_triage(
+        user=triager, item=item_a, assignee=triager, priority="high", labels=["UI", "regression"]
+    )
+    assert item_a.status == Status.TRIAGED
+    assert item_a.triaged_at is not None
+    assert sorted(item_a.labels.values_list("name", flat=True)) == ["regression", "ui"]
+    services.feedback_start(user=triager, item=item_a)
+    assert item_a.status == Status.IN_PROGRESS
+    services.feedback_resolve(
+        user=triager, item=item_a, resolution_note="Fixed the filter.", fixed_in_version="0.2.0"
+    )
+    item_a.refresh_from_db()
+    assert item_a.status == Status.RESOLVED
+    assert item_a.fixed_in_version == "0.2.0"
+    assert item_a.closed_at is not None
+    assert _actions(item_a) == ["feedback.triaged", "feedback.started", "feedback.resolved"]
+    event = AuditEvent.objects.get(action="feedback.resolved")
+    assert event.payload == {"from": "in_progress", "to": "resolved", "fixed_in_version": "0.2.0"}
+    assert event.organisation_id == item_a.site_id
+    assert verify_chain().ok
+
+
+def test_staff_platform_admin_may_triage_too(item_a, platform_admin):
+    services.feedback_triage(user=platform_admin, item=item_a, assignee=platform_admin)
+    assert item_a.status == Status.TRIAGED
+
+
+@pytest.mark.parametrize("who", ["clinician_a", "colleague_a", "steward_a"])
+def test_it_refuses_triage_by_anyone_outside_the_platform_team(request, item_a, who):
+    user = request.getfixturevalue(who)
+    with pytest.raises(PermissionDenied, match="Only the platform team"):
+        services.feedback_triage(user=user, item=item_a)
+    item_a.refresh_from_db()
+    assert item_a.status == Status.NEW
+    assert _actions(item_a) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "name", "message"),
+    [
+        (Status.NEW, "resolve", "Triage it first"),
+        (Status.NEW, "start", "Triage it first"),
+        (Status.NEW, "reopen", "cannot be reopened"),
+        (Status.IN_PROGRESS, "triage", "cannot be triaged"),
+        (Status.RESOLVED, "start", "Reopen it first"),
+        (Status.WONT_FIX, "resolve", "Reopen it first"),
+        (Status.DUPLICATE, "triage", "Reopen it first"),
+    ],
+)
+def test_it_refuses_illegal_transitions_with_a_message(
+    triager, clinician_a, hospital_a, status, name, message
+):
+    item = FeedbackItemFactory(site=hospital_a, author=clinician_a, status=status)
+    data = {"resolve": {"resolution_note": "x"}}.get(name, {})
+    with pytest.raises(ValidationError) as exc:
+        services.feedback_transition(user=triager, item=item, name=name, **data)
+    assert message in exc.value.message_dict["status"][0]
+    item.refresh_from_db()
+    assert item.status == status
+
+
+def test_the_author_may_reopen_but_a_colleague_may_not(clinician_a, colleague_a, hospital_a):
+    item = FeedbackItemFactory(site=hospital_a, author=clinician_a, status=Status.RESOLVED)
+    with pytest.raises(PermissionDenied, match="Only the author or the platform team"):
+        services.feedback_reopen(user=colleague_a, item=item)
+    services.feedback_reopen(user=clinician_a, item=item, reason="Still broken in Firefox.")
+    item.refresh_from_db()
+    assert item.status == Status.REOPENED
+    assert item.reopened_count == 1
+    assert item.closed_at is None
+    assert item.comments.get().body == "Reopened: Still broken in Firefox."
+    assert _actions(item) == ["feedback.reopened", "feedback.commented"]
+
+
+def test_a_reopened_item_can_be_triaged_again(clinician_a, hospital_a, triager):
+    item = FeedbackItemFactory(site=hospital_a, author=clinician_a, status=Status.REOPENED)
+    services.feedback_triage(user=triager, item=item, assignee=triager)
+    assert item.status == Status.TRIAGED
+
+
+def test_wont_fix_needs_a_reason(item_a, triager):
+    with pytest.raises(ValidationError) as exc:
+        services.feedback_wont_fix(user=triager, item=item_a, resolution_note="  ")
+    assert "resolution_note" in exc.value.message_dict
+    services.feedback_wont_fix(user=triager, item=item_a, resolution_note="Out of scope.")
+    assert item_a.status == Status.WONT_FIX
+
+
+def test_duplicate_points_at_the_original_and_never_at_itself(item_a, triager, hospital_a):
+    original = FeedbackItemFactory(site=hospital_a)
+    middle = FeedbackItemFactory(site=hospital_a)
+    services.feedback_mark_duplicate(user=triager, item=middle, duplicate_of=original)
+    services.feedback_mark_duplicate(user=triager, item=item_a, duplicate_of=middle)
+    assert item_a.duplicate_of == original
+    other = FeedbackItemFactory(site=hospital_a)
+    with pytest.raises(ValidationError, match="itself"):
+        services.feedback_mark_duplicate(user=triager, item=other, duplicate_of=other)
+
+
+def test_assignee_must_be_on_the_platform_team(item_a, triager, colleague_a):
+    with pytest.raises(ValidationError) as exc:
+        services.feedback_triage(user=triager, item=item_a, assignee=colleague_a)
+    assert "assignee" in exc.value.message_dict
+
+
+def test_fixed_in_version_is_checked(item_a, triager):
+    services.feedback_triage(user=triager, item=item_a)
+    with pytest.raises(ValidationError) as exc:
+        services.feedback_resolve(
+            user=triager, item=item_a, resolution_note="ok", fixed_in_version="next week!"
+        )
+    assert "fixed_in_version" in exc.value.message_dict
+
+
+def test_the_author_is_emailed_on_status_changes_and_replies(
+    item_a, triager, clinician_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.feedback_triage(user=triager, item=item_a, assignee=triager)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.comment_add(user=triager, item=item_a, body="Can you send a screenshot?")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.comment_add(user=clinician_a, item=item_a, body="Attached.")
+    assert [m.to for m in mail.outbox] == [[clinician_a.email], [clinician_a.email]]
+    assert "Triaged" in mail.outbox[0].subject
+    assert "New to Triaged" in mail.outbox[0].body
+    assert "Can you send a screenshot?" in mail.outbox[1].body
+    assert f"/feedback/{item_a.pk}/" in mail.outbox[1].body
+    assert Notification.objects.filter(sent_at__isnull=False).count() == 2
+    # Sending again is a no-op: the row records that it went out.
+    assert services.notification_send(notification_id=Notification.objects.first().pk) is False
+    assert len(mail.outbox) == 2
+
+
+def test_api_transitions_answer_403_with_a_message_for_the_wrong_role(api_as, item_a, clinician_a):
+    response = api_as(clinician_a).post(f"/api/feedback/items/{item_a.pk}/triage/", {}, format="json")
+    assert response.status_code == 403
+    assert "Only the platform team" in response.json()["error"]["message"]
+
+
+def test_api_illegal_transition_answers_400_with_the_reason(api_as, item_a, triager):
+    response = api_as(triager).post(
+        f"/api/feedback/items/{item_a.pk}/resolve/", {"resolution_note": "done"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "Triage it first" in response.json()["error"]["fields"]["status"][0]
+
+
+def test_api_walks_the_whole_workflow(api_as, item_a, triager, clinician_a):
+    client = api_as(triager)
+    base = f"/api/feedback/items/{item_a.pk}"
+    r = client.post(
+        f"{base}/triage/",
+        {"assignee": triager.username, "priority": "urgent", "labels": ["network"]},
+        format="json",
+    )
+    assert r.status_code == 200, r.json()
+    assert r.json()["status"] == "triaged"
+    assert r.json()["assignee"] == triager.username
+    assert r.json()["labels"] == ["network"]
+    assert client.post(f"{base}/start/").json()["status"] == "in_progress"
+    r = client.post(f"{base}/wont-fix/", {"resolution_note": "By design."}, format="json")
+    assert r.json()["status"] == "wont_fix"
+    r = api_as(clinician_a).post(f"{base}/reopen/", {"reason": "Please reconsider"}, format="json")
+    assert r.status_code == 200
+    assert r.json()["status"] == "reopened"
+    assert "reopen" not in r.json()["transitions"]
+
+
+def test_html_triage_and_resolve_by_the_platform_team(client_as, item_a, triager, clinician_a):
+    client = client_as(triager)
+    r = client.post(
+        f"/feedback/{item_a.pk}/triage/",
+        {"triage-assignee": triager.pk, "triage-priority": "high", "triage-labels": "ui, docs"},
+    )
+    assert r.status_code == 302
+    client.post(f"/feedback/{item_a.pk}/start/")
+    r = client.post(
+        f"/feedback/{item_a.pk}/resolve/",
+        {"resolve-resolution_note": "Fixed in the *search* view.", "resolve-fixed_in_version": "0.2.0"},
+        follow=True,
+    )
+    assert "is now “Resolved”" in r.content.decode()
+    item_a.refresh_from_db()
+    assert item_a.status == Status.RESOLVED
+    # The author sees the resolution on the item's page.
+    page = client_as(clinician_a).get(f"/feedback/{item_a.pk}/").content.decode()
+    assert "Fixed in the <em>search</em> view." in page
+    assert "Fixed in version <strong>0.2.0</strong>" in page
+
+
+def test_html_refusal_shows_the_message(client_as, item_a, clinician_a):
+    r = client_as(clinician_a).post(
+        f"/feedback/{item_a.pk}/triage/", {"triage-priority": "high"}, follow=True
+    )
+    assert "Only the platform team can triage" in r.content.decode()
+    item_a.refresh_from_db()
+    assert item_a.status == Status.NEW
+
+
+def test_html_illegal_transition_shows_the_message(client_as, item_a, triager):
+    r = client_as(triager).post(
+        f"/feedback/{item_a.pk}/resolve/", {"resolve-resolution_note": "done"}
+    )
+    assert r.status_code == 400
+    assert "Triage it first" in r.content.decode()
