@@ -1,0 +1,32 @@
+"""The few facts about catalogue datasets governance needs, read in one place."""
+
+from __future__ import annotations
+
+from catalogue.models import AccessMode, Dataset
+from catalogue.permissions import PUBLIC
+
+ACCESS_MODE_LABELS = dict(AccessMode.choices)
+
+
+def published() -> object:
+    """Datasets readers can see and request (published, not retired)."""
+    return Dataset.objects.filter(PUBLIC)
+
+
+def title(dataset: Dataset) -> str:
+    version = dataset.current_version if dataset.current_version_id else None
+    return version.title if version else dataset.title
+
+
+def offered_modes(dataset: Dataset) -> list[str]:
+    version = dataset.current_version if dataset.current_version_id else None
+    return list((version.access_modes if version else dataset.access_modes) or [])
+
+
+def custodian_id(dataset: Dataset) -> int:
+    """The organisation whose data access committee decides on requests for the dataset."""
+    return dataset.data_access_committee_id or dataset.publisher_id
+
+
+def current_terms(dataset: Dataset):
+    return dataset.current_terms_of_use

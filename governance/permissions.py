@@ -1,0 +1,141 @@
+"""The governance app's one access choke point.
+
+``restrict(queryset, user, action)`` for agreements, access requests, entitlements; objects a user may
+not see answer 404. Finer "may this person do this transition" rules live in ``can_*`` helpers used by
+the services (they answer 403 with a message, because the person can already see the object).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from accounts import permissions as base
+from accounts.models import Role
+
+AGREEMENT_MANAGERS = (Role.ORG_ADMIN, Role.SIGNATORY, Role.DAC_MEMBER)
+
+
+# --- Agreements -------------------------------------------------------------------------------
+def _agreement_view(qs: QuerySet, user) -> QuerySet:
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    org_ids = base.member_org_ids(user)
+    return qs.filter(Q(parties__organisation_id__in=org_ids) | Q(created_by=user)).distinct()
+
+
+def _agreement_manage(qs: QuerySet, user) -> QuerySet:
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    org_ids = base.org_ids_with_role(user, *AGREEMENT_MANAGERS)
+    return qs.filter(Q(parties__organisation_id__in=org_ids) | Q(created_by=user)).distinct()
+
+
+restrict_agreements = base.Restrictor({"view": _agreement_view, "manage": _agreement_manage})
+
+
+def can_manage_agreement(user, agreement) -> bool:
+    if base.is_platform_admin(user) or agreement.created_by_id == getattr(user, "pk", None):
+        return True
+    org_ids = base.org_ids_with_role(user, *AGREEMENT_MANAGERS)
+    return any(p.organisation_id in org_ids for p in agreement.parties.all())
+
+
+def can_create_agreement(user, organisation_ids) -> bool:
+    if base.is_platform_admin(user):
+        return True
+    return bool(set(organisation_ids) & base.org_ids_with_role(user, *AGREEMENT_MANAGERS))
+
+
+def signable_parties(user, agreement) -> list:
+    """The parties of ``agreement`` this user may sign for (signatory there, not yet signed)."""
+    org_ids = base.org_ids_with_role(user, Role.SIGNATORY)
+    return [
+        p
+        for p in agreement.parties.all()
+        if p.organisation_id in org_ids and not hasattr(p, "signature")
+    ]
+
+
+def can_manage_templates(user) -> bool:
+    return base.is_platform_admin(user)
+
+
+# --- Access requests --------------------------------------------------------------------------
+def dac_org_ids(user) -> set[int]:
+    return base.org_ids_with_role(user, Role.DAC_MEMBER)
+
+
+def _request_view(qs: QuerySet, user) -> QuerySet:
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    rule = Q(applicant=user) | Q(team_members=user)
+    dac = dac_org_ids(user)
+    if dac:
+        # Drafts have no decisions yet, so custodians never see them.
+        rule |= Q(decisions__custodian_id__in=dac)
+    return qs.filter(pk__in=qs.model.objects.filter(rule).values("pk"))
+
+
+def _request_edit(qs: QuerySet, user) -> QuerySet:
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    return qs.filter(applicant=user)
+
+
+restrict_requests = base.Restrictor(
+    {"view": _request_view, "edit": _request_edit}, admin_bypass_excluded={"edit"}
+)
+
+
+def is_team(user, access_request) -> bool:
+    if access_request.applicant_id == getattr(user, "pk", None):
+        return True
+    return access_request.team_members.filter(pk=user.pk).exists()
+
+
+def can_decide(user, decision) -> bool:
+    return base.has_role(user, decision.custodian_id, Role.DAC_MEMBER)
+
+
+def visible_thread_custodian_ids(user, access_request, custodian_ids) -> set[int]:
+    """Threads a user reads: the team and platform admins all of them, a DAC only its own."""
+    if base.is_platform_admin(user) or is_team(user, access_request):
+        return set(custodian_ids)
+    return set(custodian_ids) & dac_org_ids(user)
+
+
+def can_comment(user, access_request, custodian_id: int) -> bool:
+    return is_team(user, access_request) or custodian_id in dac_org_ids(user)
+
+
+# --- Entitlements -----------------------------------------------------------------------------
+def _entitlement_view(qs: QuerySet, user) -> QuerySet:
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    rule = Q(holder=user)
+    dac = dac_org_ids(user)
+    if dac:
+        rule |= _custodian_rule(dac)
+    return qs.filter(rule)
+
+
+def _custodian_rule(dac: set[int]) -> Q:
+    return Q(dataset__data_access_committee_id__in=dac) | Q(
+        dataset__data_access_committee__isnull=True, dataset__publisher_id__in=dac
+    )
+
+
+def _entitlement_revoke(qs: QuerySet, user) -> QuerySet:
+    dac = dac_org_ids(user)
+    return qs.filter(_custodian_rule(dac)) if dac else qs.none()
+
+
+restrict_entitlements = base.Restrictor({"view": _entitlement_view, "revoke": _entitlement_revoke})
+
+
+def can_revoke_entitlement(user, entitlement) -> bool:
+    if base.is_platform_admin(user):
+        return True
+    dataset = entitlement.dataset
+    custodian = dataset.data_access_committee_id or dataset.publisher_id
+    return base.has_role(user, custodian, Role.DAC_MEMBER)

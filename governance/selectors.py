@@ -1,0 +1,166 @@
+"""Reads of the governance app, including the two the federation app calls before any analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+
+from catalogue.models import Dataset
+
+from . import permissions
+from .models import (
+    ACCESS_GATING_KINDS,
+    AccessRequest,
+    Agreement,
+    AgreementStatus,
+    Decision,
+    DecisionStatus,
+    Entitlement,
+    EntitlementStatus,
+    Notification,
+    RequestStatus,
+)
+
+
+# --- Entitlements: the contract with the federation app ---------------------------------------
+def _usable_entitlements(*, user, access_mode: str) -> QuerySet[Entitlement]:
+    """Active, in force now, and resting on the dataset's current terms of use."""
+    now = timezone.now()
+    if not getattr(user, "is_authenticated", False):
+        return Entitlement.objects.none()
+    return Entitlement.objects.filter(
+        holder=user,
+        access_mode=access_mode,
+        status=EntitlementStatus.ACTIVE,
+        starts_at__lte=now,
+        ends_at__gt=now,
+    ).filter(
+        Q(dataset__current_version__terms_of_use__isnull=True)
+        | Q(terms_id=F("dataset__current_version__terms_of_use_id"))
+    )
+
+
+def entitled_datasets(*, user, access_mode: str) -> QuerySet[Dataset]:
+    """Datasets the user may use in ``access_mode`` right now."""
+    ids = _usable_entitlements(user=user, access_mode=access_mode).values("dataset_id")
+    return Dataset.objects.filter(pk__in=ids)
+
+
+def missing_entitlements(*, user, datasets: Iterable[Dataset], access_mode: str) -> list[Dataset]:
+    """The datasets among ``datasets`` the user may NOT use in ``access_mode`` (empty = allowed)."""
+    datasets = list(datasets)
+    allowed = set(
+        _usable_entitlements(user=user, access_mode=access_mode)
+        .filter(dataset_id__in=[d.pk for d in datasets])
+        .values_list("dataset_id", flat=True)
+    )
+    return [d for d in datasets if d.pk not in allowed]
+
+
+def entitlement_list(*, user, filters: dict | None = None) -> QuerySet[Entitlement]:
+    qs = permissions.restrict_entitlements(
+        Entitlement.objects.select_related(
+            "dataset", "dataset__current_version", "holder", "request", "agreement"
+        ),
+        user,
+        "view",
+    )
+    filters = filters or {}
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("mine"):
+        qs = qs.filter(holder=user)
+    return qs.order_by("ends_at", "pk")
+
+
+# --- Agreements -------------------------------------------------------------------------------
+def covering_agreement(*, item, organisation_id: int, on: date | None = None) -> Agreement | None:
+    """The active agreement that makes access to ``item.dataset`` lawful for the organisation."""
+    on = on or timezone.localdate()
+    dataset = item.dataset
+    candidates = (
+        Agreement.objects.filter(
+            status=AgreementStatus.ACTIVE,
+            kind__in=ACCESS_GATING_KINDS,
+            effective_date__lte=on,
+            expiry_date__gt=on,
+            parties__organisation_id=dataset.publisher_id,
+        )
+        .filter(parties__organisation_id=organisation_id)
+        .annotate(n_datasets=Count("datasets", distinct=True))
+        .order_by("-expiry_date", "-pk")
+    )
+    for agreement in candidates:
+        if agreement.n_datasets == 0 or agreement.datasets.filter(pk=dataset.pk).exists():
+            return agreement
+    return None
+
+
+def agreement_list(*, user, filters: dict | None = None) -> QuerySet[Agreement]:
+    qs = permissions.restrict_agreements(
+        Agreement.objects.select_related("template").prefetch_related("parties__organisation"),
+        user,
+        "view",
+    )
+    filters = filters or {}
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("kind"):
+        qs = qs.filter(kind=filters["kind"])
+    return qs
+
+
+def agreements_to_sign(*, user) -> QuerySet[Agreement]:
+    from accounts import permissions as base
+    from accounts.models import Role
+
+    org_ids = base.org_ids_with_role(user, Role.SIGNATORY)
+    return (
+        Agreement.objects.filter(
+            status=AgreementStatus.OUT_FOR_SIGNATURE,
+            parties__organisation_id__in=org_ids,
+            parties__signature__isnull=True,
+        )
+        .distinct()
+        .order_by("sent_at")
+    )
+
+
+# --- Requests ---------------------------------------------------------------------------------
+def access_request_list(*, user, filters: dict | None = None) -> QuerySet[AccessRequest]:
+    qs = permissions.restrict_requests(
+        AccessRequest.objects.select_related("applicant", "organisation"), user, "view"
+    )
+    filters = filters or {}
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    if filters.get("mine"):
+        qs = qs.filter(Q(applicant=user) | Q(team_members=user)).distinct()
+    return qs.order_by("-created_at", "-pk")
+
+
+def decisions_waiting(*, user) -> QuerySet[Decision]:
+    dac = permissions.dac_org_ids(user)
+    return (
+        Decision.objects.filter(
+            custodian_id__in=dac,
+            status__in=(DecisionStatus.PENDING, DecisionStatus.UNDER_REVIEW),
+            request__status__in=(
+                RequestStatus.SUBMITTED,
+                RequestStatus.UNDER_REVIEW,
+                RequestStatus.CHANGES_REQUESTED,
+                RequestStatus.RESUBMITTED,
+            ),
+        )
+        .select_related("request", "custodian", "request__organisation")
+        .order_by("waiting_since", "pk")
+    )
+
+
+def unread_count(*, user) -> int:
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()

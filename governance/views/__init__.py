@@ -1,0 +1,1 @@
+"""Thin HTML views, one module per idea."""

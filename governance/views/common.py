@@ -1,0 +1,50 @@
+"""Shared helpers of the governance HTML views."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
+
+
+def error_messages(exc: ValidationError) -> list[str]:
+    if hasattr(exc, "error_dict"):
+        return [m for msgs in exc.message_dict.values() for m in msgs]
+    return list(exc.messages)
+
+
+def add_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, msgs in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, msgs)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def refused(request, *, status: int, messages: list[str], back: str = ""):
+    return render(
+        request,
+        "governance/refused.html",
+        {"status": status, "errors": messages, "back": back},
+        status=status,
+    )
+
+
+def perform(request, action, *, success_url: str, success_message: str = "", back: str = ""):
+    """Run a service call from a POST: redirect on success, 400/403 with the message otherwise."""
+    from django.contrib import messages
+
+    try:
+        action()
+    except PermissionDenied as exc:
+        return refused(
+            request, status=403, messages=[str(exc) or "You may not do this."], back=back
+        )
+    except ValidationError as exc:
+        return refused(request, status=400, messages=error_messages(exc), back=back)
+    if success_message:
+        messages.success(request, success_message)
+    return redirect(success_url)
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
