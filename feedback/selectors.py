@@ -82,7 +82,7 @@ def feedback_list(*, user, filters=None, request=None, action: str = "view") -> 
     if filters:
         fs = FeedbackFilter(filters, queryset=qs, request=request)
         qs = fs.qs if fs.is_valid() else qs.none()
-    return _annotated(qs, user).distinct()
+    return _annotated(qs, user).distinct().order_by("-created_at", "-pk")
 
 
 def feedback_get_for_user(*, user, pk, action: str = "view") -> FeedbackItem:

@@ -36,7 +36,7 @@ def node_agent_versions(site) -> list[str]:
     try:
         model = apps.get_model(app_label, model_name)
         values = (
-            model.objects.filter(**{org_field: site})
+            model.objects.filter(**{org_field: site.pk})
             .exclude(**{version_field: ""})
             .values_list(version_field, flat=True)
             .distinct()

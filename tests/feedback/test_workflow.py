@@ -161,7 +161,9 @@ def test_the_author_is_emailed_on_status_changes_and_replies(
 
 
 def test_api_transitions_answer_403_with_a_message_for_the_wrong_role(api_as, item_a, clinician_a):
-    response = api_as(clinician_a).post(f"/api/feedback/items/{item_a.pk}/triage/", {}, format="json")
+    response = api_as(clinician_a).post(
+        f"/api/feedback/items/{item_a.pk}/triage/", {}, format="json"
+    )
     assert response.status_code == 403
     assert "Only the platform team" in response.json()["error"]["message"]
 
@@ -205,7 +207,10 @@ def test_html_triage_and_resolve_by_the_platform_team(client_as, item_a, triager
     client.post(f"/feedback/{item_a.pk}/start/")
     r = client.post(
         f"/feedback/{item_a.pk}/resolve/",
-        {"resolve-resolution_note": "Fixed in the *search* view.", "resolve-fixed_in_version": "0.2.0"},
+        {
+            "resolve-resolution_note": "Fixed in the *search* view.",
+            "resolve-fixed_in_version": "0.2.0",
+        },
         follow=True,
     )
     assert "is now “Resolved”" in r.content.decode()
