@@ -139,7 +139,7 @@ class Dataset(models.Model):
 
     # --- working copy ("draft fields") ---------------------------------------------------------
     title = models.CharField(max_length=300)
-    description = models.TextField()
+    description = models.TextField(blank=True)  # required on submission, not for a draft
     keywords = models.JSONField(default=list, blank=True)
     contact_name = models.CharField(max_length=200, blank=True)
     contact_email = models.EmailField(blank=True)

@@ -1,0 +1,189 @@
+"""The steward's dataset form and the curator's review forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from accounts.models import Organisation
+
+from .models import (
+    AccessMode,
+    CancerIndication,
+    CodingSystem,
+    DataCategory,
+    Dataset,
+    DistributionKind,
+    Legislation,
+)
+
+
+class IndicationChoiceField(forms.ModelMultipleChoiceField):
+    """Checkboxes labelled with their place in the hierarchy ("Lung cancer › NSCLC")."""
+
+    def label_from_instance(self, obj: CancerIndication) -> str:
+        names, node, seen = [obj.name], obj.parent, set()
+        while node is not None and node.pk not in seen:
+            seen.add(node.pk)
+            names.insert(0, node.name)
+            node = node.parent
+        return " › ".join(names[1:] if len(names) > 1 else names)
+
+
+def _checkboxes(choices, **kwargs) -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        choices=choices, widget=forms.CheckboxSelectMultiple, required=False, **kwargs
+    )
+
+
+class DatasetForm(forms.ModelForm):
+    publisher = forms.ModelChoiceField(
+        queryset=Organisation.objects.none(),
+        help_text="The organisation providing the data; you must be one of its data stewards.",
+    )
+    keywords = forms.CharField(
+        required=False, help_text="Separated by commas, e.g. immunotherapy, real-world evidence."
+    )
+    indications = IndicationChoiceField(
+        queryset=CancerIndication.objects.select_related("parent__parent"),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Cancer indications",
+    )
+    data_categories = _checkboxes(DataCategory.choices)
+    coding_systems = _checkboxes(CodingSystem.choices)
+    access_modes = _checkboxes(AccessMode.choices, label="Access modes offered")
+    applicable_legislation = _checkboxes(Legislation.choices)
+    node_ref = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Node of the federated OMOP database",
+        help_text="The identifier of the hospital's OPTIMA node holding the OMOP database.",
+    )
+    documentation_url = forms.URLField(required=False, label="Documentation link")
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "publisher",
+            "title",
+            "description",
+            "keywords",
+            "contact_name",
+            "contact_email",
+            "indications",
+            "data_categories",
+            "population_coverage",
+            "number_of_individuals",
+            "number_of_records",
+            "min_typical_age",
+            "max_typical_age",
+            "temporal_start",
+            "temporal_end",
+            "country",
+            "update_frequency",
+            "last_refreshed",
+            "cdm_version",
+            "vocabulary_version",
+            "coding_systems",
+            "access_rights",
+            "access_modes",
+            "legal_basis",
+            "purposes",
+            "applicable_legislation",
+            "data_access_committee",
+            "terms_of_use_text",
+            "version_notes",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 5}),
+            "population_coverage": forms.Textarea(attrs={"rows": 2}),
+            "purposes": forms.Textarea(attrs={"rows": 2}),
+            "terms_of_use_text": forms.Textarea(attrs={"rows": 4}),
+            "version_notes": forms.Textarea(attrs={"rows": 2}),
+            "temporal_start": forms.DateInput(attrs={"type": "date"}),
+            "temporal_end": forms.DateInput(attrs={"type": "date"}),
+            "last_refreshed": forms.DateInput(attrs={"type": "date"}),
+            "access_rights": forms.RadioSelect,
+        }
+
+    def __init__(self, *args, steward_orgs=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["data_access_committee"].queryset = Organisation.objects.order_by("name")
+        if self.instance.pk:
+            del self.fields["publisher"]
+            self.initial.setdefault("keywords", ", ".join(self.instance.keywords or []))
+            for d in self.instance.distributions.all():
+                if d.kind == DistributionKind.FEDERATED_OMOP:
+                    self.initial.setdefault("node_ref", d.node_ref or "")
+                elif d.kind == DistributionKind.DOCUMENTATION:
+                    self.initial.setdefault("documentation_url", d.access_url)
+        else:
+            self.fields["publisher"].queryset = Organisation.objects.filter(
+                pk__in=steward_orgs or []
+            )
+            if steward_orgs and len(steward_orgs) == 1:
+                self.initial.setdefault("publisher", next(iter(steward_orgs)))
+
+    def clean_keywords(self) -> list[str]:
+        raw = self.cleaned_data.get("keywords") or ""
+        seen: list[str] = []
+        for word in (w.strip() for w in raw.split(",")):
+            if word and word.lower() not in (s.lower() for s in seen):
+                seen.append(word[:100])
+        return seen
+
+    def service_arguments(self) -> dict[str, Any]:
+        """What the create/update services take: field data, indications, distributions."""
+        cd = self.cleaned_data
+        data = {
+            name: cd[name]
+            for name in self.Meta.fields
+            if name not in ("publisher", "indications") and name in cd
+        }
+        distributions = []
+        if cd.get("node_ref"):
+            distributions.append(
+                {
+                    "kind": DistributionKind.FEDERATED_OMOP,
+                    "title": "Federated OMOP CDM database",
+                    "description": "Queried in place through the hospital's OPTIMA node.",
+                    "access_url": "",
+                    "node_ref": cd["node_ref"],
+                }
+            )
+        if cd.get("documentation_url"):
+            distributions.append(
+                {
+                    "kind": DistributionKind.DOCUMENTATION,
+                    "title": "Documentation",
+                    "description": "",
+                    "access_url": cd["documentation_url"],
+                    "node_ref": None,
+                }
+            )
+        return {
+            "data": data,
+            "indications": list(cd.get("indications") or []),
+            "distributions": distributions,
+        }
+
+
+class RequestChangesForm(forms.Form):
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="What the steward should change."
+    )
+
+
+class PublishForm(forms.Form):
+    notes = forms.CharField(
+        required=False,
+        label="Version notes",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown in the version history and exported as adms:versionNotes.",
+    )
+
+
+class RetireForm(forms.Form):
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -1,0 +1,58 @@
+"""E-mails to the other side of a lifecycle transition, sent once the transaction commits."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from accounts.models import OrganisationKind, Role
+
+from .models import Dataset
+
+SUBJECTS = {
+    "submitted": "Dataset submitted for review: {title}",
+    "changes_requested": "Changes requested for your dataset: {title}",
+    "published": "Your dataset was published: {title}",
+    "retired": "Your dataset was retired: {title}",
+}
+
+
+def _emails(users) -> list[str]:
+    return sorted({u.email for u in users if u.email})
+
+
+def _send(event: str, dataset: Dataset, recipients: list[str], actor) -> None:
+    if not recipients:
+        return
+    context = {
+        "event": event,
+        "dataset": dataset,
+        "actor": actor,
+        "url": settings.PORTAL_BASE_URL.rstrip("/")
+        + reverse("catalogue:detail", args=[dataset.identifier]),
+    }
+    subject = SUBJECTS[event].format(title=dataset.title)
+    body = render_to_string(f"catalogue/email/{event}.txt", context)
+    transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients))
+
+
+def notify_curators(event: str, dataset: Dataset, *, actor) -> None:
+    curators = get_user_model().objects.filter(
+        is_active=True,
+        memberships__roles__name=Role.CURATOR,
+        memberships__organisation__kind=OrganisationKind.PLATFORM,
+    )
+    _send(event, dataset, _emails(curators), actor)
+
+
+def notify_stewards(event: str, dataset: Dataset, *, actor) -> None:
+    stewards = get_user_model().objects.filter(
+        is_active=True,
+        memberships__organisation_id=dataset.publisher_id,
+        memberships__roles__name=Role.DATA_STEWARD,
+    )
+    _send(event, dataset, _emails(stewards), actor)

@@ -1,0 +1,89 @@
+"""The catalogue's one access choke point.
+
+- ``view``: anyone sees listed (published, not retired) datasets; members of the publisher and
+  curators also see drafts, submitted and retired ones. Everyone else gets a 404.
+- ``edit``: data stewards of the publisher (the working copy, restore, submit).
+- ``review``: curators (request changes, publish, retire).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from accounts import permissions as base
+from accounts.models import Organisation, Role
+
+from .models import Dataset, DatasetVersion, Status
+
+_CURATOR_ATTR = "_optima_is_curator"
+
+
+def is_curator(user) -> bool:
+    """accounts.permissions.is_curator, remembered on the user object for the request."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    cached = getattr(user, _CURATOR_ATTR, None)
+    if cached is None:
+        cached = base.is_curator(user)
+        setattr(user, _CURATOR_ATTR, cached)
+    return cached
+
+
+PUBLIC = Q(current_version__isnull=False) & ~Q(status=Status.RETIRED)
+
+
+def _view(qs: QuerySet, user) -> QuerySet:
+    if is_curator(user):
+        return qs
+    orgs = base.member_org_ids(user)
+    return qs.filter(PUBLIC | Q(publisher_id__in=orgs)) if orgs else qs.filter(PUBLIC)
+
+
+def _edit(qs: QuerySet, user) -> QuerySet:
+    orgs = base.org_ids_with_role(user, Role.DATA_STEWARD)
+    return qs.filter(publisher_id__in=orgs).exclude(status=Status.RETIRED)
+
+
+def _review(qs: QuerySet, user) -> QuerySet:
+    return qs if is_curator(user) else qs.none()
+
+
+restrict = base.Restrictor(
+    {"view": _view, "edit": _edit, "review": _review},
+    # Staff are curators already (accounts.permissions.is_curator); editing stays with stewards.
+    admin_bypass_excluded={"edit"},
+)
+
+
+def restrict_versions(queryset: QuerySet[DatasetVersion], user) -> QuerySet[DatasetVersion]:
+    """Versions of datasets the user may view."""
+    visible = restrict(Dataset.objects.all(), user, "view")
+    return queryset.filter(dataset__in=visible.values("pk"))
+
+
+def can_create_for(user, organisation: Organisation | int) -> bool:
+    return base.has_role(user, organisation, Role.DATA_STEWARD)
+
+
+def steward_org_ids(user) -> set[int]:
+    return base.org_ids_with_role(user, Role.DATA_STEWARD)
+
+
+def can_edit(user, dataset: Dataset) -> bool:
+    return dataset.status != Status.RETIRED and base.has_role(
+        user, dataset.publisher_id, Role.DATA_STEWARD
+    )
+
+
+def can_see_working_copy(user, dataset: Dataset) -> bool:
+    """Members of the publisher and curators see drafts and submitted working copies."""
+    return is_curator(user) or dataset.publisher_id in base.member_org_ids(user)
+
+
+def can_review(user) -> bool:
+    return is_curator(user)
+
+
+def restrict_listed(queryset: QuerySet[DatasetVersion], user) -> QuerySet[DatasetVersion]:
+    """The published face of the catalogue: listed versions, the same for everyone."""
+    return queryset.filter(is_listed=True)

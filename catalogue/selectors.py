@@ -1,0 +1,383 @@
+"""Reads of the catalogue: faceted search over published versions, and datasets for a user.
+
+Search runs over the listed ``DatasetVersion`` rows (the published face of each dataset). Facets are
+disjunctive: the counts of one facet are computed with every *other* facet applied, so choosing a
+value never hides its siblings. The number of queries does not depend on the number of datasets or
+on the page size.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
+
+from accounts.models import Organisation
+
+from . import permissions
+from .models import (
+    AccessMode,
+    CancerIndication,
+    CdmVersion,
+    DataCategory,
+    Dataset,
+    DatasetVersion,
+    Status,
+)
+
+SORTS = {
+    "relevance": "Relevance",
+    "recent": "Recently updated",
+    "size": "Size (individuals)",
+    "title": "Title",
+}
+PAGE_SIZES = (10, 20, 50, 100)
+FACETS = ("indication", "country", "category", "mode", "cdm", "publisher")
+MAX_TERMS = 8
+
+
+@dataclass
+class SearchParams:
+    q: str = ""
+    indication: list[str] = field(default_factory=list)
+    country: list[str] = field(default_factory=list)
+    category: list[str] = field(default_factory=list)
+    mode: list[str] = field(default_factory=list)
+    cdm: list[str] = field(default_factory=list)
+    publisher: list[str] = field(default_factory=list)
+    sort: str = ""
+    page: int = 1
+    per_page: int = 20
+
+    @classmethod
+    def from_querydict(cls, data) -> SearchParams:
+        def ints(name: str, default: int) -> int:
+            try:
+                return max(1, int(data.get(name, default)))
+            except (TypeError, ValueError):
+                return default
+
+        per_page = ints("per_page", 20)
+        sort = data.get("sort", "")
+        return cls(
+            q=(data.get("q") or "").strip()[:200],
+            indication=[v for v in data.getlist("indication") if v][:20],
+            country=[v.upper() for v in data.getlist("country") if v][:20],
+            category=[v for v in data.getlist("category") if v in DataCategory.values],
+            mode=[v for v in data.getlist("mode") if v in AccessMode.values],
+            cdm=[v for v in data.getlist("cdm") if v][:10],
+            publisher=[v for v in data.getlist("publisher") if v][:20],
+            sort=sort if sort in SORTS else "",
+            page=ints("page", 1),
+            per_page=per_page if per_page in PAGE_SIZES else 20,
+        )
+
+    @property
+    def terms(self) -> list[str]:
+        return [t.lower() for t in re.findall(r"\w+", self.q)][:MAX_TERMS]
+
+    @property
+    def effective_sort(self) -> str:
+        return self.sort or ("relevance" if self.terms else "recent")
+
+    def selected(self, facet: str) -> list[str]:
+        return getattr(self, facet)
+
+
+@dataclass
+class FacetValue:
+    value: str
+    label: str
+    count: int
+    selected: bool
+    depth: int = 0
+
+
+@dataclass
+class SearchResult:
+    page: Page
+    facets: dict[str, list[FacetValue]]
+    params: SearchParams
+    total: int
+
+
+def _indication_tree() -> list[tuple[CancerIndication, int, set[int]]]:
+    """Every indication in tree order with its depth and the ids of itself and its descendants."""
+    nodes = list(CancerIndication.objects.all())
+    children: dict[int | None, list[CancerIndication]] = {}
+    for n in nodes:
+        children.setdefault(n.parent_id, []).append(n)
+    ordered: list[tuple[CancerIndication, int, set[int]]] = []
+
+    def walk(node: CancerIndication, depth: int) -> set[int]:
+        slot = len(ordered)
+        ordered.append((node, depth, set()))
+        ids = {node.pk}
+        for child in children.get(node.pk, []):
+            ids |= walk(child, depth + 1)
+        ordered[slot] = (node, depth, ids)
+        return ids
+
+    for root in children.get(None, []):
+        walk(root, 0)
+    return ordered
+
+
+def _json_has(field_name: str, code: str) -> Q:
+    # JSON lists of fixed codes: the quoted code occurs in the JSON text (works on SQLite and PG).
+    return Q(**{f"{field_name}__icontains": f'"{code}"'})
+
+
+def _text_filter(qs: QuerySet, terms: list[str]) -> QuerySet:
+    if not terms:
+        return qs
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery
+
+        # Prefix match on each term, all terms required: the same rule as the fallback below.
+        query = SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="simple")
+        return qs.filter(search_vector=query)
+    for term in terms:
+        pattern = rf"(^|\W){re.escape(term)}"
+        qs = qs.filter(
+            Q(title__iregex=pattern)
+            | Q(keywords_text__iregex=pattern)
+            | Q(description__iregex=pattern)
+        )
+    return qs
+
+
+def _relevance(qs: QuerySet, terms: list[str]) -> QuerySet:
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchRank
+
+        query = SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="simple")
+        return qs.annotate(rank=SearchRank(F("search_vector"), query)).order_by("-rank", "title")
+    from django.db.models import Case, IntegerField, When
+
+    score = Value(0)
+    for term in terms:
+        pattern = rf"(^|\W){re.escape(term)}"
+        score = score + Case(
+            When(title__iregex=pattern, then=Value(2)),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+        score = score + Case(
+            When(keywords_text__iregex=pattern, then=Value(2)),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+    return qs.annotate(rank=score).order_by("-rank", "title")
+
+
+class _Filters:
+    """Applies the facet filters; ``without`` leaves one out for that facet's own counts."""
+
+    def __init__(self, params: SearchParams, tree) -> None:
+        self.params = params
+        by_code = {node.code: ids for node, _, ids in tree}
+        self.indication_ids: set[int] = set()
+        for code in params.indication:
+            self.indication_ids |= by_code.get(code, set())
+
+    def apply(self, qs: QuerySet, without: str = "") -> QuerySet:
+        p = self.params
+        if p.indication and without != "indication":
+            through = DatasetVersion.indications.through.objects.filter(
+                cancerindication_id__in=self.indication_ids or {-1}
+            )
+            qs = qs.filter(pk__in=through.values("datasetversion_id"))
+        if p.country and without != "country":
+            qs = qs.filter(country__in=p.country)
+        if p.category and without != "category":
+            q = Q()
+            for code in p.category:
+                q |= _json_has("data_categories", code)
+            qs = qs.filter(q)
+        if p.mode and without != "mode":
+            q = Q()
+            for code in p.mode:
+                q |= _json_has("access_modes", code)
+            qs = qs.filter(q)
+        if p.cdm and without != "cdm":
+            qs = qs.filter(cdm_version__in=p.cdm)
+        if p.publisher and without != "publisher":
+            qs = qs.filter(publisher__slug__in=p.publisher)
+        return qs
+
+
+def listed_versions(user) -> QuerySet[DatasetVersion]:
+    """The published face of the catalogue (restricted through the app's choke point)."""
+    return permissions.restrict_listed(DatasetVersion.objects.all(), user)
+
+
+def dataset_search(*, user, params: SearchParams) -> SearchResult:
+    tree = _indication_tree()
+    filters = _Filters(params, tree)
+    base = _text_filter(listed_versions(user), params.terms)
+    facets = _facet_counts(base, filters, params, tree)
+
+    qs = filters.apply(base)
+    sort = params.effective_sort
+    if sort == "relevance" and params.terms:
+        qs = _relevance(qs, params.terms)
+    elif sort == "size":
+        qs = qs.order_by(Coalesce("number_of_individuals", Value(0)).desc(), "title")
+    elif sort == "title":
+        qs = qs.order_by("title", "pk")
+    else:
+        qs = qs.order_by("-published_at", "pk")
+    qs = qs.select_related("publisher", "dataset").prefetch_related(
+        Prefetch("indications", queryset=CancerIndication.objects.only("code", "name"))
+    )
+    paginator = Paginator(qs, params.per_page)
+    page = paginator.get_page(params.page)
+    return SearchResult(page=page, facets=facets, params=params, total=paginator.count)
+
+
+def _facet_counts(base: QuerySet, filters: _Filters, params: SearchParams, tree):
+    facets: dict[str, list[FacetValue]] = {}
+
+    # Indications: a dataset counts for every ancestor of its indications ("lung" ⊇ NSCLC).
+    qs = filters.apply(base, without="indication")
+    aggregates = {
+        f"i{node.pk}": Count("pk", filter=Q(indications__in=ids), distinct=True)
+        for node, _, ids in tree
+    }
+    counts = qs.aggregate(**aggregates) if aggregates else {}
+    facets["indication"] = [
+        FacetValue(
+            node.code,
+            node.name,
+            counts.get(f"i{node.pk}", 0),
+            node.code in params.indication,
+            depth,
+        )
+        for node, depth, _ in tree
+    ]
+
+    for name, field_name, choices in (
+        ("category", "data_categories", DataCategory.choices),
+        ("mode", "access_modes", AccessMode.choices),
+    ):
+        qs = filters.apply(base, without=name)
+        counts = qs.aggregate(
+            **{code: Count("pk", filter=_json_has(field_name, code)) for code, _ in choices}
+        )
+        facets[name] = [
+            FacetValue(code, str(label), counts[code], code in params.selected(name))
+            for code, label in choices
+        ]
+
+    from django_countries import countries
+
+    rows = (
+        filters.apply(base, without="country")
+        .values("country")
+        .annotate(n=Count("pk"))
+        .order_by("country")
+    )
+    facets["country"] = [
+        FacetValue(
+            r["country"],
+            countries.name(r["country"]) or r["country"],
+            r["n"],
+            r["country"] in params.country,
+        )
+        for r in rows
+        if r["country"]
+    ]
+    cdm_labels = dict(CdmVersion.choices)
+    rows = (
+        filters.apply(base, without="cdm")
+        .values("cdm_version")
+        .annotate(n=Count("pk"))
+        .order_by("cdm_version")
+    )
+    facets["cdm"] = [
+        FacetValue(
+            r["cdm_version"],
+            str(cdm_labels.get(r["cdm_version"], r["cdm_version"])),
+            r["n"],
+            r["cdm_version"] in params.cdm,
+        )
+        for r in rows
+        if r["cdm_version"]
+    ]
+    rows = (
+        filters.apply(base, without="publisher")
+        .values("publisher__slug", "publisher__name")
+        .annotate(n=Count("pk"))
+        .order_by("publisher__name")
+    )
+    facets["publisher"] = [
+        FacetValue(
+            r["publisher__slug"],
+            r["publisher__name"],
+            r["n"],
+            r["publisher__slug"] in params.publisher,
+        )
+        for r in rows
+    ]
+    return facets
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+
+def dataset_get_for_user(*, user, identifier: str, action: str = "view") -> Dataset:
+    from accounts.permissions import get_for_user_or_404
+
+    qs = permissions.restrict(Dataset.objects.all(), user, action).select_related(
+        "publisher", "data_access_committee", "current_version"
+    )
+    return get_for_user_or_404(qs, identifier=identifier)
+
+
+def dataset_with_relations(dataset: Dataset) -> Dataset:
+    """Reload with what ``metadata.snapshot`` reads."""
+    return (
+        Dataset.objects.select_related("publisher", "data_access_committee", "current_version")
+        .prefetch_related("indications", "distributions")
+        .get(pk=dataset.pk)
+    )
+
+
+def steward_datasets(*, user) -> QuerySet[Dataset]:
+    """Datasets of the organisations where the user is a data steward (retired ones included)."""
+    orgs = permissions.steward_org_ids(user)
+    return (
+        Dataset.objects.filter(publisher_id__in=orgs)
+        .select_related("publisher", "current_version")
+        .prefetch_related("indications", "distributions")
+        .order_by("-updated_at")
+    )
+
+
+def review_queue(*, user) -> QuerySet[Dataset]:
+    return (
+        permissions.restrict(Dataset.objects.filter(status=Status.SUBMITTED), user, "review")
+        .select_related("publisher")
+        .order_by("updated_at")
+    )
+
+
+def organisations_for_dac() -> QuerySet[Organisation]:
+    return Organisation.objects.order_by("name")
+
+
+def facet_labels() -> dict[str, Any]:
+    return {
+        "indication": "Cancer indication",
+        "country": "Country",
+        "category": "Data category",
+        "mode": "Access mode",
+        "cdm": "OMOP CDM version",
+        "publisher": "Publisher",
+    }

@@ -1,0 +1,324 @@
+"""Writes of the catalogue: the dataset lifecycle.
+
+draft → submitted → (changes requested → draft) → published → retired. Every transition writes an
+audit event inside its transaction and e-mails the other side once the transaction commits.
+Publishing freezes the working copy into an immutable ``DatasetVersion``; editing a published
+dataset only changes the working copy (status back to draft), never the published version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.audit import record
+from accounts.models import Organisation
+
+from . import metadata, notifications, permissions, validation
+from .models import (
+    CancerIndication,
+    Dataset,
+    DatasetVersion,
+    Distribution,
+    Status,
+    TermsOfUse,
+)
+
+EDITABLE_FIELDS = [
+    *metadata.SCALAR_FIELDS,
+    *metadata.DATE_FIELDS,
+    *metadata.LIST_FIELDS,
+    "country",
+    "data_access_committee",
+    "version_notes",
+]
+
+DISTRIBUTION_KEYS = ("kind", "title", "description", "access_url", "node_ref")
+
+
+def _distribution_rows(rows) -> list[tuple]:
+    return sorted(
+        tuple(
+            (getattr(r, k) if not isinstance(r, dict) else r.get(k)) or ""
+            for k in DISTRIBUTION_KEYS
+        )
+        for r in rows
+    )
+
+
+def _require(condition: bool, message: str = "You may not do this.") -> None:
+    if not condition:
+        raise PermissionDenied(message)
+
+
+def _require_status(dataset: Dataset, *allowed: str) -> None:
+    if dataset.status not in allowed:
+        raise ValidationError(
+            {"status": f"Not possible while the dataset is {dataset.get_status_display().lower()}."}
+        )
+
+
+def _locked(dataset: Dataset) -> Dataset:
+    return Dataset.objects.select_for_update().select_related("publisher").get(pk=dataset.pk)
+
+
+def _write_fields(
+    dataset: Dataset,
+    data: dict[str, Any],
+    indications: list[CancerIndication] | None,
+    distributions: list[dict] | None,
+) -> list[str]:
+    changed = []
+    for name in EDITABLE_FIELDS:
+        if name in data and getattr(dataset, name) != data[name]:
+            setattr(dataset, name, data[name])
+            changed.append(name)
+    dataset.full_clean(exclude=["publisher", "current_version", "identifier"])
+    dataset.save()
+    if indications is not None:
+        before = set(dataset.indications.values_list("pk", flat=True))
+        if before != {i.pk for i in indications}:
+            dataset.indications.set(indications)
+            changed.append("indications")
+    if distributions is not None and _distribution_rows(
+        dataset.distributions.all()
+    ) != _distribution_rows(distributions):
+        dataset.distributions.all().delete()
+        Distribution.objects.bulk_create(
+            [Distribution(dataset=dataset, **d) for d in distributions]
+        )
+        changed.append("distributions")
+    return changed
+
+
+@transaction.atomic
+def dataset_create(
+    *,
+    user,
+    publisher: Organisation,
+    data: dict[str, Any],
+    indications: list[CancerIndication] | None = None,
+    distributions: list[dict] | None = None,
+    identifier: str | None = None,
+) -> Dataset:
+    _require(permissions.can_create_for(user, publisher), "Only data stewards of the publisher.")
+    dataset = Dataset(publisher=publisher, created_by=user, status=Status.DRAFT)
+    if identifier:
+        if Dataset.objects.filter(identifier=identifier).exists():
+            raise ValidationError({"identifier": "A dataset with this identifier exists."})
+        dataset.identifier = identifier
+    if not data.get("country"):
+        data = {**data, "country": publisher.country}
+    _write_fields(dataset, data, indications or [], distributions or [])
+    record("dataset.created", actor=user, obj=dataset, organisation=publisher)
+    return dataset
+
+
+@transaction.atomic
+def dataset_update(
+    *,
+    user,
+    dataset: Dataset,
+    data: dict[str, Any],
+    indications: list[CancerIndication] | None = None,
+    distributions: list[dict] | None = None,
+) -> Dataset:
+    """Edit the working copy. A published dataset gets a new draft; its published version stays."""
+    dataset = _locked(dataset)
+    _require(permissions.can_edit(user, dataset), "Only data stewards of the publisher.")
+    _require_status(dataset, Status.DRAFT, Status.CHANGES_REQUESTED, Status.PUBLISHED)
+    previous = dataset.status
+    changed = _write_fields(dataset, data, indications, distributions)
+    if changed:
+        dataset.status = Status.DRAFT
+        dataset.validation_report = {}
+        dataset.save(update_fields=["status", "validation_report", "updated_at"])
+        record(
+            "dataset.updated",
+            actor=user,
+            obj=dataset,
+            organisation=dataset.publisher,
+            payload={"fields": changed, "from_status": previous},
+        )
+    return dataset
+
+
+def dataset_submit(*, user, dataset: Dataset) -> Dataset:
+    """Validate against the DCAT-AP shapes; a dataset with violations cannot be submitted.
+
+    The validation report is stored even when the submission fails, so the edit form shows the
+    violations next to their fields.
+    """
+    dataset = Dataset.objects.select_related("publisher").get(pk=dataset.pk)
+    _require(permissions.can_edit(user, dataset), "Only data stewards of the publisher.")
+    _require_status(dataset, Status.DRAFT, Status.CHANGES_REQUESTED)
+    report = validation.validate_dataset(dataset)
+    Dataset.objects.filter(pk=dataset.pk).update(validation_report=report)
+    dataset.validation_report = report
+    if report["violations"]:
+        raise validation.ViolationsFound(report)
+    with transaction.atomic():
+        dataset = _locked(dataset)
+        _require_status(dataset, Status.DRAFT, Status.CHANGES_REQUESTED)
+        dataset.status = Status.SUBMITTED
+        dataset.save(update_fields=["status", "updated_at"])
+        record(
+            "dataset.submitted",
+            actor=user,
+            obj=dataset,
+            organisation=dataset.publisher,
+            payload={"warnings": len(report["warnings"])},
+        )
+        notifications.notify_curators("submitted", dataset, actor=user)
+    return dataset
+
+
+@transaction.atomic
+def dataset_request_changes(*, user, dataset: Dataset, comment: str) -> Dataset:
+    dataset = _locked(dataset)
+    _require(permissions.can_review(user), "Only curators review datasets.")
+    _require_status(dataset, Status.SUBMITTED)
+    if not comment.strip():
+        raise ValidationError({"comment": "Tell the steward what to change."})
+    dataset.status = Status.CHANGES_REQUESTED
+    dataset.review_comment = comment.strip()
+    dataset.save(update_fields=["status", "review_comment", "updated_at"])
+    record(
+        "dataset.changes_requested",
+        actor=user,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={"comment": dataset.review_comment},
+    )
+    notifications.notify_stewards("changes_requested", dataset, actor=user)
+    return dataset
+
+
+def _search_vector_refresh(version: DatasetVersion) -> None:
+    if connection.vendor != "postgresql":
+        return
+    from django.contrib.postgres.search import SearchVector
+
+    DatasetVersion.objects.filter(pk=version.pk).update(
+        search_vector=SearchVector("title", weight="A", config="simple")
+        + SearchVector("keywords_text", weight="A", config="simple")
+        + SearchVector("description", weight="B", config="simple")
+    )
+
+
+def _terms_for(dataset: Dataset) -> TermsOfUse | None:
+    text = dataset.terms_of_use_text.strip()
+    if not text:
+        return None
+    latest = dataset.terms_versions.order_by("-version").first()
+    if latest and latest.text == text:
+        return latest
+    return TermsOfUse.objects.create(
+        dataset=dataset, version=(latest.version + 1 if latest else 1), text=text
+    )
+
+
+def version_create(*, dataset: Dataset, user, notes: str, published_at=None) -> DatasetVersion:
+    """Freeze the working copy into the next version and make it the listed one."""
+    data = metadata.snapshot(dataset)
+    number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    version = DatasetVersion.objects.create(
+        dataset=dataset,
+        number=number,
+        published_at=published_at or timezone.now(),
+        published_by=user if getattr(user, "is_authenticated", False) else None,
+        notes=notes,
+        metadata=data,
+        terms_of_use=_terms_for(dataset),
+        is_listed=True,
+        publisher_id=dataset.publisher_id,
+        title=dataset.title,
+        description=dataset.description,
+        keywords_text=" ".join(dataset.keywords or []),
+        country=dataset.country,
+        cdm_version=dataset.cdm_version,
+        access_modes=list(dataset.access_modes or []),
+        data_categories=list(dataset.data_categories or []),
+        number_of_individuals=dataset.number_of_individuals,
+    )
+    version.indications.set(dataset.indications.all())
+    DatasetVersion.objects.filter(dataset=dataset, is_listed=True).exclude(pk=version.pk).update(
+        is_listed=False
+    )
+    _search_vector_refresh(version)
+    return version
+
+
+@transaction.atomic
+def dataset_publish(*, user, dataset: Dataset, notes: str = "") -> DatasetVersion:
+    dataset = _locked(dataset)
+    _require(permissions.can_review(user), "Only curators publish datasets.")
+    _require_status(dataset, Status.SUBMITTED)
+    report = validation.validate_dataset(dataset)
+    if report["violations"]:
+        raise validation.ViolationsFound(report)
+    version = version_create(dataset=dataset, user=user, notes=notes or dataset.version_notes)
+    dataset.current_version = version
+    dataset.status = Status.PUBLISHED
+    dataset.review_comment = ""
+    dataset.version_notes = ""
+    dataset.save(
+        update_fields=["current_version", "status", "review_comment", "version_notes", "updated_at"]
+    )
+    record(
+        "dataset.published",
+        actor=user,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={"version": version.number},
+    )
+    notifications.notify_stewards("published", dataset, actor=user)
+    return version
+
+
+@transaction.atomic
+def dataset_retire(*, user, dataset: Dataset, reason: str = "") -> Dataset:
+    dataset = _locked(dataset)
+    _require(permissions.can_review(user), "Only curators retire datasets.")
+    if dataset.current_version_id is None or dataset.status == Status.RETIRED:
+        raise ValidationError({"status": "Only a published dataset can be retired."})
+    dataset.status = Status.RETIRED
+    dataset.review_comment = reason.strip()
+    dataset.save(update_fields=["status", "review_comment", "updated_at"])
+    DatasetVersion.objects.filter(dataset=dataset).update(is_listed=False)
+    record(
+        "dataset.retired",
+        actor=user,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={"reason": dataset.review_comment},
+    )
+    notifications.notify_stewards("retired", dataset, actor=user)
+    return dataset
+
+
+@transaction.atomic
+def dataset_restore_version(*, user, dataset: Dataset, version: DatasetVersion) -> Dataset:
+    """Copy an old version into the working copy as a new draft (history is never rewritten)."""
+    dataset = _locked(dataset)
+    _require(permissions.can_edit(user, dataset), "Only data stewards of the publisher.")
+    _require_status(dataset, Status.DRAFT, Status.CHANGES_REQUESTED, Status.PUBLISHED)
+    if version.dataset_id != dataset.pk:
+        raise ValidationError({"version": "This version belongs to another dataset."})
+    metadata.apply(dataset, version.metadata)
+    dataset.status = Status.DRAFT
+    dataset.validation_report = {}
+    dataset.version_notes = f"Restored from version {version.number}."
+    dataset.save(update_fields=["status", "validation_report", "version_notes", "updated_at"])
+    record(
+        "dataset.version_restored",
+        actor=user,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={"version": version.number},
+    )
+    return dataset
