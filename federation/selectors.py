@@ -16,7 +16,10 @@ AVAILABILITY_DAYS = 7
 
 def analysis_list(*, user) -> QuerySet[Analysis]:
     return restrict_analyses(
-        Analysis.objects.select_related("researcher").annotate(run_count=Count("runs")), user
+        Analysis.objects.select_related("researcher")
+        .annotate(run_count=Count("runs"))
+        .order_by("-created_at"),
+        user,
     )
 
 

@@ -1,3 +1,26 @@
+from django.urls import path
+
+from . import views
+
 app_name = "federation"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("analyses/new/", views.analysis_create, name="analysis_create"),
+    path("analyses/<int:pk>/", views.analysis_detail, name="analysis"),
+    path("analyses/<int:pk>/cancel/", views.analysis_cancel, name="analysis_cancel"),
+    path("analyses/<int:pk>/result.csv", views.analysis_csv, name="analysis_csv"),
+    path("analyses/<int:pk>/result.json", views.analysis_json, name="analysis_json"),
+    path("analyses/<int:pk>/report.pdf", views.analysis_pdf, name="analysis_pdf"),
+    path("nodes/", views.node_list, name="nodes"),
+    path("nodes/register/", views.node_register, name="node_register"),
+    path("nodes/<int:pk>/", views.node_detail, name="node"),
+    path("nodes/<int:pk>/approve/", views.node_approve, name="node_approve"),
+    path("nodes/<int:pk>/rotate/", views.node_rotate, name="node_rotate"),
+    path("nodes/<int:pk>/revoke/", views.node_revoke, name="node_revoke"),
+    path("nodes/<int:pk>/datasets/", views.node_datasets, name="node_datasets"),
+    path("review/", views.review_queue, name="review"),
+    path("runs/<int:pk>/approve/", views.run_approve, name="run_approve"),
+    path("runs/<int:pk>/release/", views.run_release, name="run_release"),
+    path("runs/<int:pk>/decline/", views.run_decline, name="run_decline"),
+]

@@ -78,3 +78,43 @@ class SimNode:
 
 
 ALL_CAPABILITIES = list(CAPABILITIES)
+
+
+def make_dataset(publisher, title: str = "Lung cancer cohort"):
+    """A catalogue dataset row (the catalogue's own factories need its services)."""
+    from catalogue.models import Dataset
+
+    return Dataset.objects.create(
+        publisher=publisher,
+        title=title,
+        description="Synthetic OMOP cohort.",
+        access_modes=["federated_analytics"],
+    )
+
+
+def grant_federated_analytics(user, dataset) -> None:
+    """What an approved access request gives: an active federated-analytics entitlement.
+
+    Built as governance stores it (a request and an entitlement row), so the real
+    ``governance.selectors.missing_entitlements`` decides in these tests.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Membership
+    from governance.models import AccessRequest, Entitlement
+
+    membership = Membership.objects.filter(user=user).select_related("organisation").first()
+    request = AccessRequest.objects.create(
+        applicant=user,
+        organisation=membership.organisation,
+        project_title="Federated outcomes study",
+    )
+    Entitlement.objects.create(
+        holder=user,
+        dataset=dataset,
+        access_mode="federated_analytics",
+        ends_at=timezone.now() + timedelta(days=90),
+        request=request,
+    )

@@ -1,0 +1,193 @@
+"""HTML forms: a structured analysis form (it builds the params the JSON schema checks) and nodes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.apps import apps
+
+from .analysis_types import KINDS
+
+CANCER_PRESETS = {
+    "lung": ("Lung cancer", [4115276]),
+    "breast": ("Breast cancer", [4112853]),
+    "prostate": ("Prostate cancer", [4163261]),
+}
+
+
+def _type_choices() -> list[tuple[str, str]]:
+    return [(f"{k.type}:{k.version}", f"{k.label} (v{k.version})") for k in KINDS.values()]
+
+
+class AnalysisForm(forms.Form):
+    title = forms.CharField(max_length=200, required=False, label="Title")
+    analysis = forms.ChoiceField(label="Analysis", choices=_type_choices)
+    datasets = forms.ModelMultipleChoiceField(
+        label="Datasets",
+        queryset=None,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Datasets served by an approved node. You need an entitlement for federated "
+        "analytics on each.",
+    )
+    min_nodes = forms.IntegerField(
+        label="Minimum number of nodes",
+        min_value=1,
+        required=False,
+        help_text="Leave empty to require every node; with fewer the result is labelled partial.",
+    )
+    cancer = forms.ChoiceField(
+        label="Cancer",
+        required=False,
+        choices=[("", "Other (enter concept ids)")]
+        + [(k, label) for k, (label, _) in CANCER_PRESETS.items()],
+    )
+    condition_concept_ids = forms.CharField(
+        label="Condition concept ids",
+        required=False,
+        help_text="OMOP concept ids, comma-separated (used when no cancer is chosen).",
+    )
+    include_descendants = forms.BooleanField(
+        label="Include descendant concepts", required=False, initial=True
+    )
+    age_min = forms.IntegerField(label="Minimum age at index", required=False, min_value=0)
+    age_max = forms.IntegerField(label="Maximum age at index", required=False, min_value=0)
+    sex = forms.ChoiceField(
+        label="Sex",
+        required=False,
+        choices=[("", "Any"), ("male", "Male"), ("female", "Female")],
+    )
+    index_date_min = forms.DateField(label="Index date from", required=False)
+    index_date_max = forms.DateField(label="Index date until", required=False)
+    stratify_by = forms.MultipleChoiceField(
+        label="Stratify counts by",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[("sex", "Sex"), ("age_group", "Age group"), ("index_year", "Index year")],
+        help_text="Cohort count only.",
+    )
+    km_stratify_by = forms.ChoiceField(
+        label="Survival curves by",
+        required=False,
+        choices=[("none", "No strata"), ("sex", "Sex"), ("age_group", "Age group")],
+        help_text="Kaplan–Meier only.",
+    )
+    time_unit_days = forms.IntegerField(
+        label="Time unit (days)", required=False, initial=30, min_value=1
+    )
+    max_time_units = forms.IntegerField(
+        label="Follow-up horizon (time units)", required=False, initial=120, min_value=1
+    )
+    outcome_days = forms.IntegerField(
+        label="Outcome: death within (days)",
+        required=False,
+        initial=365,
+        min_value=1,
+        help_text="Logistic regression only.",
+    )
+    covariates = forms.MultipleChoiceField(
+        label="Covariates",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[
+            ("age_at_index", "Age at index"),
+            ("sex_male", "Male sex"),
+            ("index_year", "Index year"),
+        ],
+        help_text="Logistic regression only; an intercept is always included.",
+    )
+    params_json = forms.CharField(
+        label="Parameters as JSON (advanced)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="When given, these parameters are used instead of the fields above.",
+    )
+
+    def __init__(self, *args, datasets=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        dataset_model = apps.get_model("catalogue", "Dataset")
+        self.fields["datasets"].queryset = (
+            datasets if datasets is not None else dataset_model.objects.none()
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        choice = data.get("analysis") or ""
+        analysis_type, _, version = choice.partition(":")
+        data["type"], data["version"] = analysis_type, int(version or 1)
+        if data.get("params_json"):
+            try:
+                data["params"] = json.loads(data["params_json"])
+            except ValueError:
+                self.add_error("params_json", "This is not valid JSON.")
+            return data
+        if data.get("cancer"):
+            concepts = CANCER_PRESETS[data["cancer"]][1]
+        else:
+            try:
+                concepts = [
+                    int(p)
+                    for p in (data.get("condition_concept_ids") or "").split(",")
+                    if p.strip()
+                ]
+            except ValueError:
+                self.add_error("condition_concept_ids", "Enter numbers separated by commas.")
+                return data
+            if not concepts:
+                self.add_error("condition_concept_ids", "Choose a cancer or enter concept ids.")
+                return data
+        cohort: dict[str, Any] = {
+            "condition_concept_ids": concepts,
+            "include_descendants": bool(data.get("include_descendants")),
+        }
+        for key in ("age_min", "age_max", "sex"):
+            if data.get(key) not in (None, ""):
+                cohort[key] = data[key]
+        for key in ("index_date_min", "index_date_max"):
+            if data.get(key):
+                cohort[key] = data[key].isoformat()
+        params: dict[str, Any] = {"cohort": cohort}
+        if analysis_type == "cohort_count":
+            params["stratify_by"] = list(data.get("stratify_by") or [])
+        elif analysis_type == "kaplan_meier":
+            params["stratify_by"] = data.get("km_stratify_by") or "none"
+            params["time_unit_days"] = data.get("time_unit_days") or 30
+            params["max_time_units"] = data.get("max_time_units") or 120
+        elif analysis_type == "logistic_regression":
+            params["outcome"] = {
+                "kind": "death_within_days",
+                "days": data.get("outcome_days") or 365,
+            }
+            params["covariates"] = list(data.get("covariates") or [])
+        data["params"] = params
+        return data
+
+
+class NodeRegisterForm(forms.Form):
+    organisation = forms.ModelChoiceField(label="Organisation", queryset=None)
+    name = forms.CharField(label="Node name", max_length=100)
+    description = forms.CharField(
+        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args, organisations=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["organisation"].queryset = organisations
+
+
+class NodeDatasetsForm(forms.Form):
+    datasets = forms.ModelMultipleChoiceField(
+        label="Datasets this node serves",
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, datasets=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["datasets"].queryset = datasets
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(label="Reason (optional)", required=False, max_length=200)

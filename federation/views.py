@@ -1,0 +1,361 @@
+"""Thin HTML views: analyses (create, follow, results, downloads), the node registry, the review queue."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.htmx import render_page
+from accounts.models import Organisation, Role
+from accounts.permissions import is_platform_admin, org_ids_with_role
+
+from . import exports, selectors, services
+from .forms import AnalysisForm, DeclineForm, NodeDatasetsForm, NodeRegisterForm
+from .models import AnalysisStatus, NodeStatus, RunStatus
+from .permissions import sees_node_registry
+
+
+def _served_datasets():
+    dataset_model = apps.get_model("catalogue", "Dataset")
+    return (
+        dataset_model.objects.filter(federated_nodes__node__status=NodeStatus.APPROVED)
+        .select_related("publisher")
+        .distinct()
+        .order_by("title")
+    )
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form's fields (params on the JSON box or on top)."""
+    if not hasattr(exc, "error_dict"):
+        for error in exc.messages:
+            form.add_error(None, error)
+        return
+    for field, errors in exc.message_dict.items():
+        if field == "params":
+            target = "params_json" if form.cleaned_data.get("params_json") else None
+        else:
+            target = field if field in form.fields else None
+        for error in errors:
+            form.add_error(target, error if target else f"{field}: {error}")
+
+
+# --- analyses ----------------------------------------------------------------------------------
+
+
+@login_required
+def home(request):
+    analyses = selectors.analysis_list(user=request.user).order_by("-created_at")[:100]
+    return render(request, "federation/analysis_list.html", {"analyses": analyses})
+
+
+@login_required
+def analysis_create(request):
+    form = AnalysisForm(request.POST or None, datasets=_served_datasets())
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                analysis = services.analysis_create(
+                    researcher=request.user,
+                    analysis_type=data["type"],
+                    version=data["version"],
+                    params=data["params"],
+                    datasets=list(data["datasets"]),
+                    min_nodes=data.get("min_nodes"),
+                    title=data.get("title", ""),
+                )
+            except PermissionDenied as exc:
+                form.add_error(None, str(exc))
+                status = 403
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, "The analysis was sent to the nodes.")
+                return redirect("federation:analysis", pk=analysis.pk)
+    return render(request, "federation/analysis_form.html", {"form": form}, status=status)
+
+
+def _analysis_context(analysis) -> dict:
+    runs = list(analysis.runs.all())
+    current = [r for r in runs if r.round == analysis.current_round]
+    return {
+        "analysis": analysis,
+        "runs": current,
+        "earlier_rounds": analysis.current_round - 1,
+        "result": analysis.result,
+        "polling": analysis.status == AnalysisStatus.RUNNING,
+        **exports.plot_context(analysis),
+    }
+
+
+@login_required
+def analysis_detail(request, pk: int):
+    analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
+    return render_page(
+        request,
+        "federation/analysis_detail.html",
+        _analysis_context(analysis),
+        partial="federation/partials/analysis_body.html",
+    )
+
+
+@login_required
+@require_POST
+def analysis_cancel(request, pk: int):
+    analysis = selectors.analysis_get_for_user(user=request.user, pk=pk, action="cancel")
+    try:
+        services.analysis_cancel(actor=request.user, analysis=analysis)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The analysis was cancelled.")
+    return redirect("federation:analysis", pk=pk)
+
+
+def _finished_or_404(request, pk: int):
+    analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
+    if analysis.status != AnalysisStatus.COMPLETED or not analysis.result:
+        raise Http404("No result yet.")
+    return analysis
+
+
+@login_required
+def analysis_csv(request, pk: int):
+    analysis = _finished_or_404(request, pk)
+    response = HttpResponse(exports.to_csv(analysis), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="analysis-{pk}-{analysis.type}.csv"'
+    return response
+
+
+@login_required
+def analysis_json(request, pk: int):
+    analysis = _finished_or_404(request, pk)
+    response = HttpResponse(exports.to_json(analysis), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="analysis-{pk}-{analysis.type}.json"'
+    return response
+
+
+@login_required
+def analysis_pdf(request, pk: int):
+    analysis = _finished_or_404(request, pk)
+    pdf = exports.to_pdf(analysis, list(analysis.runs.all()))
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="analysis-{pk}-report.pdf"'
+    return response
+
+
+# --- node registry -----------------------------------------------------------------------------
+
+
+def _registry_or_404(user) -> None:
+    if not sees_node_registry(user):
+        raise Http404("No such page.")
+
+
+@login_required
+def node_list(request):
+    _registry_or_404(request.user)
+    nodes = list(selectors.node_list(user=request.user))
+    metrics = selectors.node_metrics(nodes)
+    rows = [{"node": n, **metrics[n.pk]} for n in nodes]
+    can_register = is_platform_admin(request.user) or bool(
+        org_ids_with_role(request.user, Role.SITE_ADMIN)
+    )
+    return render(
+        request,
+        "federation/node_list.html",
+        {
+            "rows": rows,
+            "can_register": can_register,
+            "is_platform_admin": is_platform_admin(request.user),
+        },
+    )
+
+
+def _register_orgs(user):
+    if is_platform_admin(user):
+        return Organisation.objects.all()
+    return Organisation.objects.filter(pk__in=org_ids_with_role(user, Role.SITE_ADMIN))
+
+
+@login_required
+def node_register(request):
+    organisations = _register_orgs(request.user)
+    if not organisations.exists():
+        raise Http404("No such page.")
+    form = NodeRegisterForm(request.POST or None, organisations=organisations)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                node = services.node_register(
+                    actor=request.user,
+                    organisation=form.cleaned_data["organisation"],
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(
+                    request, "The node is registered; a platform administrator will approve it."
+                )
+                return redirect("federation:node", pk=node.pk)
+    return render(request, "federation/node_register.html", {"form": form}, status=status)
+
+
+def _node_context(request, node, **extra) -> dict:
+    dataset_model = apps.get_model("catalogue", "Dataset")
+    can_manage = selectors.node_list(user=request.user, action="manage").filter(pk=node.pk).exists()
+    served = list(node.served_datasets.select_related("dataset"))
+    datasets_form = None
+    if can_manage:
+        datasets_form = NodeDatasetsForm(
+            initial={"datasets": [s.dataset_id for s in served]},
+            datasets=dataset_model.objects.filter(publisher=node.organisation),
+        )
+    recent = node.runs.select_related("analysis").order_by("-created_at")[:20]
+    return {
+        "node": node,
+        "metrics": selectors.node_metrics([node])[node.pk],
+        "served": served,
+        "can_manage": can_manage,
+        "can_approve": is_platform_admin(request.user) and node.status == NodeStatus.PENDING,
+        "datasets_form": datasets_form,
+        "recent_runs": recent,
+        **extra,
+    }
+
+
+@login_required
+def node_detail(request, pk: int):
+    node = selectors.node_get_for_user(user=request.user, pk=pk)
+    return render(request, "federation/node_detail.html", _node_context(request, node))
+
+
+@login_required
+@require_POST
+def node_approve(request, pk: int):
+    node = selectors.node_get_for_user(user=request.user, pk=pk, action="approve")
+    try:
+        token = services.node_approve(actor=request.user, node=node)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("federation:node", pk=pk)
+    node.refresh_from_db()
+    # The token is shown in this response only; it is stored hashed.
+    return render(
+        request, "federation/node_detail.html", _node_context(request, node, new_token=token)
+    )
+
+
+@login_required
+@require_POST
+def node_rotate(request, pk: int):
+    node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
+    try:
+        token = services.node_rotate_token(actor=request.user, node=node)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("federation:node", pk=pk)
+    node.refresh_from_db()
+    return render(
+        request, "federation/node_detail.html", _node_context(request, node, new_token=token)
+    )
+
+
+@login_required
+@require_POST
+def node_revoke(request, pk: int):
+    node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
+    services.node_revoke(actor=request.user, node=node)
+    messages.success(request, "The node is revoked; its agent will stop at its next request.")
+    return redirect("federation:node", pk=pk)
+
+
+@login_required
+@require_POST
+def node_datasets(request, pk: int):
+    node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
+    dataset_model = apps.get_model("catalogue", "Dataset")
+    form = NodeDatasetsForm(
+        request.POST, datasets=dataset_model.objects.filter(publisher=node.organisation)
+    )
+    if not form.is_valid():
+        return render(
+            request,
+            "federation/node_detail.html",
+            _node_context(request, node) | {"datasets_form": form},
+            status=400,
+        )
+    services.node_set_datasets(
+        actor=request.user, node=node, datasets=form.cleaned_data["datasets"]
+    )
+    messages.success(request, "The datasets this node serves were saved.")
+    return redirect("federation:node", pk=pk)
+
+
+# --- site admins' review queue ------------------------------------------------------------------
+
+
+@login_required
+def review_queue(request):
+    if not org_ids_with_role(request.user, Role.SITE_ADMIN):
+        raise Http404("No such page.")
+    runs = list(selectors.review_queue(user=request.user))
+    return render(
+        request,
+        "federation/review_queue.html",
+        {"runs": runs, "decline_form": DeclineForm(), "RunStatus": RunStatus},
+    )
+
+
+def _decide(request, pk: int, action):
+    run = selectors.run_get_for_review(user=request.user, pk=pk)
+    try:
+        action(run)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("federation:review")
+
+
+@login_required
+@require_POST
+def run_approve(request, pk: int):
+    def act(run):
+        services.run_approve(actor=request.user, run=run)
+        messages.success(request, f"Run {run.pk} approved; the node will execute it.")
+
+    return _decide(request, pk, act)
+
+
+@login_required
+@require_POST
+def run_release(request, pk: int):
+    def act(run):
+        services.run_release(actor=request.user, run=run)
+        messages.success(request, f"The numbers of run {run.pk} were released to the researcher.")
+
+    return _decide(request, pk, act)
+
+
+@login_required
+@require_POST
+def run_decline(request, pk: int):
+    form = DeclineForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+
+    def act(run):
+        services.run_decline(actor=request.user, run=run, reason=reason)
+        messages.success(request, f"Run {run.pk} was declined.")
+
+    return _decide(request, pk, act)
