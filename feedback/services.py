@@ -677,26 +677,27 @@ def evaluation_snapshot(evaluation) -> dict:
 
 
 @transaction.atomic
-def cds_disagreement_record(*, user, evaluation, reason: str) -> FeedbackItem:
+def cds_disagreement_record(*, user, evaluation, reason: str) -> FeedbackItem | None:
     """A clinician disagrees with a CDS result: one feedback item carrying the evaluation.
 
     Called from the CDS result page. The evaluation must be visible to ``user`` through
     ``cds.permissions.restrict`` when that exists; the caller has already loaded it for them.
+    Feedback comes from the implementation test sites: for someone at no test site nothing is
+    recorded and None is returned (the CDS app keeps the opinion on the evaluation itself).
     """
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": ["Say why you disagree with the advice."]})
+    if not permissions.test_site_ids(user):
+        return None
     if links.restrict_for(evaluation._meta.app_label) is not None and (
         links.visible_object(type(evaluation), evaluation.pk, user) is None
     ):
         raise PermissionDenied("You cannot see this evaluation.")
     snapshot = evaluation_snapshot(evaluation)
-    site = None
     preferred = _field(evaluation, "organisation_id", "site_id")
-    if preferred in permissions.test_site_ids(user):
-        site = preferred
-    elif permissions.test_site_ids(user):
-        site = min(permissions.test_site_ids(user))
+    sites = permissions.test_site_ids(user)
+    site = preferred if preferred in sites else min(sites)
     what = snapshot["label"] or snapshot["classification"] or "the advice"
     title = f"Disagreement with {snapshot['pathway_id']} {snapshot['pathway_version']}: {what}"
     item = feedback_submit(

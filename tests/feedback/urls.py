@@ -4,12 +4,21 @@ tests/feedback/conftest.py uses it only when ``optima_portal.urls`` fails to imp
 names are the real ones (accounts, feedback, the API schema).
 """
 
+import importlib
+
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import health
 
 api = [path("", include("accounts.api_urls")), path("", include("feedback.api_urls"))]
+others = []
+for label in ("catalogue", "governance", "federation", "cds"):
+    try:
+        importlib.import_module(f"{label}.urls")
+    except Exception:  # leave out an app whose URLs do not import yet
+        continue
+    others.append(path(f"{label}/", include(f"{label}.urls")))
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -18,6 +27,7 @@ urlpatterns = [
     path("api/", include(api)),
     path("", include("accounts.urls")),
     path("feedback/", include("feedback.urls")),
+    *others,
 ]
 
 handler404 = "accounts.views.page_not_found"
