@@ -6,7 +6,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from accounts.permissions import get_for_user_or_404
 
-from .models import Evaluation, Pathway, PathwayVersion
+from .models import Evaluation, Pathway, PathwayVersion, PathwayVersionStatus
 from .permissions import restrict
 
 
@@ -14,6 +14,7 @@ def pathway_version_list_active(*, user) -> QuerySet[PathwayVersion]:
     """The active edition of each pathway the user may use, one query."""
     return (
         restrict(PathwayVersion.objects.all(), user, "view")
+        .filter(status=PathwayVersionStatus.ACTIVE)  # admins may view every version
         .select_related("pathway")
         .order_by("pathway__disease", "pathway__slug")
     )

@@ -158,7 +158,9 @@ def test_the_service_answers_a_card_from_the_prefetched_record(ehr, clinician):
 
 
 def test_an_implausible_record_value_is_dropped_with_a_warning_card(ehr):
-    response = ehr("post", "/cds-services/prostate-eau", hook_request(full_prefetch(psa_value=20000)))
+    response = ehr(
+        "post", "/cds-services/prostate-eau", hook_request(full_prefetch(psa_value=20000))
+    )
     assert response.status_code == 200
     card = response.json()["cards"][0]
     assert card["indicator"] == "warning"
@@ -188,15 +190,25 @@ def test_a_bad_request_or_unknown_service_is_refused(ehr):
 
 
 def test_feedback_records_accepted_and_overridden_cards(ehr):
-    card = ehr("post", "/cds-services/prostate-eau", hook_request(full_prefetch())).json()["cards"][0]
+    card = ehr("post", "/cds-services/prostate-eau", hook_request(full_prefetch())).json()["cards"][
+        0
+    ]
     body = {
         "feedback": [
-            {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-27T10:00:00Z"},
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "outcomeTimestamp": "2026-11-27T10:00:00Z",
+            },
             {
                 "card": card["uuid"],
                 "outcome": "overridden",
                 "overrideReason": {
-                    "reason": {"system": "http://example.org/reasons", "code": "patient-preference", "display": "Patient preference"},
+                    "reason": {
+                        "system": "http://example.org/reasons",
+                        "code": "patient-preference",
+                        "display": "Patient preference",
+                    },
                     "userComment": "Prefers surveillance",
                 },
                 "outcomeTimestamp": "2026-11-27T10:05:00Z",
@@ -213,12 +225,34 @@ def test_feedback_records_accepted_and_overridden_cards(ehr):
 
 
 def test_feedback_on_an_unknown_or_foreign_card_is_404(ehr, outsider):
-    unknown = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": "2026-11-27T10:00:00Z"}]}
+    unknown = {
+        "feedback": [
+            {
+                "card": str(uuid.uuid4()),
+                "outcome": "accepted",
+                "outcomeTimestamp": "2026-11-27T10:00:00Z",
+            }
+        ]
+    }
     assert ehr("post", "/cds-services/prostate-eau/feedback", unknown).status_code == 404
-    card = ehr("post", "/cds-services/prostate-eau", hook_request(full_prefetch())).json()["cards"][0]
+    card = ehr("post", "/cds-services/prostate-eau", hook_request(full_prefetch())).json()["cards"][
+        0
+    ]
     _, raw = ApiToken.issue(user=outsider, name="other EHR")
-    foreign = {"feedback": [{"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-27T10:00:00Z"}]}
+    foreign = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "outcomeTimestamp": "2026-11-27T10:00:00Z",
+            }
+        ]
+    }
     assert ehr("post", "/cds-services/prostate-eau/feedback", foreign, token=raw).status_code == 404
-    bad = {"feedback": [{"card": card["uuid"], "outcome": "maybe", "outcomeTimestamp": "2026-11-27T10:00:00Z"}]}
+    bad = {
+        "feedback": [
+            {"card": card["uuid"], "outcome": "maybe", "outcomeTimestamp": "2026-11-27T10:00:00Z"}
+        ]
+    }
     assert ehr("post", "/cds-services/prostate-eau/feedback", bad).status_code == 400
     assert not HookFeedback.objects.exists()
