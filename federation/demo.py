@@ -1,0 +1,147 @@
+"""Demo nodes: one approved node per demo hospital, each with its own synthetic OMOP database.
+
+``seed()`` (run by ``manage.py seed_demo``) registers and approves the nodes, points the hospital's
+demo datasets at them, writes ``var/nodes/<org>.sqlite3`` (synthetic OMOP CDM, different seeds and
+sizes), ``<org>.token`` (the node token), ``<org>.policy.toml`` and ``<org>.toml`` (agent config).
+``processes(portal_url)`` gives ``make run`` the four ``optima-node run`` processes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import Organisation
+
+from .models import Node, NodeDataset, NodeStatus
+
+# org slug -> (synthetic seed, persons)
+DEMO_SITES: dict[str, tuple[int, int]] = {
+    "de-hospital": (1, 8000),
+    "fr-hospital": (2, 5000),
+    "nl-hospital": (3, 3500),
+    "se-hospital": (4, 2000),
+}
+DEMO_POLL_SECONDS = 2.0
+NODE_NAME = "omop-node"
+
+
+def nodes_dir() -> Path:
+    path = Path(settings.VAR_DIR) / "nodes"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _paths(slug: str) -> dict[str, Path]:
+    base = nodes_dir()
+    return {
+        "db": base / f"{slug}.sqlite3",
+        "token": base / f"{slug}.token",
+        "policy": base / f"{slug}.policy.toml",
+        "config": base / f"{slug}.toml",
+    }
+
+
+def _synthesise(path: Path, seed: int, persons: int) -> None:
+    if path.exists() and path.stat().st_size > 0:
+        return
+    from optima_node.db import connect
+    from optima_node.synth import synthesise
+
+    db = connect(f"sqlite:///{path}")
+    try:
+        synthesise(db, persons, seed, ["prostate", "breast", "lung"], replace=True)
+    finally:
+        db.close()
+
+
+def _token_for(node: Node, token_path: Path) -> None:
+    """Keep a working token across re-seeds; issue (and store) a new one otherwise."""
+    if token_path.exists():
+        existing = token_path.read_text(encoding="utf-8").strip()
+        if Node.authenticate(existing) == node:
+            return
+    from . import services
+
+    _, raw = services.node_enrol(actor="seed_demo", organisation=node.organisation, name=node.name)
+    token_path.write_text(raw + "\n", encoding="utf-8")
+    token_path.chmod(0o600)
+
+
+def _write_config(slug: str, paths: dict[str, Path]) -> None:
+    if not paths["policy"].exists():
+        paths["policy"].write_text(
+            "# This hospital's disclosure policy: edit it here, never in the portal.\n"
+            "[policy]\nmin_cell_count = 5\nrequire_approval = false\n"
+            "review_before_release = false\n",
+            encoding="utf-8",
+        )
+    paths["config"].write_text(
+        "[node]\n"
+        f'portal_url = "{settings.PORTAL_BASE_URL}"\n'
+        f'omop_database_url = "sqlite:///{paths["db"]}"\n'
+        f'policy_file = "{paths["policy"]}"\n',
+        encoding="utf-8",
+    )
+
+
+def seed(stdout=None) -> list[Node]:
+    from . import services
+
+    nodes = []
+    for slug, (synth_seed, persons) in DEMO_SITES.items():
+        organisation = Organisation.objects.filter(slug=slug).first()
+        if organisation is None:
+            continue
+        paths = _paths(slug)
+        _synthesise(paths["db"], synth_seed, persons)
+        with transaction.atomic():
+            node = Node.objects.filter(organisation=organisation, name=NODE_NAME).first()
+            if node is None or node.status != NodeStatus.APPROVED:
+                node, raw = services.node_enrol(
+                    actor="seed_demo", organisation=organisation, name=NODE_NAME
+                )
+                paths["token"].write_text(raw + "\n", encoding="utf-8")
+                paths["token"].chmod(0o600)
+            else:
+                _token_for(node, paths["token"])
+            node.refresh_from_db()
+            if node.poll_interval_seconds != DEMO_POLL_SECONDS:
+                node.poll_interval_seconds = DEMO_POLL_SECONDS
+                node.save(update_fields=["poll_interval_seconds"])
+            for dataset in _demo_datasets(organisation):
+                NodeDataset.objects.get_or_create(node=node, dataset=dataset)
+        _write_config(slug, paths)
+        nodes.append(node)
+    if stdout:
+        stdout.write(f"Federation: {len(nodes)} demo nodes with synthetic OMOP databases.")
+    return nodes
+
+
+def _demo_datasets(organisation):
+    from django.apps import apps
+
+    dataset_model = apps.get_model("catalogue", "Dataset")
+    datasets = list(dataset_model.objects.filter(publisher=organisation))
+    federated = [d for d in datasets if "federated_analytics" in (d.access_modes or [])]
+    return federated or datasets
+
+
+def processes(portal_url: str) -> list[tuple[str, list[str], dict]]:
+    """One ``optima-node run`` per seeded demo node (``make run`` starts and stops them)."""
+    found = []
+    for slug in DEMO_SITES:
+        paths = _paths(slug)
+        if not (paths["config"].exists() and paths["token"].exists()):
+            continue
+        found.append(
+            (
+                f"node-{slug}",
+                [sys.executable, "-m", "optima_node.cli", "run", "--config", str(paths["config"])],
+                {"PORTAL_URL": portal_url, "NODE_TOKEN_FILE": str(paths["token"])},
+            )
+        )
+    return found
