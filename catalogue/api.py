@@ -1,0 +1,424 @@
+"""The catalogue API: search with facets, detail, steward writes and lifecycle actions.
+
+Thin views: reads through ``selectors`` (restricted by ``permissions``), writes through ``services``.
+Input and output serializers are separate.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.response import Response
+
+from accounts.models import Organisation
+
+from . import metadata, permissions, selectors, services
+from .models import (
+    AccessMode,
+    AccessRights,
+    CancerIndication,
+    CdmVersion,
+    CodingSystem,
+    DataCategory,
+    Dataset,
+    DatasetVersion,
+    DistributionKind,
+    LegalBasis,
+    Legislation,
+    UpdateFrequency,
+)
+
+# --- output -----------------------------------------------------------------------------------------
+
+
+class PublisherSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class DatasetListItemSerializer(serializers.ModelSerializer):
+    """One published dataset in the search results (its current version)."""
+
+    identifier = serializers.CharField(source="dataset.identifier")
+    version = serializers.IntegerField(source="number")
+    publisher = PublisherSerializer()
+    country = serializers.CharField(source="country.code")
+    indications = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "identifier",
+            "title",
+            "description",
+            "publisher",
+            "country",
+            "cdm_version",
+            "access_modes",
+            "data_categories",
+            "indications",
+            "number_of_individuals",
+            "version",
+            "published_at",
+            "url",
+        ]
+
+    def get_indications(self, obj) -> list[str]:
+        return [i.code for i in obj.indications.all()]
+
+    def get_url(self, obj) -> str:
+        return self.context["request"].build_absolute_uri(
+            reverse("catalogue-dataset-detail", args=[obj.dataset.identifier])
+        )
+
+
+class FacetValueSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+    selected = serializers.BooleanField()
+    depth = serializers.IntegerField()
+
+
+class DatasetSearchSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DatasetListItemSerializer(many=True)
+    facets = serializers.DictField(child=FacetValueSerializer(many=True))
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="number")
+
+    class Meta:
+        model = DatasetVersion
+        fields = ["version", "published_at", "notes", "metadata"]
+
+
+class DatasetDetailSerializer(serializers.Serializer):
+    identifier = serializers.CharField()
+    publisher = PublisherSerializer()
+    status = serializers.CharField(allow_null=True, help_text="Only for members and curators.")
+    published = VersionSerializer(allow_null=True, help_text="The version readers see.")
+    working_copy = serializers.JSONField(
+        allow_null=True, help_text="Only for members of the publisher and curators."
+    )
+    completeness = serializers.IntegerField()
+    validation_report = serializers.JSONField(allow_null=True)
+    versions = serializers.ListField(child=serializers.IntegerField())
+
+
+# --- input --------------------------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "string", "enum": AccessMode.values})
+class AccessModeField(serializers.ChoiceField):
+    """Inline enum: governance names the same choice set ``access_mode``; no component clash."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=AccessMode.choices, **kwargs)
+
+
+def _codes(choices, **kwargs):
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=choices), required=False, **kwargs
+    )
+
+
+class DistributionInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=DistributionKind.choices)
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    access_url = serializers.URLField(required=False, allow_blank=True, default="")
+    node_ref = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, default=None, max_length=100
+    )
+
+
+class DatasetInputSerializer(serializers.Serializer):
+    publisher = serializers.SlugField(
+        help_text="Slug of the publishing organisation (create only)."
+    )
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True)
+    keywords = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    contact_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    contact_email = serializers.EmailField(required=False, allow_blank=True)
+    indications = serializers.ListField(
+        child=serializers.SlugField(), required=False, help_text="Indication codes, e.g. nsclc."
+    )
+    data_categories = _codes(DataCategory.choices)
+    population_coverage = serializers.CharField(required=False, allow_blank=True)
+    number_of_individuals = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    number_of_records = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    min_typical_age = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=150
+    )
+    max_typical_age = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=150
+    )
+    temporal_start = serializers.DateField(required=False, allow_null=True)
+    temporal_end = serializers.DateField(required=False, allow_null=True)
+    country = serializers.CharField(required=False, allow_blank=True, max_length=2)
+    update_frequency = serializers.ChoiceField(
+        choices=UpdateFrequency.choices, required=False, allow_blank=True
+    )
+    last_refreshed = serializers.DateField(required=False, allow_null=True)
+    cdm_version = serializers.ChoiceField(
+        choices=CdmVersion.choices, required=False, allow_blank=True
+    )
+    vocabulary_version = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    coding_systems = _codes(CodingSystem.choices)
+    access_rights = serializers.ChoiceField(choices=AccessRights.choices, required=False)
+    access_modes = serializers.ListField(child=AccessModeField(), required=False)
+    legal_basis = serializers.ChoiceField(
+        choices=LegalBasis.choices, required=False, allow_blank=True
+    )
+    purposes = serializers.CharField(required=False, allow_blank=True)
+    applicable_legislation = _codes(Legislation.choices)
+    data_access_committee = serializers.SlugField(
+        required=False, allow_null=True, help_text="Slug of the organisation whose DAC decides."
+    )
+    terms_of_use_text = serializers.CharField(required=False, allow_blank=True)
+    version_notes = serializers.CharField(required=False, allow_blank=True)
+    distributions = DistributionInputSerializer(many=True, required=False)
+
+    def validate_indications(self, codes: list[str]) -> list[CancerIndication]:
+        found = list(CancerIndication.objects.filter(code__in=codes))
+        missing = set(codes) - {i.code for i in found}
+        if missing:
+            raise serializers.ValidationError(f"Unknown indications: {', '.join(sorted(missing))}.")
+        return found
+
+    def validate_data_access_committee(self, slug):
+        if not slug:
+            return None
+        org = Organisation.objects.filter(slug=slug).first()
+        if org is None:
+            raise serializers.ValidationError("No such organisation.")
+        return org
+
+    def validate_country(self, value: str) -> str:
+        from django_countries import countries
+
+        value = (value or "").upper()
+        if value and value not in dict(countries):
+            raise serializers.ValidationError("Not an ISO 3166-1 alpha-2 country code.")
+        return value
+
+    def service_arguments(self) -> dict:
+        data = dict(self.validated_data)
+        data.pop("publisher", None)
+        indications = data.pop("indications", None)
+        distributions = data.pop("distributions", None)
+        return {"data": data, "indications": indications, "distributions": distributions}
+
+
+class DatasetCommentSerializer(serializers.Serializer):
+    comment = serializers.CharField()
+
+
+class DatasetPublishSerializer(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DatasetRetireSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# --- views ---------------------------------------------------------------------------------------------
+
+SEARCH_PARAMETERS = [
+    OpenApiParameter("q", str, description="Words in title, description or keywords."),
+    OpenApiParameter("indication", str, many=True, description="Indication codes (hierarchical)."),
+    OpenApiParameter("country", str, many=True, description="ISO 3166-1 alpha-2 codes."),
+    OpenApiParameter("category", str, many=True, enum=DataCategory.values),
+    OpenApiParameter("mode", str, many=True, enum=AccessMode.values),
+    OpenApiParameter("cdm", str, many=True, enum=CdmVersion.values),
+    OpenApiParameter("publisher", str, many=True, description="Organisation slugs."),
+    OpenApiParameter("sort", str, enum=list(selectors.SORTS)),
+    OpenApiParameter("page", int),
+    OpenApiParameter("per_page", int, enum=list(selectors.PAGE_SIZES)),
+]
+
+
+def _detail_payload(request, dataset: Dataset) -> dict:
+    member = permissions.can_see_working_copy(request.user, dataset)
+    published = dataset.current_version if dataset.is_public or member else None
+    working = metadata.snapshot(selectors.dataset_with_relations(dataset)) if member else None
+    scored = working if working is not None else (published.metadata if published else {})
+    return {
+        "identifier": dataset.identifier,
+        "publisher": dataset.publisher,
+        "status": dataset.status if member else None,
+        "published": published,
+        "working_copy": working,
+        "completeness": metadata.completeness(scored).score,
+        "validation_report": dataset.validation_report if member else None,
+        "versions": list(dataset.versions.order_by("number").values_list("number", flat=True)),
+    }
+
+
+class DatasetViewSet(viewsets.ViewSet):
+    lookup_field = "identifier"
+    lookup_value_regex = "[^/]+"
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    def _get(self, identifier: str, action_name: str = "view") -> Dataset:
+        return selectors.dataset_get_for_user(
+            user=self.request.user, identifier=identifier, action=action_name
+        )
+
+    def _detail(self, dataset: Dataset, code: int = status.HTTP_200_OK) -> Response:
+        dataset = selectors.dataset_get_for_user(
+            user=self.request.user, identifier=dataset.identifier
+        )
+        return Response(
+            DatasetDetailSerializer(_detail_payload(self.request, dataset)).data, status=code
+        )
+
+    @extend_schema(parameters=SEARCH_PARAMETERS, responses=DatasetSearchSerializer)
+    def list(self, request):
+        """Published datasets with the same search, facets and sorting as the catalogue page."""
+        params = selectors.SearchParams.from_querydict(request.query_params)
+        result = selectors.dataset_search(user=request.user, params=params)
+        page = result.page
+
+        def link(number):
+            query = request.query_params.copy()
+            query["page"] = number
+            return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+        payload = {
+            "count": result.total,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
+            "results": page.object_list,
+            "facets": result.facets,
+        }
+        return Response(DatasetSearchSerializer(payload, context={"request": request}).data)
+
+    @extend_schema(responses=DatasetDetailSerializer)
+    def retrieve(self, request, identifier: str):
+        return self._detail(self._get(identifier))
+
+    @extend_schema(request=DatasetInputSerializer, responses={201: DatasetDetailSerializer})
+    def create(self, request):
+        """Register a dataset (a draft). Only data stewards of the publisher."""
+        serializer = DatasetInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        publisher = Organisation.objects.filter(slug=serializer.validated_data["publisher"]).first()
+        if publisher is None or not permissions.can_create_for(request.user, publisher):
+            raise serializers.ValidationError(
+                {"publisher": ["You are not a data steward of this organisation."]}
+            )
+        args = serializer.service_arguments()
+        dataset = services.dataset_create(
+            user=request.user,
+            publisher=publisher,
+            data=args["data"],
+            indications=args["indications"] or [],
+            distributions=args["distributions"] or [],
+        )
+        return self._detail(dataset, status.HTTP_201_CREATED)
+
+    @extend_schema(request=DatasetInputSerializer, responses=DatasetDetailSerializer)
+    def partial_update(self, request, identifier: str):
+        """Edit the working copy; a published dataset gets a new draft."""
+        dataset = self._get(identifier, "edit")
+        serializer = DatasetInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.dataset_update(
+            user=request.user, dataset=dataset, **serializer.service_arguments()
+        )
+        return self._detail(dataset)
+
+    @extend_schema(responses=VersionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def versions(self, request, identifier: str):
+        dataset = self._get(identifier)
+        return Response(VersionSerializer(dataset.versions.order_by("number"), many=True).data)
+
+    @extend_schema(request=None, responses=DatasetDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
+    def submit(self, request, identifier: str):
+        """Validate with SHACL and submit for review (400 with the violations by field)."""
+        dataset = self._get(identifier, "edit")
+        services.dataset_submit(user=request.user, dataset=dataset)
+        return self._detail(dataset)
+
+    @extend_schema(request=DatasetCommentSerializer, responses=DatasetDetailSerializer)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="request-changes",
+        permission_classes=[IsAuthenticated],
+    )
+    def request_changes(self, request, identifier: str):
+        dataset = self._get(identifier, "review")
+        body = DatasetCommentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.dataset_request_changes(
+            user=request.user, dataset=dataset, comment=body.validated_data["comment"]
+        )
+        return self._detail(dataset)
+
+    @extend_schema(request=DatasetPublishSerializer, responses=DatasetDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
+    def publish(self, request, identifier: str):
+        dataset = self._get(identifier, "review")
+        body = DatasetPublishSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.dataset_publish(
+            user=request.user, dataset=dataset, notes=body.validated_data["notes"]
+        )
+        return self._detail(dataset)
+
+    @extend_schema(request=DatasetRetireSerializer, responses=DatasetDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
+    def retire(self, request, identifier: str):
+        dataset = self._get(identifier, "review")
+        body = DatasetRetireSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.dataset_retire(
+            user=request.user, dataset=dataset, reason=body.validated_data["reason"]
+        )
+        return self._detail(dataset)
+
+    @extend_schema(
+        request=None,
+        responses=DatasetDetailSerializer,
+        parameters=[OpenApiParameter("number", OpenApiTypes.INT, OpenApiParameter.PATH)],
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"versions/(?P<number>\d+)/restore",
+        permission_classes=[IsAuthenticated],
+    )
+    def restore(self, request, identifier: str, number: str):
+        """Copy a published version into the working copy as a new draft."""
+        dataset = self._get(identifier, "edit")
+        version = dataset.versions.filter(number=int(number)).first()
+        if version is None:
+            raise Http404
+        services.dataset_restore_version(user=request.user, dataset=dataset, version=version)
+        return self._detail(dataset)
+
+    def handle_exception(self, exc):
+        # Lifecycle refusals by role answer 404, like reads: an id reveals nothing.
+        if isinstance(exc, PermissionDenied):
+            exc = Http404()
+        return super().handle_exception(exc)
