@@ -8,8 +8,12 @@ and is refused with a clear message.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
+from urllib.parse import quote
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -278,6 +282,61 @@ def card_for(evaluation: Evaluation, request, notes: list[str], dropped: list[st
     }
 
 
+# --- fetching what the client did not prefetch ------------------------------------------------
+
+FHIR_TIMEOUT_SECONDS = 5
+FHIR_MAX_BYTES = 5 * 1024 * 1024
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a redirect could lead off the allowed server
+
+
+def http_get_json(url: str, headers: dict[str, str]) -> Any:
+    """GET a FHIR resource or bundle (one place, so tests can replace it)."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("only http(s) FHIR servers")
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (scheme checked above)
+    with opener.open(request, timeout=FHIR_TIMEOUT_SECONDS) as response:
+        return json.loads(response.read(FHIR_MAX_BYTES))
+
+
+def fetch_missing_prefetch(
+    service_id: str, keys: list[str], body: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Fetch missing prefetch keys from the client's ``fhirServer``: ``(resources, problem)``.
+
+    Only servers listed in ``settings.CDS_HOOKS_FHIR_SERVERS`` are queried, so a caller cannot
+    make the portal send requests to arbitrary hosts.
+    """
+    server = (body.get("fhirServer") or "").rstrip("/")
+    if not server:
+        return {}, "no fhirServer was given to fetch it from"
+    allowed = {url.rstrip("/") for url in getattr(settings, "CDS_HOOKS_FHIR_SERVERS", ())}
+    if server not in allowed:
+        return {}, "the fhirServer is not one this portal may query (CDS_HOOKS_FHIR_SERVERS)"
+    headers = {"Accept": "application/fhir+json"}
+    token = (body.get("fhirAuthorization") or {}).get("access_token")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    templates = fhir_mapping.prefetch_templates(service_id)
+    fetched: dict[str, Any] = {}
+    for key in keys:
+        query = templates[key]
+        for name, value in body["context"].items():
+            if isinstance(value, str | int):
+                query = query.replace("{{context." + name + "}}", quote(str(value), safe=""))
+        if "{{" in query:
+            return {}, f"the prefetch template for {key} cannot be filled from the context"
+        try:
+            fetched[key] = http_get_json(f"{server}/{query}", headers)
+        except (OSError, ValueError) as exc:
+            return {}, f"fetching {key} from the fhirServer failed ({exc.__class__.__name__})"
+    return fetched, ""
+
+
 class ServiceView(HookView):
     @extend_schema(
         tags=["cds-hooks"],
@@ -301,19 +360,20 @@ class ServiceView(HookView):
         prefetch = body.validated_data.get("prefetch") or {}
         inputs, missing_prefetch, notes = fhir_mapping.prefetch_to_inputs(service_id, prefetch)
         if missing_prefetch:
-            fhir_server = body.validated_data.get("fhirServer")
-            reason = (
-                "this service does not query the FHIR server yet"
-                if fhir_server
-                else "no fhirServer was given to fetch it from"
+            fetched, problem = fetch_missing_prefetch(
+                service_id, missing_prefetch, body.validated_data
             )
-            return error_response(
-                412,
-                "precondition_failed",
-                f"Prefetch data missing ({', '.join(missing_prefetch)}) and {reason}. "
-                "Send the prefetch listed in the discovery document.",
-                {"prefetch": [f"{key} is required." for key in missing_prefetch]},
-            )
+            if problem:
+                return error_response(
+                    412,
+                    "precondition_failed",
+                    f"Prefetch data missing ({', '.join(missing_prefetch)}) and {problem}. "
+                    "Send the prefetch listed in the discovery document.",
+                    {"prefetch": [f"{key} is required." for key in missing_prefetch]},
+                )
+            prefetch = {**prefetch, **fetched}
+            inputs, _, notes = fhir_mapping.prefetch_to_inputs(service_id, prefetch)
+            notes.append(f"Fetched from the FHIR server: {', '.join(sorted(fetched))}.")
         inputs, dropped = _clean_inputs(version.engine_pathway(), inputs)
         evaluation = services.evaluation_create(
             user=request.user,

@@ -256,3 +256,43 @@ def test_feedback_on_an_unknown_or_foreign_card_is_404(ehr, outsider):
     }
     assert ehr("post", "/cds-services/prostate-eau/feedback", bad).status_code == 400
     assert not HookFeedback.objects.exists()
+
+
+def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(ehr, settings, monkeypatch):
+    from cds import hooks
+
+    settings.CDS_HOOKS_FHIR_SERVERS = ["https://ehr.example.org/fhir"]
+    calls = []
+
+    def fake_get(url, headers):
+        calls.append((url, headers))
+        return bundle(psa(6.5), isup(1))
+
+    monkeypatch.setattr(hooks, "http_get_json", fake_get)
+    prefetch = full_prefetch()
+    del prefetch["observations"]
+    body = hook_request(
+        prefetch,
+        fhirServer="https://ehr.example.org/fhir",
+        fhirAuthorization={"access_token": "abc", "token_type": "Bearer", "scope": "patient/*.read"},
+    )
+    response = ehr("post", "/cds-services/prostate-eau", body)
+    assert response.status_code == 200, response.content
+    assert response.json()["cards"][0]["summary"].startswith("European Association of Urology")
+    assert Evaluation.objects.get().classification == "intermediate"
+    url, headers = calls[0]
+    assert url.startswith(f"https://ehr.example.org/fhir/Observation?patient={PATIENT_ID}&code=")
+    assert headers["Authorization"] == "Bearer abc"
+
+
+def test_a_fhir_server_outside_the_allow_list_is_not_queried(ehr, settings, monkeypatch):
+    from cds import hooks
+
+    settings.CDS_HOOKS_FHIR_SERVERS = []
+    monkeypatch.setattr(hooks, "http_get_json", lambda *a: pytest.fail("must not fetch"))
+    prefetch = full_prefetch()
+    del prefetch["observations"]
+    body = hook_request(prefetch, fhirServer="http://169.254.169.254/latest")
+    response = ehr("post", "/cds-services/prostate-eau", body)
+    assert response.status_code == 412
+    assert "CDS_HOOKS_FHIR_SERVERS" in response.json()["error"]["message"]

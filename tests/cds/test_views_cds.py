@@ -310,3 +310,28 @@ def test_the_dashboard_shows_recent_evaluations(client_as, clinician):
     html = client.get(reverse("accounts:dashboard")).content.decode()
     assert "Decision support: your recent evaluations" in html
     assert Evaluation.objects.get().get_absolute_url() in html
+
+
+def test_every_pathways_own_test_cases_give_the_same_result_through_the_form(
+    client_as, clinician
+):
+    """The generated form passes values as text; the engine must read them as the file's tests do."""
+    client = client_as(clinician)
+    checked = 0
+    for version in PathwayVersion.objects.filter(status="active").select_related("pathway"):
+        slug = version.pathway.slug
+        page = client.get(reverse("cds:pathway", args=[slug]))
+        assert page.status_code == 200
+        for case in version.document["tests"]:
+            if case.get("expect") is None:
+                continue
+            # The form offers canonical values (no aliases such as "2+"); use the engine's own.
+            clean, errors = engine.validate_inputs(version.engine_pathway(), case["inputs"])
+            assert not errors
+            data = {k: str(v) for k, v in clean.items()}
+            response = evaluate(client, slug, **data)
+            assert response.status_code == 200, (slug, case["id"], response.content[:500])
+            label = version.document["outcomes"][case["expect"]]["label"]
+            assert f"Result: {label}" in response.content.decode(), (slug, case["id"])
+            checked += 1
+    assert checked > 40
