@@ -38,6 +38,10 @@ class StackedSeries:
         ]
 
 
+def _n(value: float) -> str:
+    return f"{value:.1f}"
+
+
 def _nice_max(value: int) -> int:
     if value <= 5:
         return 5
@@ -73,14 +77,14 @@ def stacked_bars(
         y = top + plot_h - plot_h * value / ymax
         parts.append(
             format_html(
-                '<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#d0d7de" stroke-width="1"/>'
-                '<text x="{}" y="{:.1f}" font-size="10" text-anchor="end" fill="#4f5b66">{}</text>',
+                '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#d0d7de" stroke-width="1"/>'
+                '<text x="{}" y="{}" font-size="10" text-anchor="end" fill="#4f5b66">{}</text>',
                 left,
                 width - right,
-                y,
-                y,
+                _n(y),
+                _n(y),
                 left - 4,
-                y + 3,
+                _n(y + 3),
                 value,
             )
         )
@@ -97,12 +101,12 @@ def stacked_bars(
             y -= h
             parts.append(
                 format_html(
-                    '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">'
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}">'
                     "<title>{}: {} in week of {}</title></rect>",
-                    x,
-                    y,
-                    bar_w,
-                    h,
+                    _n(x),
+                    _n(y),
+                    _n(bar_w),
+                    _n(h),
                     colours[label],
                     label,
                     count,
@@ -112,8 +116,8 @@ def stacked_bars(
         if i % label_every == 0:
             parts.append(
                 format_html(
-                    '<text x="{:.1f}" y="{}" font-size="10" text-anchor="middle" fill="#4f5b66">{}</text>',
-                    x + bar_w / 2,
+                    '<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#4f5b66">{}</text>',
+                    _n(x + bar_w / 2),
                     top + plot_h + 14,
                     bucket.strftime("%d %b"),
                 )
@@ -123,12 +127,12 @@ def stacked_bars(
         ly = height + (i // 4) * 18
         parts.append(
             format_html(
-                '<rect x="{:.1f}" y="{}" width="12" height="12" fill="{}"/>'
-                '<text x="{:.1f}" y="{}" font-size="11" fill="#1b1f24">{}</text>',
-                lx,
+                '<rect x="{}" y="{}" width="12" height="12" fill="{}"/>'
+                '<text x="{}" y="{}" font-size="11" fill="#1b1f24">{}</text>',
+                _n(lx),
                 ly,
                 colours[label],
-                lx + 16,
+                _n(lx + 16),
                 ly + 10,
                 label,
             )
