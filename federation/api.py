@@ -31,7 +31,11 @@ class RunSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
+STATUS_HELP = "running, completed, failed or cancelled"
+
+
 class AnalysisSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text=STATUS_HELP)
     runs = serializers.SerializerMethodField()
     result = serializers.JSONField()
 
@@ -60,6 +64,8 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
 
 class AnalysisListSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text=STATUS_HELP)
+
     class Meta:
         model = Analysis
         fields = ["id", "title", "type", "version", "status", "partial", "created_at"]

@@ -12,7 +12,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import authentication, exceptions, status
@@ -91,13 +91,16 @@ class NodeView(APIView):
             return error_response(400, "invalid", "The payload does not validate.", fields)
 
 
-def _schema(model: type[BaseModel]) -> dict:
-    return model.model_json_schema(mode="serialization")
+def _body(model: type[BaseModel]) -> OpenApiRequest:
+    # The wire format is the agent's pydantic model (optima_node.schemas); OpenAPI 3.0 cannot
+    # express its JSON Schema (null types), so the document names the model instead.
+    return OpenApiRequest(OpenApiTypes.OBJECT, examples=[], encoding=None)
 
 
 @extend_schema(
     tags=["node"],
-    request={"application/json": _schema(Heartbeat)},
+    request=_body(Heartbeat),
+    description="Body: optima_node.schemas.Heartbeat. Answer: HeartbeatAck.",
     responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="HeartbeatAck")},
 )
 class HeartbeatView(NodeView):
@@ -157,7 +160,8 @@ RESULT_STATUS = {
 
 @extend_schema(
     tags=["node"],
-    request={"application/json": _schema(RunResult)},
+    request=_body(RunResult),
+    description="Body: optima_node.schemas.RunResult.",
     responses={
         201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored."),
         200: OpenApiResponse(

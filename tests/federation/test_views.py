@@ -200,3 +200,20 @@ def test_site_admin_reviews_exactly_the_numbers_and_releases(
 def test_dashboard_sections(client_as, site_admin_a, researcher, served):
     page = client_as(site_admin_a).get("/dashboard/").content.decode()
     assert "Runs awaiting your decision" in page
+
+
+def test_pages_keep_query_counts_constant(
+    client_as, researcher, served, run_nodes, django_assert_max_num_queries
+):
+    datasets, sims = served
+    for d in datasets:
+        grant_federated_analytics(researcher, d)
+    client = client_as(researcher)
+    for _ in range(4):
+        create_via_form(client, datasets, analysis="cohort_count:1", stratify_by=["sex"])
+    run_nodes(sims)
+    analysis = Analysis.objects.first()
+    with django_assert_max_num_queries(12):
+        assert client.get("/federation/").status_code == 200
+    with django_assert_max_num_queries(12):
+        assert client.get(f"/federation/analyses/{analysis.pk}/").status_code == 200
