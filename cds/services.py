@@ -306,10 +306,18 @@ def evaluation_opinion_record(
             message = "Your disagreement was updated; it is already linked to a feedback item."
         else:
             item = recorder(user=user, evaluation=evaluation, reason=reason)
-            evaluation.feedback_ref = str(getattr(item, "pk", "") or "")
-            message = (
-                "Your disagreement was recorded and sent as feedback to the pathway's maintainers."
-            )
+            if item is None:
+                # The feedback module takes items from implementation test sites only.
+                message = (
+                    "Your disagreement was stored with this evaluation. Feedback items come from "
+                    "the implementation test sites, so none was created for you."
+                )
+            else:
+                evaluation.feedback_ref = str(getattr(item, "pk", "") or "")
+                message = (
+                    "Your disagreement was recorded and sent as feedback to the pathway's "
+                    "maintainers."
+                )
     evaluation.save(update_fields=["opinion", "opinion_reason", "opinion_at", "feedback_ref"])
     record(
         "cds.evaluation_agreed" if opinion == Opinion.AGREE else "cds.evaluation_disagreed",

@@ -312,9 +312,7 @@ def test_the_dashboard_shows_recent_evaluations(client_as, clinician):
     assert Evaluation.objects.get().get_absolute_url() in html
 
 
-def test_every_pathways_own_test_cases_give_the_same_result_through_the_form(
-    client_as, clinician
-):
+def test_every_pathways_own_test_cases_give_the_same_result_through_the_form(client_as, clinician):
     """The generated form passes values as text; the engine must read them as the file's tests do."""
     client = client_as(clinician)
     checked = 0
@@ -335,3 +333,21 @@ def test_every_pathways_own_test_cases_give_the_same_result_through_the_form(
             assert f"Result: {label}" in response.content.decode(), (slug, case["id"])
             checked += 1
     assert checked > 40
+
+
+def test_a_disagreement_reaches_the_real_feedback_module(client_as, clinician):
+    feedback_services = pytest.importorskip("feedback.services")
+    if not hasattr(feedback_services, "cds_disagreement_record"):
+        pytest.skip("the feedback module does not record CDS disagreements yet")
+    client = client_as(clinician)  # hospital A is an implementation test site
+    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    evaluation = Evaluation.objects.get()
+    response = client.post(
+        reverse("cds:evaluation_opinion", args=[evaluation.pk]),
+        {"opinion": "disagree", "reason": "Threshold looks outdated."},
+        follow=True,
+    )
+    assert response.status_code == 200
+    evaluation.refresh_from_db()
+    assert evaluation.opinion == "disagree" and evaluation.feedback_ref
+    assert "sent as feedback" in response.content.decode()
