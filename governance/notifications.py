@@ -92,7 +92,6 @@ TABLE: dict[str, Rule] = {
     "entitlement.revoked": Rule((A.HOLDER,), "Your access to {dataset} ({mode}) was revoked"),
     "entitlement.expired": Rule((A.HOLDER,), "Your access to {dataset} ({mode}) has expired"),
     "entitlement.suspended": Rule((A.HOLDER,), "Your access to {dataset} ({mode}) is suspended"),
-    "entitlement.reinstated": Rule((A.HOLDER,), "Your access to {dataset} ({mode}) is restored"),
     "entitlement.expiry_reminder": Rule(
         (A.HOLDER,), "Your access to {dataset} ({mode}) ends in {days} days"
     ),

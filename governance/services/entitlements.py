@@ -175,8 +175,8 @@ def _reinstate(entitlement: Entitlement, *, actor, **payload) -> None:
     entitlement.suspension_reason = ""
     entitlement.save(update_fields=["status", "suspension_reason", "terms"])
     _sync_permission(entitlement.holder, entitlement.dataset, entitlement.access_mode)
+    # The holder reinstates by accepting the terms themselves, so nobody else needs telling.
     _audit("entitlement.reinstated", actor=actor, entitlement=entitlement, **payload)
-    notify("entitlement.reinstated", actor=actor, entitlement=entitlement, url=_url())
 
 
 def entitlements_on_agreement_ended(
