@@ -53,7 +53,8 @@ def _listed() -> object:
     return DatasetVersion.objects.filter(is_listed=True)
 
 
-def _batches(queryset, size: int = BATCH) -> Iterator[list[DatasetVersion]]:
+def _batches(queryset, size: int | None = None) -> Iterator[list[DatasetVersion]]:
+    size = size or BATCH
     last = 0
     while True:
         rows = list(

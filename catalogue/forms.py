@@ -61,7 +61,9 @@ class DatasetForm(forms.ModelForm):
         label="Node of the federated OMOP database",
         help_text="The identifier of the hospital's OPTIMA node holding the OMOP database.",
     )
-    documentation_url = forms.URLField(required=False, label="Documentation link")
+    documentation_url = forms.URLField(
+        required=False, label="Documentation link", assume_scheme="https"
+    )
 
     class Meta:
         model = Dataset

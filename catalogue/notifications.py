@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
@@ -25,8 +28,21 @@ def _emails(users) -> list[str]:
     return sorted({u.email for u in users if u.email})
 
 
+_muted: ContextVar[bool] = ContextVar("catalogue_notifications_muted", default=False)
+
+
+@contextmanager
+def muted():
+    """No e-mails inside the block (demo seeding)."""
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
+
+
 def _send(event: str, dataset: Dataset, recipients: list[str], actor) -> None:
-    if not recipients:
+    if not recipients or _muted.get():
         return
     context = {
         "event": event,

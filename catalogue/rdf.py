@@ -290,7 +290,7 @@ def add_dataset(
 
 
 def new_graph() -> Graph:
-    g = Graph()
+    g = Graph(bind_namespaces="core")
     for prefix, ns in PREFIXES.items():
         g.bind(prefix, ns)
     g.bind("optima", optima_ns())
@@ -316,7 +316,13 @@ def add_catalog(g: Graph, ctx: Context) -> URIRef:
             ),
         )
     )
-    g.add((cat, FOAF.homepage, URIRef(f"{base_url()}/catalogue/")))
+    home = URIRef(f"{base_url()}/catalogue/")
+    g.add((cat, FOAF.homepage, home))
+    g.add((home, RDF.type, FOAF.Document))
+    themes = URIRef(SCHEMES["data-theme"])
+    g.add((cat, DCAT.themeTaxonomy, themes))
+    g.add((themes, RDF.type, SKOS.ConceptScheme))
+    g.add((themes, DCTERMS.title, _lit("Data theme", lang="en")))
     platform = next(
         (o for o in ctx.organisations.values() if o.kind == OrganisationKind.PLATFORM), None
     )
