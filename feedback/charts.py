@@ -42,6 +42,10 @@ def _n(value: float) -> str:
     return f"{value:.1f}"
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _nice_max(value: int) -> int:
     if value <= 5:
         return 5
@@ -53,7 +57,8 @@ def stacked_bars(
     chart: StackedSeries, *, chart_id: str, width: int = 640, height: int = 240
 ) -> SafeString:
     left, right, top, bottom = 36, 8, 10, 34
-    legend_rows = (len(chart.series) + 3) // 4
+    columns = 2 if max((len(label) for label in chart.series), default=0) > 22 else 4
+    legend_rows = (len(chart.series) + columns - 1) // columns
     total_h = height + legend_rows * 18 + 6
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(chart.buckets), 1)
@@ -123,8 +128,8 @@ def stacked_bars(
                 )
             )
     for i, label in enumerate(chart.series):
-        lx = left + (i % 4) * (plot_w / 4)
-        ly = height + (i // 4) * 18
+        lx = left + (i % columns) * (plot_w / columns)
+        ly = height + (i // columns) * 18
         parts.append(
             format_html(
                 '<rect x="{}" y="{}" width="12" height="12" fill="{}"/>'
@@ -134,7 +139,7 @@ def stacked_bars(
                 colours[label],
                 _n(lx + 16),
                 ly + 10,
-                label,
+                _shorten(label, 22 if columns == 4 else 46),
             )
         )
     parts.append(mark_safe("</svg>"))

@@ -27,7 +27,8 @@ class WidgetForm(forms.Form):
         label="The platform team may contact me about this", required=False
     )
     shared = forms.BooleanField(
-        label="Share with the other test sites (they see it with its attachments, may comment and vote)", required=False
+        label="Share with the other test sites (they see it with its attachments, may comment and vote)",
+        required=False,
     )
     page_path = forms.CharField(widget=forms.HiddenInput, required=False)
     site = forms.ModelChoiceField(queryset=None, label="Test site", required=False)

@@ -184,7 +184,11 @@ def items_over_time(*, user, weeks: int = 12, dimension: str = "status") -> Stac
             continue
         name = labels.get(row[field], row[field]) or "—"
         series[str(name)][index[week]] += row["n"]
-    ordered = dict(sorted(series.items(), key=lambda kv: -sum(kv[1])))
+    if labels:  # choice dimensions keep their order (and so their colours) from chart to chart
+        order = {str(label): i for i, label in enumerate(labels.values())}
+        ordered = dict(sorted(series.items(), key=lambda kv: order.get(kv[0], len(order))))
+    else:
+        ordered = dict(sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
     return StackedSeries(f"Feedback items per week, {title.lower()}", buckets, ordered)
 
 

@@ -178,7 +178,7 @@ def _detail_context(request, item: FeedbackItem, **forms_override) -> dict:
         "can_vote": item.author_id != user.pk and item.is_open,
         "link_url": links.link_url(item, user),
         "link_kind": links.link_target_label(item),
-        "history": audit_events_for_object(user=user, obj=item).select_related("actor"),
+        "history": audit_events_for_object(user=user, obj=item),
         "transition_forms": {},
     }
     team = services.platform_team_users() if is_team else None

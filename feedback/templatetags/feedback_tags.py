@@ -34,3 +34,36 @@ def feedback_button(context):
         "component": component_for_path(path),
         "version": settings.PORTAL_VERSION,
     }
+
+
+ACTION_LABELS = {
+    "feedback.submitted": "submitted",
+    "feedback.updated": "edited",
+    "feedback.shared": "shared with the test sites",
+    "feedback.unshared": "stopped sharing",
+    "feedback.triaged": "triaged",
+    "feedback.started": "started work",
+    "feedback.resolved": "resolved",
+    "feedback.closed_wont_fix": "closed as won't fix",
+    "feedback.marked_duplicate": "marked as duplicate",
+    "feedback.reopened": "reopened",
+    "feedback.commented": "commented",
+    "feedback.voted": "voted",
+    "feedback.unvoted": "withdrew a vote",
+    "feedback.attachment_added": "added an attachment",
+    "feedback.cds_disagreement_recorded": "recorded a CDS disagreement",
+}
+
+
+@register.filter
+def audit_label(action: str) -> str:
+    return ACTION_LABELS.get(action, action)
+
+
+@register.filter
+def hours(value) -> str:
+    """20.5 → "20.5 h"; 216 → "9.0 days"."""
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"{value / 24:.1f} days" if value >= 48 else f"{value:.1f} h"

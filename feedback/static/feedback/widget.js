@@ -14,3 +14,11 @@ document.addEventListener("click", (event) => {
   const button = document.getElementById("feedback-button");
   if (button) button.focus();
 });
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const panel = document.getElementById("feedback-panel");
+  if (!panel || !panel.contains(document.activeElement)) return;
+  panel.innerHTML = "";
+  const button = document.getElementById("feedback-button");
+  if (button) button.focus();
+});
