@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.utils import timezone
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import RDF, XSD
 
@@ -88,7 +89,7 @@ def add_versions(g: Graph, versions: list[DatasetVersion], ctx: rdf.Context, cat
             version=v.number,
             version_notes=v.notes,
             version_numbers=sorted(numbers.get(v.dataset_id, [])),
-            issued=v.published_at.date(),
+            issued=timezone.localdate(v.published_at),
         )
         if catalog is not None:
             g.add((catalog, rdf.DCAT.dataset, ds))

@@ -222,10 +222,18 @@ def _terms_for(dataset: Dataset) -> TermsOfUse | None:
     )
 
 
-def version_create(*, dataset: Dataset, user, notes: str, published_at=None) -> DatasetVersion:
+def version_create(
+    *, dataset: Dataset, user, notes: str, published_at=None, number: int | None = None
+) -> DatasetVersion:
     """Freeze the working copy into the next version and make it the listed one."""
+    dataset = (
+        Dataset.objects.select_related("publisher", "data_access_committee")
+        .prefetch_related("indications", "distributions")
+        .get(pk=dataset.pk)
+    )
     data = metadata.snapshot(dataset)
-    number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    following = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    number = max(following, number or 0)
     version = DatasetVersion.objects.create(
         dataset=dataset,
         number=number,
@@ -322,3 +330,57 @@ def dataset_restore_version(*, user, dataset: Dataset, version: DatasetVersion) 
         payload={"version": version.number},
     )
     return dataset
+
+
+@transaction.atomic
+def dataset_import(
+    *,
+    actor,
+    publisher: Organisation,
+    data: dict[str, Any],
+    version_number: int | None = None,
+    notes: str = "",
+    published_at=None,
+    source: str = "",
+) -> str:
+    """Create or update a published dataset from another catalogue's description.
+
+    Returns "created", "updated", "unchanged" or why it was left alone. Idempotent by identifier.
+    """
+    identifier = data["identifier"]
+    dataset = Dataset.objects.select_for_update().filter(identifier=identifier).first()
+    if dataset is not None:
+        if dataset.publisher_id != publisher.pk:
+            return "identifier belongs to another publisher"
+        if dataset.status in (Status.DRAFT, Status.SUBMITTED, Status.CHANGES_REQUESTED):
+            return "has a local draft in progress"
+        current = dataset.current_version.metadata if dataset.current_version_id else None
+        if current is not None and {k: v for k, v in current.items() if k != "publisher"} == {
+            k: v for k, v in data.items() if k != "publisher"
+        }:
+            return "unchanged"
+        outcome = "updated"
+    else:
+        dataset = Dataset.objects.create(
+            identifier=identifier, publisher=publisher, title=data["title"], created_by=None
+        )
+        outcome = "created"
+    metadata.apply(dataset, data)
+    version = version_create(
+        dataset=dataset,
+        user=actor,
+        notes=notes,
+        published_at=published_at,
+        number=version_number,
+    )
+    Dataset.objects.filter(pk=dataset.pk).update(
+        current_version=version, status=Status.PUBLISHED, validation_report={}
+    )
+    record(
+        f"dataset.imported_{outcome}",
+        actor=actor,
+        obj=dataset,
+        organisation=publisher,
+        payload={"source": source, "version": version.number},
+    )
+    return outcome

@@ -101,7 +101,7 @@ def _results(results: Graph, dataset_uri: str) -> list[dict]:
     return found
 
 
-def validate_snapshot(data: dict) -> dict:
+def validate_snapshot(data: dict, *, portal_rules: bool = True) -> dict:
     ctx = rdf.Context.load()
     g = rdf.new_graph()
     uri = str(rdf.add_dataset(g, data, ctx, version=1))
@@ -111,7 +111,8 @@ def validate_snapshot(data: dict) -> dict:
     warnings = [r for r in _results(mandatory, uri) if r["severity"] != "Violation"]
     warnings += _results(recommended, uri)
     # The portal's own mandatory fields, which DCAT-AP leaves optional.
-    for name in metadata.completeness(data).mandatory_missing:
+    missing = metadata.completeness(data).mandatory_missing if portal_rules else []
+    for name in missing:
         violations.append(
             {
                 "field": name,

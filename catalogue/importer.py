@@ -1,0 +1,325 @@
+"""Import datasets from another DCAT-AP catalogue: the reverse of ``catalogue.rdf``.
+
+Each ``dcat:Dataset`` becomes a published dataset, keyed by ``dct:identifier`` (idempotent). The
+whole import runs in one transaction: a malformed graph or any error imports nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django_countries import countries
+from rdflib import Graph, Literal
+from rdflib.namespace import DCTERMS, FOAF, RDF
+
+from accounts.models import Organisation, OrganisationKind
+
+from . import rdf, services, validation
+from .models import (
+    AccessMode,
+    AccessRights,
+    CancerIndication,
+    DataCategory,
+    DistributionKind,
+    Legislation,
+    UpdateFrequency,
+)
+
+MAX_DOWNLOAD = 200 * 1024 * 1024
+FORMAT_BY_SUFFIX = {
+    ".ttl": "turtle",
+    ".jsonld": "json-ld",
+    ".json": "json-ld",
+    ".rdf": "xml",
+    ".xml": "xml",
+    ".nt": "nt",
+}
+FORMAT_BY_TYPE = {
+    "text/turtle": "turtle",
+    "application/ld+json": "json-ld",
+    "application/rdf+xml": "xml",
+    "application/n-triples": "nt",
+}
+
+
+class ImportFailed(Exception):
+    """The source cannot be read or parsed; nothing was imported."""
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def load(source: str, fmt: str | None = None) -> Graph:
+    """Read a path or an http(s) URL into a graph; a clear ImportFailed on any problem."""
+    content_type = ""
+    try:
+        if source.startswith(("http://", "https://")):
+            accept = {"Accept": "text/turtle, application/ld+json, application/rdf+xml"}
+            # Only http(s) sources reach here (checked above).
+            request = urllib.request.Request(source, headers=accept)  # noqa: S310
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                content_type = response.headers.get_content_type()
+                data = response.read(MAX_DOWNLOAD + 1)
+            if len(data) > MAX_DOWNLOAD:
+                raise ImportFailed(f"{source} is larger than {MAX_DOWNLOAD} bytes.")
+        else:
+            data = Path(source).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ImportFailed(f"Cannot read {source}: {exc}") from exc
+    fmt = (
+        fmt
+        or FORMAT_BY_TYPE.get(content_type)
+        or FORMAT_BY_SUFFIX.get(Path(source.split("?")[0]).suffix.lower())
+        or "turtle"
+    )
+    return parse(data, fmt, source)
+
+
+def parse(data: bytes | str, fmt: str, source: str = "input") -> Graph:
+    try:
+        return Graph().parse(data=data, format=fmt)
+    except Exception as exc:  # rdflib raises many exception types for bad syntax
+        # rdflib's messages can quote the whole document: keep the first line, briefly.
+        reason = " ".join(str(exc).split("\n")[:2])[:300]
+        raise ImportFailed(f"{source} is not valid {fmt} RDF: {reason}") from exc
+
+
+# --- graph → snapshot ---------------------------------------------------------------------------------
+
+
+def _text(g: Graph, s, p) -> str:
+    values = list(g.objects(s, p))
+    if not values:
+        return ""
+    english = [v for v in values if isinstance(v, Literal) and v.language in ("en", None)]
+    return str((english or values)[0])
+
+
+def _int(g: Graph, s, p) -> int | None:
+    value = g.value(s, p)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _date(g: Graph, s, p) -> str | None:
+    value = g.value(s, p)
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(str(value)[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def _tail(uri) -> str:
+    return str(uri).rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+
+
+class _Mapper:
+    def __init__(self, g: Graph, report: ImportReport) -> None:
+        self.g = g
+        self.report = report
+        self.opt = rdf.optima_ns()
+        base = rdf.base_url()
+        self.indications = {}
+        for ind in CancerIndication.objects.all():
+            self.indications[f"{base}/catalogue/indications/{ind.code}"] = ind.code
+            if ind.uri:
+                self.indications[ind.uri] = ind.code
+        self.orgs: dict[str, Organisation] = {}
+        for org in Organisation.objects.all():
+            self.orgs[str(rdf.organisation_uri(org))] = org
+            self.orgs[f"{base}/organisations/{org.slug}"] = org
+        self.reverse = {
+            "coding": {v: k for k, v in rdf.CODING_SYSTEM_URIS.items()},
+            "legal": {v: k for k, v in rdf.LEGAL_BASIS_URIS.items()},
+            "cdm": {v: k for k, v in rdf.CDM_URIS.items()},
+        }
+
+    def organisation(self, agent, fallback_country: str) -> Organisation | None:
+        if agent is None:
+            return None
+        if str(agent) in self.orgs:
+            return self.orgs[str(agent)]
+        g = self.g
+        slug = _text(g, agent, DCTERMS.identifier) or slugify(_text(g, agent, FOAF.name))[:80]
+        name = _text(g, agent, FOAF.name) or slug
+        if not slug:
+            return None
+        org = (
+            Organisation.objects.filter(slug=slug).first()
+            or Organisation.objects.filter(name=name).first()
+        )
+        if org is None:
+            spatial = g.value(agent, DCTERMS.spatial)
+            country = _country(spatial) or fallback_country or "BE"
+            kind = (
+                OrganisationKind.INDUSTRY
+                if str(g.value(agent, DCTERMS.type) or "").endswith("/Company")
+                else OrganisationKind.HOSPITAL
+            )
+            org = Organisation.objects.create(name=name, slug=slug, country=country, kind=kind)
+            self.report.notes.append(f"Created organisation {name} ({slug}).")
+        self.orgs[str(agent)] = org
+        return org
+
+    def snapshot(self, ds) -> dict[str, Any]:
+        g, opt = self.g, self.opt
+        identifier = _text(g, ds, DCTERMS.identifier) or _tail(ds)
+        data: dict[str, Any] = {
+            "identifier": identifier,
+            "title": _text(g, ds, DCTERMS.title),
+            "description": _text(g, ds, DCTERMS.description),
+            "keywords": sorted(str(k) for k in g.objects(ds, rdf.DCAT.keyword)),
+        }
+        cp = g.value(ds, rdf.DCAT.contactPoint)
+        data["contact_name"] = _text(g, cp, rdf.VCARD.fn) if cp is not None else ""
+        email = str(g.value(cp, rdf.VCARD.hasEmail) or "") if cp is not None else ""
+        data["contact_email"] = email.removeprefix("mailto:")
+        codes = []
+        for theme in g.objects(ds, rdf.HEALTH.healthTheme):
+            code = self.indications.get(str(theme))
+            if code:
+                codes.append(code)
+            else:
+                self.report.notes.append(f"{identifier}: unknown indication {theme} left out.")
+        data["indications"] = sorted(set(codes))
+        data["data_categories"] = sorted(
+            c
+            for c in (_tail(u) for u in g.objects(ds, rdf.HEALTH.healthCategory))
+            if c in DataCategory.values
+        )
+        data["population_coverage"] = _text(g, ds, rdf.HEALTH.populationCoverage)
+        data["number_of_individuals"] = _int(g, ds, rdf.HEALTH.numberOfUniqueIndividuals)
+        data["number_of_records"] = _int(g, ds, rdf.HEALTH.numberOfRecords)
+        data["min_typical_age"] = _int(g, ds, rdf.HEALTH.minTypicalAge)
+        data["max_typical_age"] = _int(g, ds, rdf.HEALTH.maxTypicalAge)
+        period = g.value(ds, DCTERMS.temporal)
+        data["temporal_start"] = _date(g, period, rdf.DCAT.startDate) if period else None
+        data["temporal_end"] = _date(g, period, rdf.DCAT.endDate) if period else None
+        data["country"] = next(
+            (c for c in (_country(u) for u in g.objects(ds, DCTERMS.spatial)) if c), ""
+        )
+        freq = _tail(g.value(ds, DCTERMS.accrualPeriodicity) or "")
+        data["update_frequency"] = freq if freq in UpdateFrequency.values else ""
+        data["last_refreshed"] = _date(g, ds, DCTERMS.modified)
+        data["cdm_version"] = next(
+            (
+                self.reverse["cdm"][str(u)]
+                for u in g.objects(ds, DCTERMS.conformsTo)
+                if str(u) in self.reverse["cdm"]
+            ),
+            "",
+        )
+        data["vocabulary_version"] = _text(g, ds, opt.vocabularyVersion)
+        data["coding_systems"] = sorted(
+            self.reverse["coding"][str(u)]
+            for u in g.objects(ds, rdf.HEALTH.hasCodingSystem)
+            if str(u) in self.reverse["coding"]
+        )
+        rights = _tail(g.value(ds, DCTERMS.accessRights) or "")
+        data["access_rights"] = rights if rights in AccessRights.values else AccessRights.RESTRICTED
+        data["access_modes"] = sorted(
+            m for m in (_tail(u) for u in g.objects(ds, opt.accessMode)) if m in AccessMode.values
+        )
+        data["legal_basis"] = next(
+            (
+                self.reverse["legal"][str(u)]
+                for u in g.objects(ds, rdf.DPV.hasLegalBasis)
+                if str(u) in self.reverse["legal"]
+            ),
+            "",
+        )
+        data["purposes"] = _text(g, ds, opt.purposes)
+        data["applicable_legislation"] = sorted(
+            str(u)
+            for u in g.objects(ds, rdf.DCATAP.applicableLegislation)
+            if str(u) in Legislation.values
+        )
+        data["terms_of_use_text"] = _text(g, ds, opt.termsOfUse)
+        landing = str(g.value(ds, rdf.DCAT.landingPage) or "")
+        distributions = []
+        for d in g.objects(ds, rdf.DCAT.distribution):
+            kind = _tail(g.value(d, opt.distributionKind) or "")
+            url = str(g.value(d, rdf.DCAT.accessURL) or "")
+            distributions.append(
+                {
+                    "kind": kind if kind in DistributionKind.values else "documentation",
+                    "title": _text(g, d, DCTERMS.title) or "Distribution",
+                    "description": _text(g, d, DCTERMS.description),
+                    "access_url": "" if url == landing else url,
+                    "node_ref": _text(g, d, opt.nodeRef) or None,
+                }
+            )
+        data["distributions"] = sorted(distributions, key=lambda x: (x["kind"], x["title"]))
+        return data
+
+
+def _country(uri) -> str:
+    if uri is None or not str(uri).startswith(rdf.AUTH + "country/"):
+        return ""
+    alpha3 = _tail(uri)
+    return next((code for code, _ in countries if countries.alpha3(code) == alpha3), "")
+
+
+def import_graph(g: Graph, *, source: str, actor=None) -> ImportReport:
+    """Create or update one published dataset per ``dcat:Dataset``; all or nothing."""
+    report = ImportReport()
+    with transaction.atomic():
+        mapper = _Mapper(g, report)
+        subjects = sorted(set(g.subjects(RDF.type, rdf.DCAT.Dataset)), key=str)
+        if not subjects:
+            raise ImportFailed(f"{source} describes no dcat:Dataset.")
+        for ds in subjects:
+            data = mapper.snapshot(ds)
+            identifier = data["identifier"]
+            if not data["title"]:
+                report.skipped.append((identifier, "no dct:title"))
+                continue
+            publisher = mapper.organisation(g.value(ds, DCTERMS.publisher), data["country"])
+            if publisher is None:
+                report.skipped.append((identifier, "no dct:publisher"))
+                continue
+            data["publisher"] = publisher.slug
+            dac = g.value(ds, mapper.opt.dataAccessCommittee)
+            dac_org = mapper.organisation(dac, data["country"]) if dac is not None else None
+            data["data_access_committee"] = dac_org.slug if dac_org else None
+            problems = validation.validate_snapshot(data, portal_rules=False)["violations"]
+            if problems:
+                report.skipped.append(
+                    (identifier, "DCAT-AP violations: " + "; ".join(p["message"] for p in problems))
+                )
+                continue
+            issued = _date(g, ds, DCTERMS.issued)
+            outcome = services.dataset_import(
+                actor=actor,
+                publisher=publisher,
+                data=data,
+                version_number=_int(g, ds, rdf.DCAT.version),
+                notes=_text(g, ds, rdf.ADMS.versionNotes),
+                published_at=(
+                    timezone.make_aware(dt.datetime.fromisoformat(issued)) if issued else None
+                ),
+                source=source,
+            )
+            if outcome == "created":
+                report.created.append(identifier)
+            elif outcome == "updated":
+                report.updated.append(identifier)
+            else:
+                report.skipped.append((identifier, outcome))
+    return report
