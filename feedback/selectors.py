@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 import django_filters
+from django import forms
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
@@ -31,19 +32,27 @@ from .models import (
 )
 
 
+def _yes_no(any_label: str = "Any", yes: str = "Yes", no: str = "No") -> forms.Select:
+    return forms.Select(choices=[("", any_label), ("true", yes), ("false", no)])
+
+
 class FeedbackFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
-    open = django_filters.BooleanFilter(method="only_open", label="Open items only")
+    open = django_filters.BooleanFilter(
+        method="only_open", label="Open or closed", widget=_yes_no("Any", "Open", "Closed")
+    )
     category = django_filters.ChoiceFilter(choices=Category.choices)
     component = django_filters.ChoiceFilter(choices=Component.choices)
     persona = django_filters.ChoiceFilter(choices=Persona.choices)
     site = django_filters.ModelChoiceFilter(
         queryset=Organisation.objects.filter(is_test_site=True), field_name="site"
     )
-    shared = django_filters.BooleanFilter()
+    shared = django_filters.BooleanFilter(widget=_yes_no())
     label = django_filters.CharFilter(field_name="labels__name", label="Label")
-    mine = django_filters.BooleanFilter(method="only_mine", label="Mine only")
+    mine = django_filters.BooleanFilter(
+        method="only_mine", label="Mine (authored or assigned)", widget=_yes_no("Everyone's")
+    )
     cds_pathway = django_filters.CharFilter(field_name="cds_pathway_id", label="CDS pathway")
 
     class Meta:

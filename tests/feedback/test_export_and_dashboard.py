@@ -168,3 +168,24 @@ def test_the_demo_seed_is_idempotent_and_audited(settings):
     cds = FeedbackItem.objects.get(category="cds_disagreement")
     assert cds.cds_rule_id == "intermediate"
     assert verify_chain().ok
+
+
+def test_list_filters(api_as, client_as, triager, clinician_a, hospital_a, hospital_b):
+    mine = FeedbackItemFactory(site=hospital_a, author=clinician_a, title="mine")
+    closed = FeedbackItemFactory(site=hospital_b, status=Status.WONT_FIX, title="closed")
+    cds = FeedbackItemFactory(site=hospital_b, category="cds_disagreement", cds_pathway_id="p1")
+    api = api_as(triager)
+
+    def ids(query):
+        return {row["id"] for row in api.get(f"/api/feedback/items/?{query}").json()["results"]}
+
+    assert ids("open=false") == {closed.pk}
+    assert ids("open=true") == {mine.pk, cds.pk}
+    assert ids("cds_pathway=p1") == {cds.pk}
+    assert ids(f"site={hospital_b.pk}&status=wont_fix&status=new") == {closed.pk, cds.pk}
+    assert ids(f"q=%23{mine.pk}") == {mine.pk}
+    assert {
+        r["id"] for r in api_as(clinician_a).get("/api/feedback/items/?mine=true").json()["results"]
+    } == {mine.pk}
+    html = client_as(triager).get("/feedback/?open=false", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in html and ">closed</a>" in html and ">mine</a>" not in html
