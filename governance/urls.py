@@ -61,6 +61,7 @@ urlpatterns = [
     ),
     path("templates/", agreements.template_list, name="templates"),
     path("templates/new/", agreements.template_create, name="template_create"),
+    path("templates/defaults/", agreements.template_defaults, name="template_defaults"),
     # Notifications
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/count/", notifications.notification_count, name="notification_count"),

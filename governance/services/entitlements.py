@@ -233,7 +233,7 @@ def entitlements_check_terms(*, dataset=None) -> int:
 @transaction.atomic
 def entitlement_accept_terms(*, actor, entitlement: Entitlement) -> Entitlement:
     entitlement = (
-        Entitlement.objects.select_for_update()
+        Entitlement.objects.select_for_update(of=("self",))
         .select_related("dataset__current_version", "dataset__publisher", "holder")
         .get(pk=entitlement.pk)
     )

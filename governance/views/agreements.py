@@ -12,7 +12,7 @@ from accounts.permissions import get_for_user_or_404
 
 from .. import permissions, services
 from ..forms import PARTY_ROWS, AgreementForm, ReasonForm, SignForm, TemplateForm
-from ..models import Agreement, AgreementStatus, AgreementTemplate
+from ..models import Agreement, AgreementKind, AgreementStatus, AgreementTemplate
 from ..selectors import agreement_list
 from .common import add_errors, client_ip, perform, refused
 
@@ -265,7 +265,14 @@ def template_list(request):
     return render(
         request,
         "governance/template_list.html",
-        {"templates": AgreementTemplate.objects.all(), "placeholders": selectors_placeholders()},
+        {
+            "templates": AgreementTemplate.objects.all(),
+            "placeholders": selectors_placeholders(),
+            "missing_kinds": sorted(
+                set(AgreementKind.values)
+                - set(AgreementTemplate.objects.values_list("kind", flat=True))
+            ),
+        },
     )
 
 
@@ -273,6 +280,26 @@ def selectors_placeholders():
     from ..models import PLACEHOLDERS
 
     return sorted(PLACEHOLDERS.items())
+
+
+@login_required
+@require_POST
+def template_defaults(request):
+    """Publish version 1 of every kind that has no template yet (a fresh installation)."""
+    if not permissions.can_manage_templates(request.user):
+        raise Http404
+    from accounts import audit
+
+    from ..default_templates import ensure_default_templates
+
+    for template in ensure_default_templates(actor=request.user):
+        audit.record(
+            "agreement_template.published",
+            actor=request.user,
+            obj=template,
+            payload={"kind": template.kind, "version": template.version},
+        )
+    return redirect("governance:templates")
 
 
 @login_required

@@ -306,3 +306,18 @@ def test_every_page_renders_for_the_demo_personas(client, django_user_model):
             ):
                 allowed = {404}
             assert response.status_code in allowed, (username, url, response.status_code)
+
+
+def test_a_fresh_installation_gets_its_starting_templates(client_as, platform_admin):
+    client = client_as(platform_admin)
+    page = client.get("/governance/templates/")
+    assert b"Create the starting versions" in page.content
+    assert client.post("/governance/templates/defaults/").status_code == 302
+    assert sorted(AgreementTemplate.objects.values_list("kind", "version")) == [
+        ("collaboration", 1),
+        ("data_access_use", 1),
+        ("data_processing", 1),
+        ("joint_controller", 1),
+    ]
+    client.post("/governance/templates/defaults/")
+    assert AgreementTemplate.objects.count() == 4
