@@ -144,6 +144,7 @@ def _evaluation_context(request, evaluation: Evaluation, **extra: Any) -> dict[s
         "version": version,
         "result": evaluation.output,
         "current_version": current,
+        "hook_feedback": evaluation.hook_feedback.all(),
         "opinion_form": extra.pop("opinion_form", None)
         or OpinionForm(
             initial={"opinion": evaluation.opinion, "reason": evaluation.opinion_reason}

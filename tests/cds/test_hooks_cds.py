@@ -222,6 +222,11 @@ def test_feedback_records_accepted_and_overridden_cards(ehr):
     assert str(rows["overridden"].card_uuid) == card["uuid"]
     assert rows["overridden"].override_text == "Patient preference — Prefers surveillance"
     assert AuditEvent.objects.filter(action="cds.hook_feedback_recorded").count() == 2
+    client = Client()
+    client.force_login(Evaluation.objects.get().user)
+    page = client.get(f"/cds/evaluations/{card['uuid']}/").content.decode()
+    assert "Feedback from the record system" in page
+    assert "Overridden</strong>: Patient preference — Prefers surveillance" in page
 
 
 def test_feedback_on_an_unknown_or_foreign_card_is_404(ehr, outsider):
@@ -274,7 +279,11 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(ehr, settings, 
     body = hook_request(
         prefetch,
         fhirServer="https://ehr.example.org/fhir",
-        fhirAuthorization={"access_token": "abc", "token_type": "Bearer", "scope": "patient/*.read"},
+        fhirAuthorization={
+            "access_token": "abc",
+            "token_type": "Bearer",
+            "scope": "patient/*.read",
+        },
     )
     response = ehr("post", "/cds-services/prostate-eau", body)
     assert response.status_code == 200, response.content
