@@ -202,7 +202,12 @@ class FeedbackCreateSerializer(serializers.Serializer):
     link_type = serializers.ChoiceField(
         choices=sorted(links.LINKABLE), required=False, allow_blank=True
     )
-    link_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    link_id = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="A dataset's identifier, or the id of an analysis or CDS evaluation.",
+    )
 
 
 class FeedbackUpdateSerializer(serializers.Serializer):

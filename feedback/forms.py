@@ -52,7 +52,12 @@ class FeedbackForm(WidgetForm):
         help_text="Leave empty to record the version running now.",
     )
     link_type = forms.ChoiceField(label="About a", required=False)
-    link_id = forms.CharField(label="Its id", max_length=64, required=False)
+    link_id = forms.CharField(
+        label="Its identifier",
+        max_length=200,
+        required=False,
+        help_text="A dataset's identifier, or the number of an analysis or CDS evaluation.",
+    )
     attachment = forms.FileField(
         required=False,
         help_text="Screenshot or log: PNG, JPEG, GIF, WebP, PDF or plain text.",

@@ -1,77 +1,95 @@
 """Links from feedback to the object it is about, checked through the target app's choke point.
 
-Only objects the author may see can be linked: the target app's ``<app>.permissions.restrict``
-decides. Apps above this one (catalogue datasets, federation analyses, CDS evaluations) are looked
-up by name when a link is made, never imported at import time. An app without a ``restrict`` yet
-cannot be linked to (fail closed).
+Only objects the author may see can be linked: the target app's ``permissions`` module decides,
+through ``restrict_<plural>`` (``federation.permissions.restrict_analyses``) or its general
+``restrict`` (``catalogue.permissions.restrict``, ``cds.permissions.restrict``), called as
+``restrict(queryset, user, "view")``. Apps above this one are looked up by name when a link is
+made, never imported at import time. A model whose app has no such function cannot be linked to
+yet (fail closed).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.urls import NoReverseMatch, reverse
 
-# "app_label.model" → what the form calls it.
-LINKABLE = {
-    "catalogue.dataset": "Dataset",
-    "federation.analysis": "Analysis",
-    "cds.evaluation": "CDS evaluation",
+
+@dataclass(frozen=True)
+class LinkTarget:
+    name: str
+    lookup: str = "pk"  # the field people type in the form ("identifier" for datasets)
+    url_name: str = ""  # the object's page, when the model has no get_absolute_url
+    url_field: str = "pk"
+
+
+LINKABLE: dict[str, LinkTarget] = {
+    "catalogue.dataset": LinkTarget("Dataset", "identifier", "catalogue:detail", "identifier"),
+    "federation.analysis": LinkTarget("Analysis", "pk", "federation:analysis", "pk"),
+    "cds.evaluation": LinkTarget("CDS evaluation", "pk", "cds:evaluation", "pk"),
 }
 
 
 def linkable_models() -> dict[str, str]:
-    """The linkable models that exist in this installation."""
+    """The linkable models that exist in this installation: {"app.model": name}."""
     present = {}
-    for label, name in LINKABLE.items():
+    for label, target in LINKABLE.items():
         app_label, model_name = label.split(".")
         try:
             apps.get_model(app_label, model_name)
         except LookupError:
             continue
-        present[label] = name
+        present[label] = target.name
     return present
 
 
-def restrict_for(app_label: str) -> Callable | None:
+def restrict_for(model) -> Callable | None:
+    """The target app's choke point for ``model``, or None if it has none."""
     try:
-        module = importlib.import_module(f"{app_label}.permissions")
+        module = importlib.import_module(f"{model._meta.app_label}.permissions")
     except ImportError:
         return None
-    restrict = getattr(module, "restrict", None)
-    return restrict if callable(restrict) else None
+    plural = str(model._meta.verbose_name_plural).replace(" ", "_").lower()
+    for name in (f"restrict_{plural}", "restrict"):
+        restrict = getattr(module, name, None)
+        if callable(restrict):
+            return restrict
+    return None
 
 
-def visible_object(model, object_id, user):
+def visible_object(model, user, **lookup):
     """The object if ``user`` may view it through its app's choke point, else None."""
-    restrict = restrict_for(model._meta.app_label)
+    restrict = restrict_for(model)
     if restrict is None:
         return None
     try:
-        return restrict(model._default_manager.all(), user, "view").filter(pk=object_id).first()
-    except (ValueError, TypeError, ValidationError):
+        return restrict(model._default_manager.all(), user, "view").filter(**lookup).first()
+    except (ValueError, TypeError, KeyError, ValidationError):
         return None
 
 
 def resolve_link(*, user, target: str, object_id: str):
-    """Validate a link given as ``"app_label.model"`` and an id; returns the object."""
+    """Validate a link given as ``"app_label.model"`` and the id people know; returns the object."""
     target = (target or "").strip().lower()
-    if target not in LINKABLE:
+    spec = LINKABLE.get(target)
+    if spec is None:
         raise ValidationError({"link_type": [f"Feedback cannot be linked to “{target}”."]})
     app_label, model_name = target.split(".")
     try:
         model = apps.get_model(app_label, model_name)
     except LookupError:
         raise ValidationError(
-            {"link_type": [f"{LINKABLE[target]}s do not exist in this portal yet."]}
+            {"link_type": [f"{spec.name}s do not exist in this portal yet."]}
         ) from None
-    obj = visible_object(model, str(object_id).strip(), user)
+    obj = visible_object(model, user, **{spec.lookup: str(object_id).strip()})
     if obj is None:
         raise ValidationError(
-            {"link_id": [f"No {LINKABLE[target].lower()} with this id that you may see."]}
+            {"link_id": [f"No {spec.name.lower()} with this id that you may see."]}
         )
     return obj
 
@@ -87,20 +105,35 @@ def link_fields(obj) -> dict:
     }
 
 
+def _target(item) -> tuple[str, LinkTarget | None]:
+    ct = ContentType.objects.get_for_id(item.link_type_id)
+    label = f"{ct.app_label}.{ct.model}"
+    return label, LINKABLE.get(label)
+
+
 def link_target_label(item) -> str:
     if not item.link_type_id:
         return ""
-    ct = ContentType.objects.get_for_id(item.link_type_id)
-    return LINKABLE.get(f"{ct.app_label}.{ct.model}", ct.name)
+    label, spec = _target(item)
+    return spec.name if spec else label
 
 
 def link_url(item, user) -> str:
     """The linked object's page, if it has one and ``user`` may still see it."""
     if not item.link_type_id:
         return ""
-    ct = ContentType.objects.get_for_id(item.link_type_id)
-    model = ct.model_class()
-    if model is None or not hasattr(model, "get_absolute_url"):
+    model = ContentType.objects.get_for_id(item.link_type_id).model_class()
+    if model is None:
         return ""
-    obj = visible_object(model, item.link_id, user)
-    return obj.get_absolute_url() if obj is not None else ""
+    obj = visible_object(model, user, pk=item.link_id)
+    if obj is None:
+        return ""
+    if hasattr(obj, "get_absolute_url"):
+        return obj.get_absolute_url()
+    _, spec = _target(item)
+    if spec and spec.url_name:
+        try:
+            return reverse(spec.url_name, args=[getattr(obj, spec.url_field)])
+        except NoReverseMatch:
+            return ""
+    return ""

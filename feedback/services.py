@@ -690,8 +690,8 @@ def cds_disagreement_record(*, user, evaluation, reason: str) -> FeedbackItem | 
         raise ValidationError({"reason": ["Say why you disagree with the advice."]})
     if not permissions.test_site_ids(user):
         return None
-    if links.restrict_for(evaluation._meta.app_label) is not None and (
-        links.visible_object(type(evaluation), evaluation.pk, user) is None
+    if links.restrict_for(type(evaluation)) is not None and (
+        links.visible_object(type(evaluation), user, pk=evaluation.pk) is None
     ):
         raise PermissionDenied("You cannot see this evaluation.")
     snapshot = evaluation_snapshot(evaluation)

@@ -254,8 +254,8 @@ def test_links_are_checked_through_the_target_apps_choke_point(
     def restrict(queryset, user, action="view"):
         return queryset.filter(memberships__user=user)
 
-    monkeypatch.setitem(links.LINKABLE, "accounts.organisation", "Organisation")
-    monkeypatch.setattr(links, "restrict_for", lambda app_label: restrict)
+    monkeypatch.setitem(links.LINKABLE, "accounts.organisation", links.LinkTarget("Organisation"))
+    monkeypatch.setattr(links, "restrict_for", lambda model: restrict)
     obj = links.resolve_link(
         user=clinician_a, target="accounts.organisation", object_id=hospital_a.pk
     )
@@ -284,7 +284,7 @@ def test_links_are_checked_through_the_target_apps_choke_point(
 
 
 def test_an_app_without_a_choke_point_cannot_be_linked(monkeypatch, clinician_a, hospital_a):
-    monkeypatch.setitem(links.LINKABLE, "accounts.organisation", "Organisation")
+    monkeypatch.setitem(links.LINKABLE, "accounts.organisation", links.LinkTarget("Organisation"))
     # accounts.permissions has no restrict(): fail closed.
     with pytest.raises(ValidationError):
         links.resolve_link(
@@ -344,3 +344,28 @@ def test_api_author_edits_and_shares(api_as, item_a, clinician_a, colleague_a):
     )
     assert r.status_code == 200
     assert (r.json()["shared"], r.json()["title"]) == (True, "Better title")
+
+
+def test_a_draft_dataset_can_be_linked_only_by_those_who_see_it(
+    client_as, steward_a, clinician_a, clinician_b, hospital_a, curator
+):
+    catalogue_factories = pytest.importorskip("tests.catalogue.factories")
+    dataset = catalogue_factories.make_draft(steward_a, hospital_a)
+    form = {
+        "category": "data_issue",
+        "component": "catalogue",
+        "persona": "clinician",
+        "title": "Wrong age range",
+        "description": "The cohort includes children.",
+        "link_type": "catalogue.dataset",
+        "link_id": dataset.identifier,
+    }
+    response = client_as(clinician_b).post("/feedback/new/", form)
+    assert response.status_code == 400
+    assert "No dataset with this id that you may see." in response.content.decode()
+    response = client_as(clinician_a).post("/feedback/new/", form)
+    assert response.status_code == 302
+    item = FeedbackItem.objects.get()
+    assert item.linked_object == dataset
+    page = client_as(clinician_a).get(f"/feedback/{item.pk}/").content.decode()
+    assert f'href="/catalogue/datasets/{dataset.identifier}/"' in page
