@@ -18,6 +18,7 @@ from .. import datasets as ds
 from .. import permissions, selectors, services
 from ..forms import AttachmentForm, CommentForm, ReasonForm, RequestForm, RequestStartForm
 from ..models import (
+    OPEN_STATUSES,
     AccessRequest,
     AgreementKind,
     Attachment,
@@ -245,6 +246,7 @@ def request_detail(request, pk: int):
             ],
             "panels": panels,
             "is_applicant": access_request.applicant_id == user.pk,
+            "can_withdraw": access_request.status in (RequestStatus.DRAFT, *OPEN_STATUSES),
             "is_team": is_team,
             "team": list(access_request.team_members.all()),
             "attachments": access_request.attachments.all(),
