@@ -257,11 +257,12 @@ def card_for(evaluation: Evaluation, request, notes: list[str], dropped: list[st
         out["classification"] == undetermined
     )
     first_option = out["recommendations"][0]["label"] if out["recommendations"] else ""
-    summary = f"{version.source.get('organisation', '').split(' (')[0]}: {out['label']}"
+    # The guideline is named in the card's source; the summary says the result and what to do.
+    summary = f"{out['label']} ({version.pathway.slug})"
     if out["missing"]:
-        summary += f"; missing {', '.join(out['missing'])}"
+        summary += f"; missing: {', '.join(out['missing'])}"
     elif first_option:
-        summary += f". {first_option}"
+        summary += f": {first_option}"
     source = version.source
     return {
         "uuid": str(evaluation.pk),

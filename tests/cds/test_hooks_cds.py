@@ -287,7 +287,7 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server(ehr, settings, 
     )
     response = ehr("post", "/cds-services/prostate-eau", body)
     assert response.status_code == 200, response.content
-    assert response.json()["cards"][0]["summary"].startswith("European Association of Urology")
+    assert response.json()["cards"][0]["summary"].startswith("Intermediate risk (prostate-eau): ")
     assert Evaluation.objects.get().classification == "intermediate"
     url, headers = calls[0]
     assert url.startswith(f"https://ehr.example.org/fhir/Observation?patient={PATIENT_ID}&code=")
