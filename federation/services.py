@@ -7,6 +7,7 @@ portal simply carries on from what the database says.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
@@ -15,12 +16,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
 from accounts.audit import canonical_json, record
+from accounts.models import AuditChainHead
 from accounts.permissions import is_platform_admin
 from optima_node.schemas import Heartbeat, RunResult
 
@@ -53,6 +55,29 @@ def default_poll_interval() -> float:
     return float(getattr(settings, "FEDERATION_POLL_INTERVAL_SECONDS", 30.0))
 
 
+def _take_write_lock() -> None:
+    """On SQLite, start every write transaction by writing.
+
+    A SQLite transaction that reads first and writes later fails at once ("database is locked",
+    no busy wait) when another connection committed in between; agents, the worker and the web
+    server write concurrently. Writing first takes the lock (and waits for it). Our transactions
+    all append to the audit chain anyway, so they serialise on its head row: take it now. On
+    PostgreSQL ``select_for_update`` does the job and nothing is needed.
+    """
+    if connection.vendor == "sqlite":
+        AuditChainHead.objects.filter(pk=1).update(seq=F("seq"))
+
+
+def write_transaction(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with transaction.atomic():
+            _take_write_lock()
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _enqueue_advance(analysis_id: int) -> None:
     from .tasks import advance_analysis
 
@@ -62,7 +87,7 @@ def _enqueue_advance(analysis_id: int) -> None:
 # --- node registry ------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@write_transaction
 def node_register(*, actor, organisation, name: str, description: str = "") -> Node:
     """A site admin registers a node of their organisation; a platform admin approves it."""
     if not can_register_node(actor, organisation):
@@ -85,7 +110,7 @@ def node_register(*, actor, organisation, name: str, description: str = "") -> N
     return node
 
 
-@transaction.atomic
+@write_transaction
 def node_approve(*, actor, node: Node) -> str:
     """Approve a pending node; returns its token, which is shown once and stored hashed."""
     if not is_platform_admin(actor):
@@ -112,7 +137,7 @@ def _can_manage(actor, node: Node) -> bool:
     return can_register_node(actor, node.organisation)
 
 
-@transaction.atomic
+@write_transaction
 def node_rotate_token(*, actor, node: Node) -> str:
     """A new token; the old one stops working at once."""
     if not _can_manage(actor, node):
@@ -133,7 +158,7 @@ def node_rotate_token(*, actor, node: Node) -> str:
     return raw
 
 
-@transaction.atomic
+@write_transaction
 def node_revoke(*, actor, node: Node) -> Node:
     """Revoke a node: its token answers 401 (the agent stops) and its open runs fail."""
     if not _can_manage(actor, node):
@@ -151,7 +176,7 @@ def node_revoke(*, actor, node: Node) -> Node:
     return node
 
 
-@transaction.atomic
+@write_transaction
 def node_set_datasets(*, actor, node: Node, datasets: Iterable) -> None:
     """Which catalogue datasets this node serves (their federated distribution)."""
     from .models import NodeDataset
@@ -173,7 +198,7 @@ def node_set_datasets(*, actor, node: Node, datasets: Iterable) -> None:
     )
 
 
-@transaction.atomic
+@write_transaction
 def node_enrol(*, actor, organisation, name: str, datasets: Sequence = ()) -> tuple[Node, str]:
     """Operators' shortcut (``manage.py node_enrol``): an approved node serving ``datasets``."""
     node = Node.objects.filter(organisation=organisation, name=name).first()
@@ -212,7 +237,7 @@ def node_enrol(*, actor, organisation, name: str, datasets: Sequence = ()) -> tu
 REPORTED_FIELDS = ("agent_version", "capabilities", "cdm_version", "vocabulary_version", "dialect")
 
 
-@transaction.atomic
+@write_transaction
 def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
     """Store what the agent reports; audit when it changes; offer waiting runs it can now run."""
     now = timezone.now()
@@ -276,7 +301,7 @@ def _missing_entitlements(user, datasets: Sequence) -> list:
 FEDERATED_ANALYTICS = "federated_analytics"
 
 
-@transaction.atomic
+@write_transaction
 def analysis_create(
     *,
     researcher,
@@ -330,7 +355,7 @@ def analysis_create(
     return analysis
 
 
-@transaction.atomic
+@write_transaction
 def analysis_start(
     *,
     researcher,
@@ -462,7 +487,7 @@ def _dispatch_one(run: Run, node: Node) -> None:
             _transition(run, RunStatus.AWAITING_APPROVAL)
 
 
-@transaction.atomic
+@write_transaction
 def analysis_cancel(*, actor, analysis: Analysis) -> Analysis:
     analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
     if analysis.is_finished:
@@ -495,7 +520,7 @@ def _describe(run: Run) -> str:
     )
 
 
-@transaction.atomic
+@write_transaction
 def analysis_advance(*, analysis_id: int) -> Analysis | None:
     """Look at the current round; when every run has ended, pool, finish or start the next round.
 
@@ -605,7 +630,7 @@ def _glm_round_done(analysis: Analysis, done: list[Run], provenance: dict) -> An
 # --- the node's side of a run --------------------------------------------------------------------
 
 
-@transaction.atomic
+@write_transaction
 def run_claim(*, node: Node) -> Run | None:
     """Hand the node its oldest dispatched run it can run; the lease makes a lost run re-offered."""
     now = timezone.now()
@@ -669,7 +694,7 @@ _HELD_BY_RESULT = (
 )
 
 
-@transaction.atomic
+@write_transaction
 def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str, str]:
     """Store a node's answer once. Returns (outcome, message).
 
@@ -756,7 +781,7 @@ def _review_guard(actor, run: Run) -> None:
         raise PermissionDenied("Only the node's site administrators review its runs.")
 
 
-@transaction.atomic
+@write_transaction
 def run_approve(*, actor, run: Run) -> Run:
     _review_guard(actor, run)
     run = (
@@ -771,7 +796,7 @@ def run_approve(*, actor, run: Run) -> Run:
     return _transition(run, RunStatus.DISPATCHED, actor=actor, approved_by=actor)
 
 
-@transaction.atomic
+@write_transaction
 def run_decline(*, actor, run: Run, reason: str = "") -> Run:
     """The site admin refuses to run it (approval gate) or to release its numbers (release gate)."""
     _review_guard(actor, run)
@@ -793,7 +818,7 @@ def run_decline(*, actor, run: Run, reason: str = "") -> Run:
     return run
 
 
-@transaction.atomic
+@write_transaction
 def run_release(*, actor, run: Run) -> Run:
     _review_guard(actor, run)
     run = (
@@ -821,6 +846,7 @@ def runs_expire_overdue(*, now=None) -> int:
         "pk", flat=True
     ):
         with transaction.atomic():
+            _take_write_lock()
             run = (
                 Run.objects.select_for_update()
                 .select_related("analysis", "node__organisation")
@@ -846,6 +872,7 @@ def leases_expire(*, now=None) -> int:
         status=RunStatus.RUNNING, lease_expires_at__lte=now
     ).values_list("pk", flat=True):
         with transaction.atomic():
+            _take_write_lock()
             run = (
                 Run.objects.select_for_update().select_related("node__organisation").get(pk=run_id)
             )
@@ -875,6 +902,7 @@ def nodes_check_liveness(*, now=None) -> dict[str, int]:
         counts[current] = counts.get(current, 0) + 1
         if current != node.last_liveness:
             with transaction.atomic():
+                _take_write_lock()
                 updated = Node.objects.filter(pk=node.pk, last_liveness=node.last_liveness).update(
                     last_liveness=current
                 )
