@@ -49,6 +49,29 @@ def node_agent_versions(site) -> list[str]:
         return []
 
 
+def node_agent_versions_by_site(site_ids) -> dict[int, list[str]]:
+    """{site id: versions its nodes last reported} for many sites in one query."""
+    app_label, model_name, org_field, version_field = getattr(
+        settings, "FEEDBACK_NODE_VERSION_SOURCE", NODE_SOURCE
+    )
+    result: dict[int, set[str]] = {pk: set() for pk in site_ids}
+    try:
+        model = apps.get_model(app_label, model_name)
+        rows = (
+            model.objects.filter(**{f"{org_field}__in": list(site_ids)})
+            .exclude(**{version_field: ""})
+            .values_list(org_field, version_field)
+            .distinct()
+        )
+        for site_id, version in rows:
+            result.setdefault(site_id, set()).add(str(version))
+    except (LookupError, ImportError, FieldError, ValueError, TypeError):
+        pass
+    except Exception:  # a half-migrated federation table must never break feedback
+        log.warning("Could not read node-agent versions", exc_info=True)
+    return {pk: sorted(v, reverse=True) for pk, v in result.items()}
+
+
 def component_version(component: str, site=None) -> str:
     """The version filled in for ``component`` at ``site`` when the author gave none."""
     if component == Component.NODE_AGENT:

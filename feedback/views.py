@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.htmx import render_page
+from accounts.models import Organisation
 from accounts.selectors import audit_events_for_object
 
 from . import charts, forms, links, permissions, selectors, services, versions
@@ -40,6 +41,14 @@ NOT_A_TEST_SITE = (
 )
 
 
+def _site_versions(sites) -> list[tuple]:
+    """[(site, {"portal": ..., "node_agents": [...]})] in two queries."""
+    sites = list(sites.order_by("name"))
+    nodes = versions.node_agent_versions_by_site([site.pk for site in sites])
+    portal = versions.portal_version()
+    return [(site, {"portal": portal, "node_agents": nodes.get(site.pk, [])}) for site in sites]
+
+
 @login_required
 def item_list(request):
     filterset = selectors.FeedbackFilter(request.GET or None, request=request)
@@ -53,10 +62,9 @@ def item_list(request):
         "query": query.urlencode(),
         "can_give": permissions.can_give_feedback(request.user),
         "is_team": permissions.is_platform_team(request.user),
-        "site_versions": [
-            (site, versions.site_versions(site))
-            for site in _sites(request.user).filter(pk__in=permissions.test_site_ids(request.user))
-        ],
+        "site_versions": _site_versions(
+            Organisation.objects.filter(pk__in=permissions.test_site_ids(request.user))
+        ),
     }
     return render_page(
         request, "feedback/list.html", context, partial="feedback/partials/rows.html"
@@ -394,6 +402,7 @@ def dashboard(request):
             for key, chart in series
         ],
         "weeks": weeks,
+        "site_versions": _site_versions(Organisation.objects.filter(is_test_site=True)),
     }
     return render(request, "feedback/dashboard.html", context)
 

@@ -369,3 +369,22 @@ def test_a_draft_dataset_can_be_linked_only_by_those_who_see_it(
     assert item.linked_object == dataset
     page = client_as(clinician_a).get(f"/feedback/{item.pk}/").content.decode()
     assert f'href="/catalogue/datasets/{dataset.identifier}/"' in page
+
+
+def test_node_agent_versions_come_from_the_federation_nodes(
+    client_as, triager, clinician_a, hospital_a
+):
+    federation_models = pytest.importorskip("federation.models")
+    federation_models.Node.objects.create(organisation=hospital_a, name="n1", agent_version="0.1.2")
+    assert versions.node_agent_versions(hospital_a) == ["0.1.2"]
+    item = services.feedback_submit(
+        user=clinician_a, title="t", description="d", category="feature", component="node_agent"
+    )
+    assert item.component_version == "0.1.2"
+    federation_models.Node.objects.create(organisation=hospital_a, name="n2", agent_version="0.1.3")
+    assert versions.node_agent_versions_by_site([hospital_a.pk]) == {
+        hospital_a.pk: ["0.1.3", "0.1.2"]
+    }
+    html = client_as(triager).get("/feedback/dashboard/").content.decode()
+    assert "0.1.3, 0.1.2" in html
+    assert "0.1.3, 0.1.2" in client_as(clinician_a).get("/feedback/").content.decode()
