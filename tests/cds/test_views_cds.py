@@ -351,3 +351,13 @@ def test_a_disagreement_reaches_the_real_feedback_module(client_as, clinician):
     evaluation.refresh_from_db()
     assert evaluation.opinion == "disagree" and evaluation.feedback_ref
     assert "sent as feedback" in response.content.decode()
+
+
+def test_the_evaluation_page_has_a_constant_query_count(
+    client_as, clinician, django_assert_max_num_queries
+):
+    client = client_as(clinician)
+    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    url = Evaluation.objects.get().get_absolute_url()
+    with django_assert_max_num_queries(8):
+        assert client.get(url).status_code == 200
