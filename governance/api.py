@@ -430,7 +430,11 @@ class AccessRequestInSerializer(serializers.Serializer):
     team_members = serializers.SlugRelatedField(
         slug_field="username", many=True, queryset=User.objects.all(), required=False
     )
-    items = ItemInSerializer(many=True, required=False)
+    items = ItemInSerializer(
+        many=True,
+        required=False,
+        help_text="On PATCH the complete list: datasets left out are removed (drafts only).",
+    )
     from_basket = serializers.BooleanField(required=False, default=False)
 
 
@@ -555,7 +559,7 @@ class AccessRequestViewSet(
             kwargs["items"] = {
                 i["dataset"].pk: {
                     **({"access_mode": i["access_mode"]} if i.get("access_mode") else {}),
-                    "accept_terms": i["accept_terms"],
+                    **({"accept_terms": i["accept_terms"]} if "accept_terms" in i else {}),
                 }
                 for i in items_in
             }

@@ -436,3 +436,36 @@ def test_the_detail_page_shows_the_history(client_as, researcher, dataset_a):
     services.access_request_submit(actor=researcher, access_request=r)
     page = client_as(researcher).get(f"/governance/requests/{r.pk}/")
     assert b"access_request.created" in page.content and b"access_request.submitted" in page.content
+
+
+def test_the_api_patches_a_draft_with_items(api_as, researcher, dataset_a, dataset_b):
+    r = services.access_request_create(
+        actor=researcher, project_title="P", datasets=[(dataset_a, None, False)]
+    )
+    client = api_as(researcher)
+    response = client.patch(
+        f"/api/access-requests/{r.pk}/",
+        {
+            "lay_summary": "Short",
+            "items": [
+                {
+                    "dataset": dataset_a.pk,
+                    "access_mode": "federated_learning",
+                    "accept_terms": True,
+                },
+                {"dataset": dataset_b.pk, "accept_terms": True},
+            ],
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    items = {i["dataset"]["id"]: i for i in response.json()["items"]}
+    assert items[dataset_a.pk]["access_mode"] == "federated_learning"
+    assert items[dataset_b.pk]["terms_version"] == 1
+    response = client.patch(
+        f"/api/access-requests/{r.pk}/",
+        {"items": [{"dataset": dataset_b.pk, "access_mode": "central_copy"}]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert r.items.count() == 2
