@@ -289,3 +289,5 @@ LOGGING = {
 # --- Portal ---------------------------------------------------------------------------------
 PORTAL_VERSION = "0.1.0"
 AUDIT_EXPORT_MAX_ROWS = env.int("AUDIT_EXPORT_MAX_ROWS", default=100_000)
+# FHIR servers a CDS Hooks request may name as fhirServer; anything else is never contacted.
+CDS_HOOKS_FHIR_SERVERS = env.list("CDS_HOOKS_FHIR_SERVERS", default=[])
