@@ -65,8 +65,26 @@ def basket(request):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def basket_add(request):
+    """POST adds a published dataset (field ``dataset``); GET ``?dataset=<id>`` (the catalogue's
+    "Request access" link) asks for confirmation first, so no state changes on a GET."""
+    if request.method == "GET":
+        dataset_id = request.GET.get("dataset", "")
+        dataset = get_object_or_404(
+            ds.published().select_related("current_version", "publisher"),
+            pk=int(dataset_id) if dataset_id.isdigit() else 0,
+        )
+        return render(
+            request,
+            "governance/basket_add.html",
+            {
+                "dataset": dataset,
+                "title": ds.title(dataset),
+                "modes": [ds.ACCESS_MODE_LABELS.get(m, m) for m in ds.offered_modes(dataset)],
+                "in_basket": BasketItem.objects.filter(user=request.user, dataset=dataset).exists(),
+            },
+        )
     dataset_id = request.POST.get("dataset", "")
     dataset = get_object_or_404(ds.published(), pk=int(dataset_id) if dataset_id.isdigit() else 0)
     next_url = request.POST.get("next") or ""

@@ -469,3 +469,15 @@ def test_the_api_patches_a_draft_with_items(api_as, researcher, dataset_a, datas
     )
     assert response.status_code == 400
     assert r.items.count() == 2
+
+
+def test_the_catalogue_request_access_link_asks_before_adding(
+    client_as, client, researcher, dataset_a
+):
+    url = f"/governance/basket/add/?dataset={dataset_a.pk}"
+    assert client.get(url).status_code == 302  # log in first
+    page = client_as(researcher).get(url)
+    assert page.status_code == 200 and b"Add to basket" in page.content
+    assert not BasketItem.objects.exists()  # a GET changes nothing
+    client_as(researcher).post("/governance/basket/add/", {"dataset": dataset_a.pk})
+    assert b"already in your" in client_as(researcher).get(url).content
