@@ -26,7 +26,10 @@ DEMO_SITES: dict[str, tuple[int, int]] = {
     "se-hospital": (4, 2000),
 }
 DEMO_POLL_SECONDS = 2.0
-NODE_NAME = "omop-node"
+
+
+def node_name(slug: str) -> str:
+    return f"{slug.split('-')[0]}-omop"
 
 
 def nodes_dir() -> Path:
@@ -98,11 +101,14 @@ def seed(stdout=None) -> list[Node]:
             continue
         paths = _paths(slug)
         _synthesise(paths["db"], synth_seed, persons)
+        name = node_name(slug)
         with transaction.atomic():
-            node = Node.objects.filter(organisation=organisation, name=NODE_NAME).first()
+            # Earlier demo seeds called every node "omop-node": rename rather than duplicate.
+            Node.objects.filter(organisation=organisation, name="omop-node").update(name=name)
+            node = Node.objects.filter(organisation=organisation, name=name).first()
             if node is None or node.status != NodeStatus.APPROVED:
                 node, raw = services.node_enrol(
-                    actor="seed_demo", organisation=organisation, name=NODE_NAME
+                    actor="seed_demo", organisation=organisation, name=name
                 )
                 paths["token"].write_text(raw + "\n", encoding="utf-8")
                 paths["token"].chmod(0o600)

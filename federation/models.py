@@ -224,7 +224,12 @@ class Analysis(models.Model):
         verbose_name_plural = "analyses"
 
     def __str__(self) -> str:
-        return self.title or f"{self.type} v{self.version} #{self.pk}"
+        if self.title:
+            return self.title
+        from .analysis_types import get_kind
+
+        kind = get_kind(self.type, self.version)
+        return f"{kind.label if kind else self.type} #{self.pk}"
 
     @property
     def is_finished(self) -> bool:

@@ -15,7 +15,7 @@ def test_seed_registers_four_nodes_with_their_own_databases_and_is_idempotent(
     settings.VAR_DIR = tmp_path
     accounts_demo.seed()
     demo.seed()
-    nodes = Node.objects.filter(name=demo.NODE_NAME)
+    nodes = Node.objects.filter(name__endswith="-omop")
     assert nodes.count() == 4
     assert set(nodes.values_list("status", flat=True)) == {NodeStatus.APPROVED}
     sizes = []
@@ -27,7 +27,7 @@ def test_seed_registers_four_nodes_with_their_own_databases_and_is_idempotent(
         database.close()
     assert sizes == [p for _, p in demo.DEMO_SITES.values()]
     demo.seed()  # again: same nodes, tokens still valid
-    assert Node.objects.filter(name=demo.NODE_NAME).count() == 4
+    assert Node.objects.filter(name__endswith="-omop").count() == 4
     token = (tmp_path / "nodes" / "de-hospital.token").read_text().strip()
     assert Node.authenticate(token) is not None
     procs = demo.processes("http://127.0.0.1:8123")
