@@ -8,8 +8,10 @@ after the commit.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -42,6 +44,7 @@ from .models import (
 )
 
 User = get_user_model()
+log = logging.getLogger(__name__)
 
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}$")
 EDITABLE_FIELDS = (
@@ -810,6 +813,21 @@ def notification_send(*, notification_id: int) -> bool:
         notification.error = ""
         notification.save(update_fields=["sent_at", "error"])
     return True
+
+
+def notifications_resend(*, older_than_minutes: int = 10, limit: int = 200) -> int:
+    """Send what the after-commit task did not (worker down, mail server failing); at most ``limit``."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    pending = Notification.objects.filter(sent_at__isnull=True, created_at__lt=cutoff).order_by(
+        "created_at"
+    )
+    sent = 0
+    for notification_id in pending.values_list("pk", flat=True)[:limit]:
+        try:
+            sent += int(notification_send(notification_id=notification_id))
+        except Exception:  # the error is kept on the row; try the others
+            log.warning("Feedback notification %s not sent", notification_id, exc_info=True)
+    return sent
 
 
 def platform_team_users():

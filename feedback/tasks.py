@@ -14,3 +14,9 @@ from . import services
 def send_notification(notification_id: int) -> bool:
     """Send one author notification; a row already sent is left alone, so retries are safe."""
     return services.notification_send(notification_id=notification_id)
+
+
+@shared_task(name="feedback.resend_notifications")
+def resend_notifications() -> int:
+    """Send notifications still unsent a few minutes after they were queued (broker or mail down)."""
+    return services.notifications_resend()

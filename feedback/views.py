@@ -151,7 +151,10 @@ def widget(request):
             partial="feedback/partials/widget_done.html",
         )
     sites = _sites(request.user)
-    form = forms.WidgetForm(request.POST or None, sites=sites, initial=_initial(request))
+    # Its own ids: the panel opens on pages that have forms of their own.
+    form = forms.WidgetForm(
+        request.POST or None, sites=sites, initial=_initial(request), auto_id="feedback_%s"
+    )
     if request.method == "POST" and form.is_valid():
         item = _submit(request, form)
         if item is not None:

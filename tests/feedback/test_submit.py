@@ -75,7 +75,7 @@ def test_widget_errors_answer_400_with_field_messages(client_as, clinician_a):
     )
     assert response.status_code == 400
     html = response.content.decode()
-    assert 'id="id_title_error"' in html
+    assert 'id="feedback_title_error"' in html
     assert "Give the severity of the bug." not in html  # only checked once the form is valid
     response = client_as(clinician_a).post(
         "/feedback/widget/",

@@ -237,3 +237,21 @@ def test_html_illegal_transition_shows_the_message(client_as, item_a, triager):
     )
     assert r.status_code == 400
     assert "Triage it first" in r.content.decode()
+
+
+def test_unsent_notifications_are_sent_later_once(item_a, triager, clinician_a, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # Queued, but the after-commit task never ran (no worker): the periodic sweep sends it.
+    services.feedback_triage(user=triager, item=item_a, assignee=triager)
+    notification = Notification.objects.get()
+    assert notification.sent_at is None and mail.outbox == []
+    assert services.notifications_resend() == 0  # too fresh: the task may still be on its way
+    Notification.objects.filter(pk=notification.pk).update(
+        created_at=timezone.now() - timedelta(minutes=11)
+    )
+    assert services.notifications_resend() == 1
+    assert services.notifications_resend() == 0
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [clinician_a.email]
