@@ -64,61 +64,54 @@ EDITABLE_FIELDS = (
 @dataclass(frozen=True)
 class Transition:
     name: str
-    verb: str
+    past: str  # "An item that is “New” cannot be <past>."
     sources: tuple[str, ...]
     target: str
-    rule: str  # permissions action that allows it
+    rule: str  # the permissions action that allows it
+    audit_action: str
 
 
+_WORKING = (Status.TRIAGED, Status.IN_PROGRESS, Status.REOPENED)
 TRANSITIONS = {
     t.name: t
     for t in (
         Transition(
             "triage",
-            "triage",
+            "triaged",
             (Status.NEW, Status.REOPENED, Status.TRIAGED),
             Status.TRIAGED,
             "triage",
+            "feedback.triaged",
         ),
         Transition(
             "start",
-            "start work on",
+            "started",
             (Status.TRIAGED, Status.REOPENED),
             Status.IN_PROGRESS,
             "triage",
+            "feedback.started",
         ),
-        Transition(
-            "resolve",
-            "resolve",
-            (Status.TRIAGED, Status.IN_PROGRESS, Status.REOPENED),
-            Status.RESOLVED,
-            "triage",
-        ),
+        Transition("resolve", "resolved", _WORKING, Status.RESOLVED, "triage", "feedback.resolved"),
         Transition(
             "wont_fix",
-            "close as won't fix",
-            (Status.NEW, Status.TRIAGED, Status.IN_PROGRESS, Status.REOPENED),
+            "closed as won't fix",
+            (Status.NEW, *_WORKING),
             Status.WONT_FIX,
             "triage",
+            "feedback.closed_wont_fix",
         ),
         Transition(
             "duplicate",
-            "mark as duplicate",
-            (Status.NEW, Status.TRIAGED, Status.IN_PROGRESS, Status.REOPENED),
+            "marked as a duplicate",
+            (Status.NEW, *_WORKING),
             Status.DUPLICATE,
             "triage",
+            "feedback.marked_duplicate",
         ),
-        Transition("reopen", "reopen", CLOSED_STATUSES, Status.REOPENED, "reopen"),
+        Transition(
+            "reopen", "reopened", CLOSED_STATUSES, Status.REOPENED, "reopen", "feedback.reopened"
+        ),
     )
-}
-
-AUDIT_ACTIONS = {
-    "triage": "feedback.triaged",
-    "start": "feedback.started",
-    "resolve": "feedback.resolved",
-    "wont_fix": "feedback.closed_wont_fix",
-    "duplicate": "feedback.marked_duplicate",
-    "reopen": "feedback.reopened",
 }
 
 REFUSED_ROLE = {
@@ -148,20 +141,9 @@ def _check_transition(item: FeedbackItem, user, name: str) -> Transition:
         elif item.status == Status.NEW and name in ("start", "resolve"):
             hint = " Triage it first."
         raise ValidationError(
-            {"status": [f"An item that is “{current}” cannot be {_past(transition)}.{hint}"]}
+            {"status": [f"An item that is “{current}” cannot be {transition.past}.{hint}"]}
         )
     return transition
-
-
-def _past(transition: Transition) -> str:
-    return {
-        "triage": "triaged",
-        "start": "started",
-        "resolve": "resolved",
-        "wont_fix": "closed as won't fix",
-        "duplicate": "marked as a duplicate",
-        "reopen": "reopened",
-    }[transition.name]
 
 
 def _lock(item: FeedbackItem) -> FeedbackItem:
@@ -191,7 +173,7 @@ def _apply(
     fresh.full_clean(exclude=["site", "author"])
     fresh.save()
     audit.record(
-        AUDIT_ACTIONS[name],
+        transition.audit_action,
         actor=user,
         obj=fresh,
         organisation=fresh.site,
