@@ -214,3 +214,52 @@ def test_entitlement_pages_and_api(approved, client_as, api_as, researcher, dac_
 def test_the_researcher_dashboard_shows_entitlements(approved, client_as, researcher):
     page = client_as(researcher).get("/dashboard/")
     assert b"My entitlements" in page.content and b"NSCLC cohort A" in page.content
+
+
+ENT_ROLES = ("researcher", "teammate", "dac_a", "dac_b", "outsider", "platform_admin")
+
+
+@pytest.fixture
+def ent_people(researcher, teammate, dac_a, dac_b, outsider, platform_admin):
+    return {
+        "researcher": researcher,
+        "teammate": teammate,
+        "dac_a": dac_a,
+        "dac_b": dac_b,
+        "outsider": outsider,
+        "platform_admin": platform_admin,
+    }
+
+
+def _ent_snapshot(e):
+    e = Entitlement.objects.get(pk=e.pk)
+    return (e.status, e.terms_id, e.revoked_reason)
+
+
+@pytest.mark.parametrize("role", ENT_ROLES)
+@pytest.mark.parametrize(
+    ("action", "terms_changed", "expected"),
+    [
+        ("revoke", False, {"dac_a": 200, "platform_admin": 200, "researcher": 403}),
+        ("accept-terms", True, {"researcher": 200, "dac_a": 403, "platform_admin": 403}),
+        ("renew", False, {"researcher": 201, "dac_a": 403, "platform_admin": 403}),
+    ],
+)
+def test_entitlement_actions_by_role(
+    api_as, approved, ent_people, dataset_a, role, action, terms_changed, expected
+):
+    e = Entitlement.objects.get(holder=ent_people["researcher"])
+    if terms_changed:
+        publish_version(dataset_a, terms_text="Changed")
+        jobs.entitlements_check_terms()
+    before = (_ent_snapshot(e), AccessRequest.objects.count())
+    want = expected.get(role, 404)
+    response = api_as(ent_people[role]).post(
+        f"/api/entitlements/{e.pk}/{action}/", {"reason": "Because"}, format="json"
+    )
+    assert response.status_code == want, response.content
+    if want >= 400:
+        assert response.json()["error"]["message"]
+        assert (_ent_snapshot(e), AccessRequest.objects.count()) == before
+    else:
+        assert (_ent_snapshot(e), AccessRequest.objects.count()) != before
