@@ -51,7 +51,34 @@ def _form_errors(form, exc: ValidationError) -> None:
 @login_required
 def home(request):
     analyses = selectors.analysis_list(user=request.user).order_by("-created_at")[:100]
-    return render(request, "federation/analysis_list.html", {"analyses": analyses})
+    stewarded = _served_datasets().filter(
+        publisher_id__in=org_ids_with_role(request.user, Role.DATA_STEWARD)
+    )
+    return render(
+        request,
+        "federation/analysis_list.html",
+        {"analyses": analyses, "stewarded": stewarded},
+    )
+
+
+@login_required
+@require_POST
+def dataset_refresh(request, pk: int):
+    """A steward asks the nodes for a characterisation that refreshes the catalogue entry."""
+    dataset = (
+        _served_datasets()
+        .filter(pk=pk, publisher_id__in=org_ids_with_role(request.user, Role.DATA_STEWARD))
+        .first()
+    )
+    if dataset is None:
+        raise Http404("No such dataset.")
+    try:
+        analysis = services.dataset_metadata_refresh(steward=request.user, dataset=dataset)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("federation:home")
+    messages.success(request, "The nodes were asked for a characterisation of the dataset.")
+    return redirect("federation:analysis", pk=analysis.pk)
 
 
 @login_required

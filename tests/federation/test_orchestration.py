@@ -326,3 +326,46 @@ def test_advance_is_idempotent(researcher, sim_nodes, run_nodes):
     for _ in range(3):
         services.analysis_advance(analysis_id=analysis.pk)
     assert AuditEvent.objects.count() == events
+
+
+def test_a_steward_refreshes_the_catalogue_metadata_from_a_characterisation(
+    client_as, steward_a, outsider, sim_nodes, site_urls, run_nodes
+):
+    from catalogue.models import Dataset
+    from federation.models import NodeDataset
+    from federation.services import typical_ages
+    from tests.federation.factories import make_dataset
+
+    dataset = make_dataset(steward_a.memberships.first().organisation)
+    NodeDataset.objects.create(node=sim_nodes[0].node, dataset=dataset)
+    assert (
+        client_as(outsider).post(f"/federation/datasets/{dataset.pk}/refresh-metadata/").status_code
+        == 404
+    )
+    client = client_as(steward_a)
+    assert "Refresh metadata" in client.get("/federation/").content.decode()
+    response = client.post(f"/federation/datasets/{dataset.pk}/refresh-metadata/")
+    assert response.status_code == 302
+    run_nodes(sim_nodes[:1])
+    dataset = Dataset.objects.get(pk=dataset.pk)
+    analysis = dataset.federated_analyses.get()
+    assert analysis.status == AnalysisStatus.COMPLETED, analysis.reason
+    assert dataset.number_of_individuals == analysis.result["person_count"]["count"] > 0
+    assert (dataset.min_typical_age, dataset.max_typical_age) == typical_ages(
+        analysis.result["by_age_group"]
+    )
+    assert "working copy was updated" in analysis.reason
+
+
+def test_typical_ages_take_the_central_bands():
+    from federation.services import typical_ages
+
+    rows = [
+        {"age_group": "30-39", "count": 5},
+        {"age_group": "50-59", "count": 90},
+        {"age_group": "90+", "count": 5},
+    ]
+    assert typical_ages(rows) == (30, 59)  # the 95th percentile falls in 50-59
+    rows[2]["count"] = 10
+    assert typical_ages(rows) == (50, 99)
+    assert typical_ages([{"age_group": "60-69", "count": 0}]) is None
