@@ -224,6 +224,7 @@ def feedback_triage(
     labels: list[str] | None = None,
 ) -> FeedbackItem:
     """new / reopened → triaged (assignee, priority, labels); also re-triages a triaged item."""
+    _check_transition(item, user, "triage")  # role and status before the details
     _check_assignee(assignee)
     if priority not in Priority.values:
         raise ValidationError({"priority": ["Choose a priority."]})
@@ -262,6 +263,7 @@ def feedback_start(*, user, item: FeedbackItem) -> FeedbackItem:
 def feedback_resolve(
     *, user, item: FeedbackItem, resolution_note: str, fixed_in_version: str = ""
 ) -> FeedbackItem:
+    _check_transition(item, user, "resolve")
     note = (resolution_note or "").strip()
     if not note:
         raise ValidationError({"resolution_note": ["Say how the item was resolved."]})
@@ -279,6 +281,7 @@ def feedback_resolve(
 
 @transaction.atomic
 def feedback_wont_fix(*, user, item: FeedbackItem, resolution_note: str) -> FeedbackItem:
+    _check_transition(item, user, "wont_fix")
     note = (resolution_note or "").strip()
     if not note:
         raise ValidationError({"resolution_note": ["Say why this will not be fixed."]})
@@ -291,6 +294,7 @@ def feedback_wont_fix(*, user, item: FeedbackItem, resolution_note: str) -> Feed
 def feedback_mark_duplicate(
     *, user, item: FeedbackItem, duplicate_of: FeedbackItem, resolution_note: str = ""
 ) -> FeedbackItem:
+    _check_transition(item, user, "duplicate")
     if duplicate_of is None:
         raise ValidationError({"duplicate_of": ["Name the item this one duplicates."]})
     original = duplicate_of

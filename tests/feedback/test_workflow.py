@@ -255,3 +255,11 @@ def test_unsent_notifications_are_sent_later_once(item_a, triager, clinician_a, 
     assert services.notifications_resend() == 1
     assert services.notifications_resend() == 0
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [clinician_a.email]
+
+
+def test_the_role_is_checked_before_the_details(item_a, clinician_a):
+    # Someone who may not resolve hears that, not that the note is missing.
+    with pytest.raises(PermissionDenied):
+        services.feedback_resolve(user=clinician_a, item=item_a, resolution_note="")
+    with pytest.raises(PermissionDenied):
+        services.feedback_wont_fix(user=clinician_a, item=item_a, resolution_note="")
