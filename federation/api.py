@@ -21,6 +21,12 @@ class AnalysisCreateSerializer(serializers.Serializer):
     params = serializers.JSONField()
     min_nodes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    deadline_hours = serializers.IntegerField(
+        min_value=1,
+        max_value=24 * 14,
+        default=24,
+        help_text="Each node's run expires when it has not answered within this many hours.",
+    )
 
 
 class RunSerializer(serializers.Serializer):
@@ -118,6 +124,7 @@ class AnalysisViewSet(
             datasets=[found[i] for i in ids],
             min_nodes=values.get("min_nodes"),
             title=values.get("title", ""),
+            run_deadline_hours=values["deadline_hours"],
         )
         analysis = selectors.analysis_get_for_user(user=request.user, pk=analysis.pk)
         return Response(AnalysisSerializer(analysis).data, status=status.HTTP_201_CREATED)

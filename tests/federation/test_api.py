@@ -53,9 +53,10 @@ def test_it_starts_an_analysis_and_shows_the_documented_shape(
     for d in datasets:
         grant_federated_analytics(researcher, d)
     client = api_as(researcher)
-    response = client.post("/api/analyses/", body(datasets), format="json")
+    response = client.post("/api/analyses/", body(datasets, deadline_hours=2), format="json")
     assert response.status_code == 201, response.content
     analysis_id = response.json()["id"]
+    assert Analysis.objects.get(pk=analysis_id).run_deadline_hours == 2
     detail = client.get(f"/api/analyses/{analysis_id}/").json()
     assert {"id", "type", "version", "status", "runs", "result"} <= set(detail)
     assert detail["status"] == "running"

@@ -369,3 +369,31 @@ def test_typical_ages_take_the_central_bands():
     rows[2]["count"] = 10
     assert typical_ages(rows) == (50, 99)
     assert typical_ages([{"age_group": "60-69", "count": 0}]) is None
+
+
+def test_a_regression_continues_without_a_node_that_refuses_and_is_labelled_partial(
+    researcher, sim_nodes, run_nodes
+):
+    sim_nodes[2].agent.policy = Policy(
+        allowed_analysis_types=[AnalysisType.COHORT_COUNT], min_cell_count=1
+    )
+    analysis = start(
+        researcher,
+        sim_nodes,
+        "logistic_regression",
+        {
+            "cohort": {"condition_concept_ids": LUNG},
+            "outcome": {"kind": "death_within_days", "days": 365},
+            "covariates": ["age_at_index"],
+        },
+        min_nodes=2,
+    )
+    run_nodes(sim_nodes)
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED, analysis.reason
+    assert analysis.partial and analysis.result["converged"]
+    assert [item["node"] for item in analysis.result["n_per_node"]] == [
+        s.node.name for s in sim_nodes[:2]
+    ]
+    # Later rounds went only to the nodes that answered.
+    assert not analysis.runs.filter(node=sim_nodes[2].node, round__gt=1).exists()

@@ -217,3 +217,23 @@ def test_pages_keep_query_counts_constant(
         assert client.get("/federation/").status_code == 200
     with django_assert_max_num_queries(12):
         assert client.get(f"/federation/analyses/{analysis.pk}/").status_code == 200
+
+
+def test_review_queue_queries_stay_constant(
+    client_as, researcher, site_admin_a, served, run_nodes, django_assert_max_num_queries
+):
+    _datasets, sims = served
+    sims[0].agent.policy = Policy(min_cell_count=1, review_before_release=True)
+    for _ in range(3):
+        services.analysis_start(
+            researcher=researcher,
+            analysis_type="cohort_count",
+            version=1,
+            params={"cohort": {"condition_concept_ids": LUNG}, "stratify_by": []},
+            nodes=[s.node for s in sims],
+        )
+    run_nodes(sims)
+    client = client_as(site_admin_a)
+    with django_assert_max_num_queries(10):
+        page = client.get("/federation/review/").content.decode()
+    assert page.count("Release results") == 3
