@@ -427,8 +427,10 @@ class AccessRequestInSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, allow_blank=True)
     requested_end_date = serializers.DateField(required=False, allow_null=True)
     ethics_reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    team_members = serializers.SlugRelatedField(
-        slug_field="username", many=True, queryset=User.objects.all(), required=False
+    team_members = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Usernames of people of your organisation.",
     )
     items = ItemInSerializer(
         many=True,
@@ -479,6 +481,23 @@ class RequestAttachmentSerializer(serializers.ModelSerializer):
 class AttachmentInSerializer(serializers.Serializer):
     kind = serializers.CharField(help_text="One of: " + ", ".join(AttachmentKind.values))
     file = serializers.FileField()
+
+
+def _team(usernames):
+    """Users for usernames; unknown names get the same answer as people of other organisations."""
+    if usernames is None:
+        return None
+    users = list(User.objects.filter(username__in=usernames, is_active=True))
+    unknown = sorted(set(usernames) - {u.get_username() for u in users})
+    if unknown:
+        raise serializers.ValidationError(
+            {
+                "team_members": [
+                    f"Team members must belong to your organisation: not {', '.join(unknown)}."
+                ]
+            }
+        )
+    return users
 
 
 DECISION_ACTIONS = {
@@ -536,7 +555,7 @@ class AccessRequestViewSet(
         access_request = services.access_request_create(
             actor=request.user,
             datasets=items,
-            team_members=v.pop("team_members", []),
+            team_members=_team(v.pop("team_members", [])),
             **v,
         )
         return self._out(access_request, status.HTTP_201_CREATED)
@@ -566,7 +585,7 @@ class AccessRequestViewSet(
         services.access_request_update(
             actor=request.user,
             access_request=access_request,
-            team_members=v.pop("team_members", None),
+            team_members=_team(v.pop("team_members", None)),
             **kwargs,
             **v,
         )

@@ -41,7 +41,7 @@ class AgreementForm(forms.Form):
         help_text="Leave empty to cover every dataset of the data-providing parties.",
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, party_org_ids=None, **kwargs):
         super().__init__(*args, **kwargs)
         latest_ids = [
             t.pk
@@ -49,8 +49,16 @@ class AgreementForm(forms.Form):
             if (t := AgreementTemplate.objects.filter(kind=kind).order_by("-version").first())
         ]
         self.fields["template"].queryset = AgreementTemplate.objects.filter(pk__in=latest_ids)
-        self.fields["datasets"].queryset = ds.published().select_related("current_version")
-        self.fields["datasets"].label_from_instance = ds.title
+        if party_org_ids:
+            # Only the parties' published datasets; on a new draft datasets are chosen when editing.
+            self.fields["datasets"].queryset = (
+                ds.published()
+                .filter(publisher_id__in=party_org_ids)
+                .select_related("current_version")
+            )
+            self.fields["datasets"].label_from_instance = ds.title
+        else:
+            del self.fields["datasets"]
         orgs = Organisation.objects.all()
         for n in range(1, PARTY_ROWS + 1):
             required = n <= 2

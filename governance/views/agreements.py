@@ -69,14 +69,16 @@ def agreement_create(request):
                 effective_date=data["effective_date"],
                 expiry_date=data["expiry_date"],
                 parties=data["parties"],
-                datasets=data["datasets"],
             )
         except PermissionDenied as exc:
             form.add_error(None, str(exc))
         except ValidationError as exc:
             add_errors(form, exc)
         else:
-            messages.success(request, f"Draft {agreement.reference} created.")
+            messages.success(
+                request,
+                f"Draft {agreement.reference} created. Edit it to limit it to some datasets.",
+            )
             return redirect("governance:agreement_detail", pk=agreement.pk)
     return render(
         request,
@@ -108,7 +110,11 @@ def agreement_edit(request, pk: int):
     for n, party in enumerate(agreement.parties.all(), start=1):
         initial[f"party_{n}_organisation"] = party.organisation_id
         initial[f"party_{n}_role"] = party.role
-    form = AgreementForm(request.POST or None, initial=initial)
+    form = AgreementForm(
+        request.POST or None,
+        initial=initial,
+        party_org_ids=list(agreement.parties.values_list("organisation_id", flat=True)),
+    )
     form.fields["template"].queryset = AgreementTemplate.objects.filter(kind=agreement.kind)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -345,3 +345,47 @@ def test_list_pages_have_constant_query_counts(
         with django_assert_max_num_queries(12):
             response = client.get(url)
         assert response.status_code == 200, url
+
+
+def test_a_draft_is_limited_to_datasets_of_its_parties(
+    client_as,
+    templates,
+    org_admin_a,
+    signatory_a,
+    signatory_i,
+    hospital_a,
+    hospital_b,
+    institute,
+    dataset_a,
+    dataset_b,
+):
+    agreement = services.agreement_create(
+        actor=org_admin_a,
+        template=AgreementTemplate.objects.get(kind="data_access_use"),
+        title="Limited",
+        effective_date=date(2026, 1, 1),
+        expiry_date=date(2027, 1, 1),
+        parties=[(hospital_a, "controller"), (institute, "data_user")],
+    )
+    page = client_as(org_admin_a).get(f"/governance/agreements/{agreement.pk}/edit/")
+    assert b"NSCLC cohort A" in page.content and b"Breast cancer cohort B" not in page.content
+    form = {
+        "template": agreement.template_id,
+        "title": "Limited",
+        "effective_date": "2026-01-01",
+        "expiry_date": "2027-01-01",
+        "party_1_organisation": hospital_a.pk,
+        "party_1_role": "controller",
+        "party_2_organisation": institute.pk,
+        "party_2_role": "data_user",
+        "datasets": [dataset_a.pk],
+    }
+    assert (
+        client_as(org_admin_a)
+        .post(f"/governance/agreements/{agreement.pk}/edit/", form)
+        .status_code
+        == 302
+    )
+    assert list(agreement.datasets.all()) == [dataset_a]
+    sent = services.agreement_send(actor=org_admin_a, agreement=agreement)
+    assert "- NSCLC cohort A" in sent.rendered_markdown

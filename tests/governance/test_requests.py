@@ -481,3 +481,19 @@ def test_the_catalogue_request_access_link_asks_before_adding(
     assert not BasketItem.objects.exists()  # a GET changes nothing
     client_as(researcher).post("/governance/basket/add/", {"dataset": dataset_a.pk})
     assert b"already in your" in client_as(researcher).get(url).content
+
+
+def test_unknown_and_foreign_team_members_get_the_same_answer(
+    api_as, researcher, outsider, dataset_a
+):
+    answers = []
+    for name in ("outsider_b", "nobody-by-that-name"):
+        response = api_as(researcher).post(
+            "/api/access-requests/",
+            {"project_title": "P", "team_members": [name], "items": [{"dataset": dataset_a.pk}]},
+            format="json",
+        )
+        assert response.status_code == 400
+        answers.append(response.json()["error"]["fields"]["team_members"][0].replace(name, "X"))
+    assert "must belong to" in answers[0]
+    assert not AccessRequest.objects.exists()
