@@ -37,6 +37,14 @@ class AnalysisForm(forms.Form):
         required=False,
         help_text="Leave empty to require every node; with fewer the result is labelled partial.",
     )
+    deadline_hours = forms.IntegerField(
+        label="Deadline per node (hours)",
+        min_value=1,
+        max_value=24 * 14,
+        initial=24,
+        required=False,
+        help_text="A node that has not answered by then is left out (its run expires).",
+    )
     cancer = forms.ChoiceField(
         label="Cancer",
         required=False,

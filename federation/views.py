@@ -98,6 +98,7 @@ def analysis_create(request):
                     datasets=list(data["datasets"]),
                     min_nodes=data.get("min_nodes"),
                     title=data.get("title", ""),
+                    run_deadline_hours=data.get("deadline_hours") or 24,
                 )
             except PermissionDenied as exc:
                 form.add_error(None, str(exc))
