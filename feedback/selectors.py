@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 
 import django_filters
 from django import forms
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
-from django.db.models.functions import TruncWeek
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
 from accounts.models import Organisation
@@ -76,10 +76,15 @@ class FeedbackFilter(django_filters.FilterSet):
         return queryset
 
 
+def _count(model) -> Coalesce:
+    """A correlated COUNT per item (no join, so votes and comments do not multiply each other)."""
+    rows = model.objects.filter(item=OuterRef("pk")).order_by().values("item")
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1]), 0)
+
+
 def _annotated(queryset: QuerySet, user) -> QuerySet:
     qs = queryset.select_related("site", "author", "assignee").annotate(
-        vote_count=Count("votes", distinct=True),
-        comment_count=Count("comments", distinct=True),
+        vote_count=_count(Vote), comment_count=_count(Comment)
     )
     if getattr(user, "is_authenticated", False):
         qs = qs.annotate(has_voted=Exists(Vote.objects.filter(item=OuterRef("pk"), user=user)))
@@ -91,7 +96,8 @@ def feedback_list(*, user, filters=None, request=None, action: str = "view") -> 
     if filters:
         fs = FeedbackFilter(filters, queryset=qs, request=request)
         qs = fs.qs if fs.is_valid() else qs.none()
-    return _annotated(qs, user).distinct().order_by("-created_at", "-pk")
+    # A label filter joins one row per item (label names are unique), so no DISTINCT is needed.
+    return _annotated(qs, user).order_by("-created_at", "-pk")
 
 
 def feedback_get_for_user(*, user, pk, action: str = "view") -> FeedbackItem:
