@@ -263,3 +263,29 @@ def test_the_role_is_checked_before_the_details(item_a, clinician_a):
         services.feedback_resolve(user=clinician_a, item=item_a, resolution_note="")
     with pytest.raises(PermissionDenied):
         services.feedback_wont_fix(user=clinician_a, item=item_a, resolution_note="")
+
+
+@pytest.mark.parametrize(
+    ("start", "name", "data", "action"),
+    [
+        (Status.NEW, "wont_fix", {"resolution_note": "No."}, "feedback.closed_wont_fix"),
+        (Status.TRIAGED, "resolve", {"resolution_note": "Done."}, "feedback.resolved"),
+        (Status.REOPENED, "start", {}, "feedback.started"),
+        (Status.DUPLICATE, "reopen", {}, "feedback.reopened"),
+    ],
+)
+def test_every_transition_writes_its_audit_event(
+    triager, clinician_a, hospital_a, start, name, data, action
+):
+    item = FeedbackItemFactory(site=hospital_a, author=clinician_a, status=start)
+    services.feedback_transition(user=triager, item=item, name=name, **data)
+    event = AuditEvent.objects.get(object_id=str(item.pk), action=action)
+    assert (event.payload["from"], event.payload["to"]) == (start, item.status)
+    assert event.actor == triager
+
+
+def test_marking_a_duplicate_is_audited_with_the_original(triager, hospital_a, item_a):
+    original = FeedbackItemFactory(site=hospital_a)
+    services.feedback_mark_duplicate(user=triager, item=item_a, duplicate_of=original)
+    event = AuditEvent.objects.get(action="feedback.marked_duplicate")
+    assert event.payload["duplicate_of"] == original.pk
