@@ -72,7 +72,11 @@ def sha256(data: bytes) -> str:
 
 def render_agreement_pdf(agreement: Agreement, *, signatures=None) -> bytes:
     """The document sent for signature, or with ``signatures`` the final one with a signature page."""
-    html = render_to_string(
+    return _pdf(render_agreement_html(agreement, signatures=signatures))
+
+
+def render_agreement_html(agreement: Agreement, *, signatures=None) -> str:
+    return render_to_string(
         "governance/pdf/agreement.html",
         {
             "agreement": agreement,
@@ -82,7 +86,6 @@ def render_agreement_pdf(agreement: Agreement, *, signatures=None) -> bytes:
             "document_sha256": agreement.document_sha256,
         },
     )
-    return _pdf(html)
 
 
 def as_file(data: bytes, agreement: Agreement, suffix: str) -> ContentFile:

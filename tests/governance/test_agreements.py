@@ -333,3 +333,19 @@ def test_expiry_moves_active_agreements_to_expired(draft, org_admin_a, signatory
 def test_reference_names_lineage_and_version(draft):
     assert draft.reference == f"AGR-{draft.pk} v1"
     assert draft.expiry_date - draft.effective_date > timedelta(days=365)
+
+
+def test_the_signed_document_has_a_signature_page(draft, org_admin_a, signatory_a, signatory_i):
+    agreement = _sign_all(
+        services.agreement_send(actor=org_admin_a, agreement=draft), signatory_a, signatory_i
+    )
+    signatures = list(agreement.signatures.select_related("party__organisation", "user"))
+    html = documents.render_agreement_html(agreement, signatures=signatures)
+    assert 'class="signature-page"' in html and agreement.document_sha256 in html
+    for name in ("Sina Signer", "Ivo Institute", "192.0.2.10", "Hospital A", "Research Institute"):
+        assert name in html
+    assert documents.sha256(documents.render_agreement_pdf(agreement, signatures=signatures)) == (
+        agreement.signed_document_sha256
+    )
+    unsigned = documents.render_agreement_html(agreement)
+    assert 'class="signature-page"' not in unsigned and "<h1" in unsigned
