@@ -66,8 +66,12 @@ class AnalysisForm(forms.Form):
         required=False,
         choices=[("", "Any"), ("male", "Male"), ("female", "Female")],
     )
-    index_date_min = forms.DateField(label="Index date from", required=False)
-    index_date_max = forms.DateField(label="Index date until", required=False)
+    index_date_min = forms.DateField(
+        label="Index date from", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    index_date_max = forms.DateField(
+        label="Index date until", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
     stratify_by = forms.MultipleChoiceField(
         label="Stratify counts by",
         required=False,
@@ -118,6 +122,7 @@ class AnalysisForm(forms.Form):
         self.fields["datasets"].queryset = (
             datasets if datasets is not None else dataset_model.objects.none()
         )
+        self.fields["datasets"].label_from_instance = lambda d: f"{d.title} ({d.publisher})"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
