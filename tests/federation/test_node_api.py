@@ -200,3 +200,39 @@ def test_a_lost_lease_offers_the_run_again_with_the_next_attempt(node_a, researc
     second = node_a.claim().json()
     assert second["run_id"] == first["run_id"]
     assert second["attempt"] == first["attempt"] + 1
+
+
+def test_a_late_result_after_the_deadline_is_gone(node_a, researcher):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    node_a.heartbeat()
+    analysis = start(researcher, [node_a])
+    assignment = node_a.claim().json()
+    assert services.runs_expire_overdue(now=timezone.now() + timedelta(hours=25)) == 1
+    response = node_a.post(node_a.execute(assignment))
+    assert response.status_code == 410
+    run = Run.objects.get(analysis=analysis)
+    assert run.status == RunStatus.EXPIRED and run.result is None
+
+
+def test_a_run_awaiting_approval_cannot_be_answered(researcher, hospital_a, site_urls):
+    from optima_node.policy import Policy
+
+    node, token = make_node(hospital_a, "gated")
+    sim = SimNode(node, token, site_urls[0], policy=Policy(require_approval=True))
+    sim.heartbeat()
+    analysis = start(researcher, [sim])
+    run = Run.objects.get(analysis=analysis)
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    forged = {
+        "run_id": run.pk,
+        "attempt": 1,
+        "type": "cohort_count",
+        "version": 1,
+        "analysis_id": analysis.pk,
+        "params": analysis.params,
+    }
+    assert sim.post(sim.execute(forged)).status_code == 409
+    sim.close()
