@@ -295,5 +295,7 @@ LOGGING = {
 # --- Portal ---------------------------------------------------------------------------------
 PORTAL_VERSION = "0.1.0"
 AUDIT_EXPORT_MAX_ROWS = env.int("AUDIT_EXPORT_MAX_ROWS", default=100_000)
+# Access requests waiting longer than this for a decision remind the data access committee.
+GOVERNANCE_REQUEST_REMINDER_DAYS = env.int("GOVERNANCE_REQUEST_REMINDER_DAYS", default=14)
 # FHIR servers a CDS Hooks request may name as fhirServer; anything else is never contacted.
 CDS_HOOKS_FHIR_SERVERS = env.list("CDS_HOOKS_FHIR_SERVERS", default=[])
