@@ -56,11 +56,7 @@ def basket(request):
     return render(
         request,
         "governance/basket.html",
-        {
-            "items": items,
-            "form": RequestStartForm(),
-            "titles": {i.pk: ds.title(i.dataset) for i in items},
-        },
+        {"rows": [(item, ds.title(item.dataset)) for item in items], "form": RequestStartForm()},
     )
 
 

@@ -52,6 +52,9 @@ def test_basket_add_takes_a_dataset_id_by_post(client_as, researcher, dataset_a,
     }
     page = client.get("/governance/basket/")
     assert b"NSCLC cohort A" in page.content and b"Breast cancer cohort B" in page.content
+    # The basket lists its rows (not only the flash messages) and offers to start a request.
+    assert page.content.count(b'name="dataset"') == 2
+    assert b"Start the request" in page.content
 
 
 def test_basket_add_with_htmx_answers_a_fragment(client_as, researcher, dataset_a):
