@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from . import search_index
 from .models import CancerIndication, Dataset, DatasetVersion, Distribution, TermsOfUse
 
 
@@ -9,6 +10,11 @@ class CancerIndicationAdmin(admin.ModelAdmin):
     list_select_related = ("parent",)
     search_fields = ("name", "code")
     prepopulated_fields = {"code": ("name",)}
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # A moved or new node changes which datasets each ancestor finds.
+        search_index.rebuild()
 
 
 class DistributionInline(admin.TabularInline):

@@ -147,18 +147,24 @@ def page_graph(page: int, per_page: int, page_url) -> Graph:
 
 
 def _turtle_body(g: Graph) -> str:
-    text = g.serialize(format="turtle")
-    return "\n".join(line for line in text.splitlines() if not line.startswith("@prefix")) + "\n"
+    """Triples as N-Triples lines: valid Turtle, and an order of magnitude faster to write than
+    rdflib's pretty Turtle (which looks up a prefix for every new URI)."""
+    return g.serialize(format="nt11")
 
 
 def stream_turtle() -> Iterator[str]:
-    """The whole catalogue as Turtle, batch by batch: prefixes once, then one block per batch."""
+    """The whole catalogue as Turtle, batch by batch: prefixes once, then one block per batch.
+
+    The catalog head is written readably; dataset batches as N-Triples lines (see _turtle_body).
+    """
     ctx = rdf.Context.load()
     head = rdf.new_graph()
     catalog = rdf.add_catalog(head, ctx)
     prefixes = "".join(f"@prefix {p}: <{ns}> .\n" for p, ns in head.namespaces() if p)
     yield prefixes + "\n"
-    yield _turtle_body(head)
+    head_text = head.serialize(format="turtle")
+    yield "\n".join(line for line in head_text.splitlines() if not line.startswith("@prefix"))
+    yield "\n"
     for versions in _batches(_listed()):
         g = rdf.new_graph()
         add_versions(g, versions, ctx, catalog)

@@ -84,6 +84,7 @@ def can_review(user) -> bool:
     return is_curator(user)
 
 
-def restrict_listed(queryset: QuerySet[DatasetVersion], user) -> QuerySet[DatasetVersion]:
-    """The published face of the catalogue: listed versions, the same for everyone."""
-    return queryset.filter(is_listed=True)
+def restrict_listed(queryset: QuerySet, user) -> QuerySet:
+    """The published face of the catalogue (search entries exist only for listed versions), the
+    same for everyone: nothing to filter, but every search still passes through here."""
+    return queryset

@@ -1,6 +1,6 @@
 """Reads of the catalogue: faceted search over published versions, and datasets for a user.
 
-Search runs over the listed ``DatasetVersion`` rows (the published face of each dataset). Facets are
+Search runs over ``SearchEntry`` rows, one per listed version (the published face of each dataset). Facets are
 disjunctive: the counts of one facet are computed with every *other* facet applied, so choosing a
 value never hides its siblings. The number of queries does not depend on the number of datasets or
 on the page size.
@@ -14,12 +14,12 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Value, prefetch_related_objects
 from django.db.models.functions import Coalesce
 
 from accounts.models import Organisation
 
-from . import permissions
+from . import permissions, search_index
 from .models import (
     AccessMode,
     CancerIndication,
@@ -27,6 +27,7 @@ from .models import (
     DataCategory,
     Dataset,
     DatasetVersion,
+    SearchEntry,
     Status,
 )
 
@@ -128,52 +129,54 @@ def _indication_tree() -> list[tuple[CancerIndication, int, set[int]]]:
     return ordered
 
 
-def _json_has(field_name: str, code: str) -> Q:
-    # JSON lists of fixed codes: the quoted code occurs in the JSON text (works on SQLite and PG).
-    return Q(**{f"{field_name}__icontains": f'"{code}"'})
+def _has_bits(qs: QuerySet, field_name: str, mask: int, alias: str) -> QuerySet:
+    return qs.alias(**{alias: F(field_name).bitand(mask)}).filter(**{f"{alias}__gt": 0})
+
+
+def _tsquery(terms: list[str]):
+    from django.contrib.postgres.search import SearchQuery
+
+    # Prefix match on each term, all terms required: the same rule as the SQLite fallback.
+    return SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="simple")
+
+
+def _word_prefix(term: str) -> str:
+    return rf"(^|\W){re.escape(term)}"
 
 
 def _text_filter(qs: QuerySet, terms: list[str]) -> QuerySet:
     if not terms:
         return qs
     if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery
-
-        # Prefix match on each term, all terms required: the same rule as the fallback below.
-        query = SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="simple")
-        return qs.filter(search_vector=query)
+        return qs.filter(search_vector=_tsquery(terms))
     for term in terms:
-        pattern = rf"(^|\W){re.escape(term)}"
+        pattern = _word_prefix(term)
         qs = qs.filter(
-            Q(title__iregex=pattern)
-            | Q(keywords_text__iregex=pattern)
-            | Q(description__iregex=pattern)
+            Q(version__title__iregex=pattern)
+            | Q(version__keywords_text__iregex=pattern)
+            | Q(version__description__iregex=pattern)
         )
     return qs
 
 
 def _relevance(qs: QuerySet, terms: list[str]) -> QuerySet:
     if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchRank
+        from django.contrib.postgres.search import SearchRank
 
-        query = SearchQuery(" & ".join(f"{t}:*" for t in terms), search_type="raw", config="simple")
-        return qs.annotate(rank=SearchRank(F("search_vector"), query)).order_by("-rank", "title")
+        rank = SearchRank(F("search_vector"), _tsquery(terms))
+        return qs.annotate(rank=rank).order_by("-rank", "title", "pk")
     from django.db.models import Case, IntegerField, When
 
     score = Value(0)
     for term in terms:
-        pattern = rf"(^|\W){re.escape(term)}"
-        score = score + Case(
-            When(title__iregex=pattern, then=Value(2)),
-            default=Value(0),
-            output_field=IntegerField(),
-        )
-        score = score + Case(
-            When(keywords_text__iregex=pattern, then=Value(2)),
-            default=Value(0),
-            output_field=IntegerField(),
-        )
-    return qs.annotate(rank=score).order_by("-rank", "title")
+        pattern = _word_prefix(term)
+        for field_name in ("version__title", "version__keywords_text"):
+            score = score + Case(
+                When(**{f"{field_name}__iregex": pattern}, then=Value(2)),
+                default=Value(0),
+                output_field=IntegerField(),
+            )
+    return qs.annotate(rank=score).order_by("-rank", "title", "pk")
 
 
 class _Filters:
@@ -181,30 +184,25 @@ class _Filters:
 
     def __init__(self, params: SearchParams, tree) -> None:
         self.params = params
-        by_code = {node.code: ids for node, _, ids in tree}
-        self.indication_ids: set[int] = set()
-        for code in params.indication:
-            self.indication_ids |= by_code.get(code, set())
+        by_code = {node.code: node.pk for node, _, _ in tree}
+        # Entries hold each indication's ancestors too, so a node's own id is enough.
+        self.indication_ids = {by_code[c] for c in params.indication if c in by_code}
+        self.mode_mask = search_index.bits(params.mode, search_index.MODE_BITS)
+        self.category_mask = search_index.bits(params.category, search_index.CATEGORY_BITS)
 
     def apply(self, qs: QuerySet, without: str = "") -> QuerySet:
         p = self.params
         if p.indication and without != "indication":
-            through = DatasetVersion.indications.through.objects.filter(
+            through = SearchEntry.indications.through.objects.filter(
                 cancerindication_id__in=self.indication_ids or {-1}
             )
-            qs = qs.filter(pk__in=through.values("datasetversion_id"))
+            qs = qs.filter(pk__in=through.values("searchentry_id"))
         if p.country and without != "country":
             qs = qs.filter(country__in=p.country)
         if p.category and without != "category":
-            q = Q()
-            for code in p.category:
-                q |= _json_has("data_categories", code)
-            qs = qs.filter(q)
+            qs = _has_bits(qs, "category_bits", self.category_mask, "_category_hit")
         if p.mode and without != "mode":
-            q = Q()
-            for code in p.mode:
-                q |= _json_has("access_modes", code)
-            qs = qs.filter(q)
+            qs = _has_bits(qs, "access_mode_bits", self.mode_mask, "_mode_hit")
         if p.cdm and without != "cdm":
             qs = qs.filter(cdm_version__in=p.cdm)
         if p.publisher and without != "publisher":
@@ -212,15 +210,15 @@ class _Filters:
         return qs
 
 
-def listed_versions(user) -> QuerySet[DatasetVersion]:
+def listed_entries(user) -> QuerySet[SearchEntry]:
     """The published face of the catalogue (restricted through the app's choke point)."""
-    return permissions.restrict_listed(DatasetVersion.objects.all(), user)
+    return permissions.restrict_listed(SearchEntry.objects.all(), user)
 
 
 def dataset_search(*, user, params: SearchParams) -> SearchResult:
     tree = _indication_tree()
     filters = _Filters(params, tree)
-    base = _text_filter(listed_versions(user), params.terms)
+    base = _text_filter(listed_entries(user), params.terms)
     facets = _facet_counts(base, filters, params, tree)
 
     qs = filters.apply(base)
@@ -228,50 +226,61 @@ def dataset_search(*, user, params: SearchParams) -> SearchResult:
     if sort == "relevance" and params.terms:
         qs = _relevance(qs, params.terms)
     elif sort == "size":
-        qs = qs.order_by(Coalesce("number_of_individuals", Value(0)).desc(), "title")
+        qs = qs.order_by(Coalesce("number_of_individuals", Value(0)).desc(), "title", "pk")
     elif sort == "title":
         qs = qs.order_by("title", "pk")
     else:
-        qs = qs.order_by("-published_at", "pk")
-    qs = qs.select_related("publisher", "dataset").prefetch_related(
-        Prefetch("indications", queryset=CancerIndication.objects.only("code", "name"))
-    )
-    paginator = Paginator(qs, params.per_page)
+        qs = qs.order_by("-published_at", "-pk")
+    paginator = Paginator(qs.only("pk"), params.per_page)
     page = paginator.get_page(params.page)
+    # The page's versions, with what the result list shows (a constant number of queries).
+    ids = [e.pk for e in page.object_list]
+    versions = DatasetVersion.objects.in_bulk(ids) if ids else {}
+    page.object_list = [versions[i] for i in ids if i in versions]
+    prefetch_related_objects(
+        page.object_list,
+        "publisher",
+        "dataset",
+        Prefetch("indications", queryset=CancerIndication.objects.only("code", "name")),
+    )
     return SearchResult(page=page, facets=facets, params=params, total=paginator.count)
 
 
 def _facet_counts(base: QuerySet, filters: _Filters, params: SearchParams, tree):
     facets: dict[str, list[FacetValue]] = {}
 
-    # Indications: a dataset counts for every ancestor of its indications ("lung" ⊇ NSCLC).
-    qs = filters.apply(base, without="indication")
-    aggregates = {
-        f"i{node.pk}": Count("pk", filter=Q(indications__in=ids), distinct=True)
-        for node, _, ids in tree
-    }
-    counts = qs.aggregate(**aggregates) if aggregates else {}
+    # Indications: one GROUP BY over the entries' ancestor-closed indication sets.
+    through = SearchEntry.indications.through.objects.filter(
+        searchentry_id__in=filters.apply(base, without="indication").values("pk")
+    )
+    counts = dict(
+        through.values("cancerindication_id")
+        .annotate(n=Count("searchentry_id"))
+        .values_list("cancerindication_id", "n")
+    )
     facets["indication"] = [
         FacetValue(
-            node.code,
-            node.name,
-            counts.get(f"i{node.pk}", 0),
-            node.code in params.indication,
-            depth,
+            node.code, node.name, counts.get(node.pk, 0), node.code in params.indication, depth
         )
         for node, depth, _ in tree
     ]
 
-    for name, field_name, choices in (
-        ("category", "data_categories", DataCategory.choices),
-        ("mode", "access_modes", AccessMode.choices),
+    for name, field_name, table, choices in (
+        ("category", "category_bits", search_index.CATEGORY_BITS, DataCategory.choices),
+        ("mode", "access_mode_bits", search_index.MODE_BITS, AccessMode.choices),
     ):
         qs = filters.apply(base, without=name)
-        counts = qs.aggregate(
-            **{code: Count("pk", filter=_json_has(field_name, code)) for code, _ in choices}
+        aliases = {
+            f"_b{i}": F(field_name).bitand(table[code]) for i, (code, _) in enumerate(choices)
+        }
+        counts = qs.alias(**aliases).aggregate(
+            **{
+                code: Count("pk", filter=Q(**{f"_b{i}__gt": 0}))
+                for i, (code, _) in enumerate(choices)
+            }
         )
         facets[name] = [
-            FacetValue(code, str(label), counts[code], code in params.selected(name))
+            FacetValue(code, str(label), counts[code] or 0, code in params.selected(name))
             for code, label in choices
         ]
 
@@ -312,18 +321,14 @@ def _facet_counts(base: QuerySet, filters: _Filters, params: SearchParams, tree)
     ]
     rows = (
         filters.apply(base, without="publisher")
-        .values("publisher__slug", "publisher__name")
+        .values("publisher_id")
         .annotate(n=Count("pk"))
-        .order_by("publisher__name")
+        .order_by()
     )
+    counts = {r["publisher_id"]: r["n"] for r in rows}
+    publishers = Organisation.objects.filter(pk__in=counts).only("slug", "name").order_by("name")
     facets["publisher"] = [
-        FacetValue(
-            r["publisher__slug"],
-            r["publisher__name"],
-            r["n"],
-            r["publisher__slug"] in params.publisher,
-        )
-        for r in rows
+        FacetValue(o.slug, o.name, counts[o.pk], o.slug in params.publisher) for o in publishers
     ]
     return facets
 

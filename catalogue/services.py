@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.audit import record
 from accounts.models import Organisation
 
-from . import metadata, notifications, permissions, validation
+from . import metadata, notifications, permissions, search_index, validation
 from .models import (
     CancerIndication,
     Dataset,
@@ -258,6 +258,7 @@ def version_create(
         is_listed=False
     )
     _search_vector_refresh(version)
+    search_index.list_version(version)
     return version
 
 
@@ -298,6 +299,7 @@ def dataset_retire(*, user, dataset: Dataset, reason: str = "") -> Dataset:
     dataset.review_comment = reason.strip()
     dataset.save(update_fields=["status", "review_comment", "updated_at"])
     DatasetVersion.objects.filter(dataset=dataset).update(is_listed=False)
+    search_index.unlist_dataset(dataset.pk)
     record(
         "dataset.retired",
         actor=user,

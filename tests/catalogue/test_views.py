@@ -103,7 +103,7 @@ def test_search_query_count_does_not_grow(
     client, catalogue, steward_a, hospital_a, curator, django_assert_max_num_queries
 ):
     url = reverse("catalogue:search")
-    with django_assert_max_num_queries(12) as small:
+    with django_assert_max_num_queries(16) as small:
         client.get(url, {"q": "cohort", "indication": "lung", "mode": "federated_learning"})
     for i in range(6):
         make_published(steward_a, curator, hospital_a, title=f"Extra lung cohort {i}")

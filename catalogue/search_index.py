@@ -1,0 +1,83 @@
+"""Keeps ``SearchEntry`` rows in step with the listed versions (called by the services)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+from django.db.models import OuterRef, Subquery
+
+from .models import AccessMode, CancerIndication, DataCategory, DatasetVersion, SearchEntry
+
+MODE_BITS = {code: 1 << i for i, code in enumerate(AccessMode.values)}
+CATEGORY_BITS = {code: 1 << i for i, code in enumerate(DataCategory.values)}
+
+
+def bits(codes: Iterable[str], table: dict[str, int]) -> int:
+    value = 0
+    for code in codes or []:
+        value |= table.get(code, 0)
+    return value
+
+
+def ancestors_by_id() -> dict[int, set[int]]:
+    """{indication id: itself and all its ancestors}."""
+    parents = dict(CancerIndication.objects.values_list("pk", "parent_id"))
+    closure = {}
+    for pk in parents:
+        seen, node = set(), pk
+        while node is not None and node not in seen:
+            seen.add(node)
+            node = parents.get(node)
+        closure[pk] = seen
+    return closure
+
+
+def entry_for(version: DatasetVersion) -> SearchEntry:
+    return SearchEntry(
+        version=version,
+        publisher_id=version.publisher_id,
+        published_at=version.published_at,
+        title=version.title,
+        country=str(version.country or ""),
+        cdm_version=version.cdm_version,
+        access_mode_bits=bits(version.access_modes, MODE_BITS),
+        category_bits=bits(version.data_categories, CATEGORY_BITS),
+        number_of_individuals=version.number_of_individuals,
+    )
+
+
+def list_version(version: DatasetVersion, closure: dict[int, set[int]] | None = None) -> None:
+    """Make ``version`` the listed entry of its dataset."""
+    SearchEntry.objects.filter(version__dataset_id=version.dataset_id).delete()
+    entry = entry_for(version)
+    entry.save(force_insert=True)
+    closure = closure if closure is not None else ancestors_by_id()
+    ids = set()
+    for pk in version.indications.values_list("pk", flat=True):
+        ids |= closure.get(pk, {pk})
+    entry.indications.set(ids)
+    refresh_vectors(SearchEntry.objects.filter(pk=entry.pk))
+
+
+def refresh_vectors(entries) -> None:
+    """Copy each version's text-search vector onto its entry (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        return
+    vector = DatasetVersion.objects.filter(pk=OuterRef("pk")).values("search_vector")[:1]
+    entries.update(search_vector=Subquery(vector))
+
+
+def unlist_dataset(dataset_id: int) -> None:
+    SearchEntry.objects.filter(version__dataset_id=dataset_id).delete()
+
+
+def rebuild() -> int:
+    """Recompute every entry (after the indication hierarchy changed)."""
+    SearchEntry.objects.all().delete()
+    closure = ancestors_by_id()
+    count = 0
+    for version in DatasetVersion.objects.filter(is_listed=True).iterator(chunk_size=500):
+        list_version(version, closure)
+        count += 1
+    return count
