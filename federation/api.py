@@ -131,7 +131,7 @@ class AnalysisViewSet(
 
     @extend_schema(request=None, responses={200: AnalysisSerializer})
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, pk=None, format=None):  # format: the router's .json suffix
         analysis = selectors.analysis_get_for_user(user=request.user, pk=pk, action="cancel")
         services.analysis_cancel(actor=request.user, analysis=analysis)
         analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
