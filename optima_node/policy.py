@@ -42,7 +42,12 @@ class Policy(BaseModel):
             min_cell_count=self.min_cell_count,
             allowed_types=[t.value for t in self.allowed_analysis_types],
             federated_learning=self.federated_learning,
+            allowed_model_templates=list(self.allowed_model_templates),
         )
+
+    def allows_model_template(self, template: str) -> bool:
+        """Federated learning needs both the switch and the template on the site's list."""
+        return self.federated_learning and template in self.allowed_model_templates
 
     def to_toml(self) -> str:
         def fmt(value: object) -> str:

@@ -136,6 +136,58 @@ class LogisticRegressionState(_Strict):
         return value
 
 
+# --- federated learning (NVIDIA FLARE; see optima_node/flare and docs/federated-learning.md) ---
+
+FlCovariate = Literal["age_at_index", "sex_male", "index_year", "stage"]
+FL_COVARIATE_ORDER: tuple[str, ...] = ("age_at_index", "sex_male", "index_year", "stage")
+ModelTemplate = Literal["logistic_regression", "mlp"]
+MODEL_TEMPLATES: tuple[str, ...] = ("logistic_regression", "mlp")
+
+
+class FederatedLearningParams(_Strict):
+    """federated_learning v1: a model template trained with FedAvg on FLARE at the sites.
+
+    Not an agent analysis (the agent never claims it): the FLARE client at each site reads the
+    features through :mod:`optima_node.flare.features` with the same cohort semantics.
+    """
+
+    cohort: CohortSpec
+    outcome: DeathWithinDays
+    covariates: list[FlCovariate] = Field(default_factory=lambda: list(FL_COVARIATE_ORDER))
+    template: ModelTemplate = "logistic_regression"
+    hidden_units: Annotated[int, Field(ge=2, le=64)] = 8
+    rounds: Annotated[int, Field(ge=1, le=100)] = 5
+    local_epochs: Annotated[int, Field(ge=1, le=100)] = 5
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.5
+    batch_size: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: full batch
+    l2: Annotated[float, Field(ge=0, le=10)] = 0.0
+    min_sites: Annotated[int, Field(ge=1, le=50)] = 2
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+
+    @field_validator("covariates")
+    @classmethod
+    def _unique_covariates(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("covariates lists a variable twice")
+        if not value:
+            raise ValueError("choose at least one covariate")
+        return value
+
+    @property
+    def features(self) -> list[str]:
+        """Model inputs in contract order (stage adds a "stage known" indicator)."""
+        out: list[str] = []
+        for c in FL_COVARIATE_ORDER:
+            if c in self.covariates:
+                out += ["stage", "stage_known"] if c == "stage" else [c]
+        return out
+
+
+FL_PARAMS_MODELS: dict[tuple[str, int], type[BaseModel]] = {
+    ("federated_learning", 1): FederatedLearningParams,
+}
+
+
 PARAMS_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     (AnalysisType.COHORT_COUNT, 1): CohortCountParams,
     (AnalysisType.CHARACTERISATION, 1): CharacterisationParams,
@@ -235,6 +287,7 @@ class PolicySummary(_Strict):
     min_cell_count: int
     allowed_types: list[str]
     federated_learning: bool
+    allowed_model_templates: list[str] = Field(default_factory=list)
 
 
 class Heartbeat(_Strict):
