@@ -201,11 +201,13 @@ def bulk_seed(n: int) -> None:
                 "setweight(to_tsvector('simple', coalesce(description, '')), 'B')"
             )
             cursor.execute(
-                "UPDATE catalogue_searchentry e SET search_vector = v.search_vector "
-                "FROM catalogue_datasetversion v WHERE v.id = e.version_id"
+                "INSERT INTO catalogue_searchtext (entry_id, search_vector) "
+                "SELECT e.version_id, v.search_vector FROM catalogue_searchentry e "
+                "JOIN catalogue_datasetversion v ON v.id = e.version_id"
             )
             cursor.execute("VACUUM ANALYZE catalogue_datasetversion")
             cursor.execute("VACUUM ANALYZE catalogue_searchentry")
+            cursor.execute("VACUUM ANALYZE catalogue_searchtext")
             cursor.execute("VACUUM ANALYZE catalogue_searchentry_indications")
     print()
 

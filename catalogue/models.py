@@ -344,8 +344,6 @@ class SearchEntry(models.Model):
     category_bits = models.PositiveSmallIntegerField(default=0)
     number_of_individuals = models.PositiveIntegerField(null=True, blank=True)
     indications = models.ManyToManyField(CancerIndication, blank=True, related_name="+")
-    # PostgreSQL only (GIN index made in the migration): text search without touching versions.
-    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         indexes = [
@@ -356,3 +354,19 @@ class SearchEntry(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class SearchText(models.Model):
+    """The text-search vector of a search entry, in its own table so facet scans stay narrow.
+
+    PostgreSQL only (GIN index made in the migration); empty on SQLite, where search falls back to
+    word-prefix matching on the version's text.
+    """
+
+    entry = models.OneToOneField(
+        SearchEntry, on_delete=models.CASCADE, primary_key=True, related_name="text"
+    )
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"text of {self.entry_id}"

@@ -7,7 +7,14 @@ from collections.abc import Iterable
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
-from .models import AccessMode, CancerIndication, DataCategory, DatasetVersion, SearchEntry
+from .models import (
+    AccessMode,
+    CancerIndication,
+    DataCategory,
+    DatasetVersion,
+    SearchEntry,
+    SearchText,
+)
 
 MODE_BITS = {code: 1 << i for i, code in enumerate(AccessMode.values)}
 CATEGORY_BITS = {code: 1 << i for i, code in enumerate(DataCategory.values)}
@@ -57,15 +64,18 @@ def list_version(version: DatasetVersion, closure: dict[int, set[int]] | None = 
     for pk in version.indications.values_list("pk", flat=True):
         ids |= closure.get(pk, {pk})
     entry.indications.set(ids)
-    refresh_vectors(SearchEntry.objects.filter(pk=entry.pk))
+    refresh_vectors([entry.pk])
 
 
-def refresh_vectors(entries) -> None:
-    """Copy each version's text-search vector onto its entry (PostgreSQL only)."""
+def refresh_vectors(entry_ids: list[int]) -> None:
+    """Copy the versions' text-search vectors into SearchText rows (PostgreSQL only)."""
     if connection.vendor != "postgresql":
         return
+    SearchText.objects.bulk_create(
+        [SearchText(entry_id=pk) for pk in entry_ids], ignore_conflicts=True
+    )
     vector = DatasetVersion.objects.filter(pk=OuterRef("pk")).values("search_vector")[:1]
-    entries.update(search_vector=Subquery(vector))
+    SearchText.objects.filter(pk__in=entry_ids).update(search_vector=Subquery(vector))
 
 
 def unlist_dataset(dataset_id: int) -> None:

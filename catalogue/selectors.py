@@ -28,6 +28,7 @@ from .models import (
     Dataset,
     DatasetVersion,
     SearchEntry,
+    SearchText,
     Status,
 )
 
@@ -148,7 +149,8 @@ def _text_filter(qs: QuerySet, terms: list[str]) -> QuerySet:
     if not terms:
         return qs
     if connection.vendor == "postgresql":
-        return qs.filter(search_vector=_tsquery(terms))
+        matching = SearchText.objects.filter(search_vector=_tsquery(terms)).values("entry_id")
+        return qs.filter(pk__in=matching)
     for term in terms:
         pattern = _word_prefix(term)
         qs = qs.filter(
@@ -163,7 +165,7 @@ def _relevance(qs: QuerySet, terms: list[str]) -> QuerySet:
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchRank
 
-        rank = SearchRank(F("search_vector"), _tsquery(terms))
+        rank = SearchRank(F("text__search_vector"), _tsquery(terms))
         return qs.annotate(rank=rank).order_by("-rank", "title", "pk")
     from django.db.models import Case, IntegerField, When
 
@@ -359,7 +361,7 @@ def steward_datasets(*, user) -> QuerySet[Dataset]:
     orgs = permissions.steward_org_ids(user)
     return (
         Dataset.objects.filter(publisher_id__in=orgs)
-        .select_related("publisher", "current_version")
+        .select_related("publisher", "current_version", "data_access_committee")
         .prefetch_related("indications", "distributions")
         .order_by("-updated_at")
     )

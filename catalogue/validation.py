@@ -86,15 +86,24 @@ def _results(results: Graph, dataset_uri: str) -> list[dict]:
             field = ""
             if isinstance(path, URIRef) and str(focus).startswith(dataset_uri):
                 field = PATH_FIELDS.get(str(path), "")
+            component = results.value(r, SH.sourceConstraintComponent)
+            is_violation = str(severity).endswith("Violation")
+            label = metadata.LABELS.get(field, "")
+            if component == SH.MinCountConstraintComponent and label:
+                text = (
+                    f"{label}: missing; DCAT-AP {'requires' if is_violation else 'recommends'} it."
+                )
+            elif label:
+                text = f"{label}: {message}"
+            else:
+                text = str(message)
             found.append(
                 {
                     "field": field,
                     "path": str(path) if path is not None else "",
                     "focus": str(focus) if focus is not None else "",
-                    "message": f"{metadata.LABELS.get(field, 'Metadata')}: {message}"
-                    if field
-                    else str(message),
-                    "severity": str(severity).rsplit("#", 1)[-1],
+                    "message": text,
+                    "severity": "Violation" if is_violation else "Warning",
                 }
             )
     found.sort(key=lambda x: (x["field"], x["message"]))
@@ -110,9 +119,12 @@ def validate_snapshot(data: dict, *, portal_rules: bool = True) -> dict:
     violations = [r for r in _results(mandatory, uri) if r["severity"] == "Violation"]
     warnings = [r for r in _results(mandatory, uri) if r["severity"] != "Violation"]
     warnings += _results(recommended, uri)
+    # Only what the steward can act on: the dataset's own nodes, not the EU vocabularies.
+    warnings = [w for w in warnings if w["focus"].startswith(uri)]
     # The portal's own mandatory fields, which DCAT-AP leaves optional.
     missing = metadata.completeness(data).mandatory_missing if portal_rules else []
-    for name in missing:
+    already = {v["field"] for v in violations}
+    for name in (m for m in missing if m not in already):
         violations.append(
             {
                 "field": name,
