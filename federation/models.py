@@ -318,3 +318,94 @@ class Run(models.Model):
         if self.claimed_at and self.answered_at:
             return self.answered_at - self.created_at
         return None
+
+
+# --- federated learning on NVIDIA FLARE (federation/flare/, docs/federated-learning.md) -----------
+
+
+class FlJobStatus(models.TextChoices):
+    SUBMITTING = "submitting", "Submitting to FLARE"
+    SUBMITTED = "submitted", "Submitted"
+    RUNNING = "running", "Training"
+    AWAITING_RELEASE = "awaiting_release", "Awaiting release"
+    RELEASED = "released", "Released"
+    DECLINED = "declined", "Release declined"
+    FAILED = "failed", "Failed"
+    ABORTED = "aborted", "Aborted"
+
+
+OPEN_FL_STATUSES = (FlJobStatus.SUBMITTING, FlJobStatus.SUBMITTED, FlJobStatus.RUNNING)
+FINAL_FL_STATUSES = (
+    FlJobStatus.RELEASED,
+    FlJobStatus.DECLINED,
+    FlJobStatus.FAILED,
+    FlJobStatus.ABORTED,
+)
+
+
+class FlJob(models.Model):
+    """The FLARE job behind a ``federated_learning`` analysis (one per analysis)."""
+
+    analysis = models.OneToOneField(Analysis, on_delete=models.CASCADE, related_name="fl_job")
+    nodes = models.ManyToManyField(Node, related_name="fl_jobs")
+    status = models.CharField(
+        max_length=20, choices=FlJobStatus.choices, default=FlJobStatus.SUBMITTING
+    )
+    reason = models.TextField(blank=True)
+    flare_job_id = models.CharField(max_length=64, blank=True, db_index=True)
+    flare_status = models.CharField(max_length=40, blank=True)
+    # The FLARE site names taking part (a node's FLARE client is named after the node).
+    sites = models.JSONField(default=list)
+    # The controller's report: current round, per-round per-site and pooled metrics, final validation.
+    progress = models.JSONField(default=dict, blank=True)
+    # The trained global model once FLARE finished: {"template", "features", "parameters"}.
+    global_model = models.JSONField(null=True, blank=True)
+    # Seconds spent by the portal itself: submit, monitor (sum of polls), download.
+    timing = models.JSONField(default=dict, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"FL job {self.pk} ({self.flare_job_id or 'not submitted'})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_FL_STATUSES
+
+
+class TrainedModel(models.Model):
+    """A released global model in the registry: versioned by name, with its provenance."""
+
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    fl_job = models.OneToOneField(FlJob, on_delete=models.PROTECT, related_name="trained_model")
+    template = models.CharField(max_length=40)
+    features = models.JSONField()
+    parameters = models.JSONField()
+    training_params = models.JSONField()
+    metrics = models.JSONField(default=dict)
+    sites = models.JSONField(default=list)  # [{"node", "organisation", "site", "n_train", "n_val"}]
+    model_card = models.TextField()
+    datasets = models.ManyToManyField("catalogue.Dataset", related_name="trained_models")
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    released_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="trained_model_version_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

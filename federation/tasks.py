@@ -31,3 +31,49 @@ def node_liveness() -> dict[str, int]:
 @shared_task(name="federation.prune_heartbeats")
 def prune_heartbeats() -> int:
     return services.heartbeats_prune()
+
+
+# --- federated learning on FLARE ------------------------------------------------------------------
+
+
+@shared_task(name="federation.fl_submit")
+def fl_submit(fl_job_id: int) -> str:
+    from django.conf import settings
+
+    from .flare import services as fl
+
+    fl_job = fl.fl_submit(fl_job_id=fl_job_id)
+    if fl_job.is_open and not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        fl_monitor.apply_async((fl_job_id,), countdown=fl_monitor_interval())
+    return fl_job.status
+
+
+def fl_monitor_interval() -> float:
+    from django.conf import settings
+
+    return float(getattr(settings, "FLARE_MONITOR_INTERVAL_SECONDS", 5.0))
+
+
+@shared_task(name="federation.fl_monitor")
+def fl_monitor(fl_job_id: int) -> str:
+    """Poll once; while the job is open, poll again later (never in eager mode: no recursion)."""
+    from django.conf import settings
+
+    from .flare import services as fl
+
+    fl_job = fl.fl_poll(fl_job_id=fl_job_id)
+    if fl_job.is_open and not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        fl_monitor.apply_async((fl_job_id,), countdown=fl_monitor_interval())
+    return fl_job.status
+
+
+@shared_task(name="federation.fl_monitor_open")
+def fl_monitor_open() -> int:
+    """Beat sweep: poll every open job (covers a lost monitor chain after a worker restart)."""
+    from .flare import services as fl
+    from .models import OPEN_FL_STATUSES, FlJob
+
+    ids = list(FlJob.objects.filter(status__in=OPEN_FL_STATUSES).values_list("pk", flat=True))
+    for pk in ids:
+        fl.fl_poll(fl_job_id=pk)
+    return len(ids)
