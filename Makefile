@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench install browsers clean
+.PHONY: run test lint format bench install browsers clean flare-poc flare-poc-stop
 
 $(STAMP): pyproject.toml package.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Federated learning demo: a real NVIDIA FLARE server and one client per demo node on 127.0.0.1.
+flare-poc: $(STAMP)
+	$(PY) manage.py flare_poc start
+
+flare-poc-stop: $(STAMP)
+	$(PY) manage.py flare_poc stop
 
 clean:
 	rm -rf var/ .pytest_cache

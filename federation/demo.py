@@ -79,7 +79,9 @@ def _write_config(slug: str, paths: dict[str, Path]) -> None:
         paths["policy"].write_text(
             "# This hospital's disclosure policy: edit it here, never in the portal.\n"
             "[policy]\nmin_cell_count = 5\nrequire_approval = false\n"
-            "review_before_release = false\n",
+            "review_before_release = false\n"
+            "federated_learning = true\n"
+            'allowed_model_templates = ["logistic_regression", "mlp"]\n',
             encoding="utf-8",
         )
     paths["config"].write_text(

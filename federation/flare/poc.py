@@ -41,6 +41,24 @@ class Poc:
     port: int
     site_config: str = ""  # OPTIMA_NODE_CONFIG for the clients, may contain {site}
 
+    STATE_FILE = "optima_poc.json"
+
+    def save(self) -> None:
+        state = {"sites": self.sites, "port": self.port, "site_config": self.site_config}
+        (self.workspace / self.STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+
+    @classmethod
+    def load(cls, workspace: str | Path) -> Poc | None:
+        """The POC system prepared in ``workspace``, if any."""
+        workspace = Path(workspace)
+        try:
+            state = json.loads((workspace / cls.STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return cls(
+            workspace, list(state["sites"]), int(state["port"]), state.get("site_config", "")
+        )
+
     @property
     def prod_dir(self) -> Path:
         return self.workspace / "poc" / PROJECT / "prod_00"
@@ -121,6 +139,7 @@ class Poc:
                 f"nvflare poc prepare failed: {done.stdout[-800:]}{done.stderr[-800:]}"
             )
         self._pin_loopback()
+        self.save()
 
     def _pin_loopback(self) -> None:
         target = f"127.0.0.1:{self.port}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,15 +54,25 @@ FEDERATED_LEARNING = "federated_learning"
 
 
 def admin_kit():
+    """The portal's FLARE admin credentials: ``FLARE_ADMIN_STARTUP_KIT`` (setting or environment),
+    else the kit of the local POC system that ``make flare-poc`` started."""
+    from .poc import ADMIN_USER, Poc
     from .session import AdminKit
 
-    kit = getattr(settings, "FLARE_ADMIN_STARTUP_KIT", "")
+    kit = getattr(settings, "FLARE_ADMIN_STARTUP_KIT", "") or os.environ.get(
+        "FLARE_ADMIN_STARTUP_KIT", ""
+    )
     if not kit:
-        raise FlareUnavailable(
-            "FLARE_ADMIN_STARTUP_KIT is not set: point it at the portal's FLARE admin startup kit."
-        )
+        demo = Poc.load(work_dir() / "poc")
+        if demo is None:
+            raise FlareUnavailable(
+                "FLARE_ADMIN_STARTUP_KIT is not set (point it at the portal's FLARE admin startup "
+                "kit) and no local POC system runs (make flare-poc)."
+            )
+        return AdminKit(username=ADMIN_USER, startup_kit=str(demo.admin_kit))
     return AdminKit(
-        username=getattr(settings, "FLARE_ADMIN_USER", "admin@optima.example"),
+        username=getattr(settings, "FLARE_ADMIN_USER", "")
+        or os.environ.get("FLARE_ADMIN_USER", "admin@optima.example"),
         startup_kit=str(kit),
     )
 
