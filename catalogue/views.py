@@ -27,15 +27,12 @@ def _errors(exc: ValidationError) -> list[str]:
 def search(request):
     params = selectors.SearchParams.from_querydict(request.GET)
     result = selectors.dataset_search(user=request.user, params=params)
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "result": result,
         "params": params,
         "facet_labels": selectors.facet_labels(),
         "sorts": selectors.SORTS,
         "page_sizes": selectors.PAGE_SIZES,
-        "query_without_page": query.urlencode(),
     }
     return render_page(
         request, "catalogue/search.html", context, partial="catalogue/partials/results.html"
