@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .flare import views as fl_views
 
 app_name = "federation"
 
@@ -24,4 +25,15 @@ urlpatterns = [
     path("runs/<int:pk>/approve/", views.run_approve, name="run_approve"),
     path("runs/<int:pk>/release/", views.run_release, name="run_release"),
     path("runs/<int:pk>/decline/", views.run_decline, name="run_decline"),
+    # Federated learning on NVIDIA FLARE
+    path("learning/", fl_views.home, name="fl_home"),
+    path("learning/new/", fl_views.create, name="fl_create"),
+    path("learning/<int:pk>/", fl_views.detail, name="fl_job"),
+    path("learning/<int:pk>/abort/", fl_views.abort, name="fl_abort"),
+    path("learning/<int:pk>/release/", fl_views.release, name="fl_release"),
+    path("learning/<int:pk>/decline/", fl_views.decline, name="fl_decline"),
+    path("models/", fl_views.model_list, name="models"),
+    path("models/<int:pk>/", fl_views.model_detail, name="model"),
+    path("models/<int:pk>/download.json", fl_views.model_download, name="model_download"),
+    path("models/<int:pk>/card.md", fl_views.model_card, name="model_card"),
 ]

@@ -127,6 +127,8 @@ def _analysis_context(analysis) -> dict:
 @login_required
 def analysis_detail(request, pk: int):
     analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
+    if analysis.type == "federated_learning" and hasattr(analysis, "fl_job"):
+        return redirect("federation:fl_job", pk=analysis.fl_job.pk)
     return render_page(
         request,
         "federation/analysis_detail.html",
