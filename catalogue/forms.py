@@ -18,6 +18,8 @@ from .models import (
     Legislation,
 )
 
+DISTRIBUTION_FIELDS = ("kind", "title", "description", "access_url", "node_ref")
+
 
 class IndicationChoiceField(forms.ModelMultipleChoiceField):
     """Checkboxes labelled with their place in the hierarchy ("Lung cancer › NSCLC")."""
@@ -115,7 +117,7 @@ class DatasetForm(forms.ModelForm):
         self.fields["data_access_committee"].queryset = Organisation.objects.order_by("name")
         if self.instance.pk:
             del self.fields["publisher"]
-            self.initial.setdefault("keywords", ", ".join(self.instance.keywords or []))
+            self.initial["keywords"] = ", ".join(self.instance.keywords or [])
             for d in self.instance.distributions.all():
                 if d.kind == DistributionKind.FEDERATED_OMOP:
                     self.initial.setdefault("node_ref", d.node_ref or "")
@@ -144,10 +146,20 @@ class DatasetForm(forms.ModelForm):
             for name in self.Meta.fields
             if name not in ("publisher", "indications") and name in cd
         }
+        existing = list(self.instance.distributions.all()) if self.instance.pk else []
+
+        def kept(kind: str, **match) -> dict | None:
+            # An unchanged distribution keeps its title and description.
+            for d in existing:
+                if d.kind == kind and all(getattr(d, k) == v for k, v in match.items()):
+                    return {k: getattr(d, k) for k in DISTRIBUTION_FIELDS}
+            return None
+
         distributions = []
         if cd.get("node_ref"):
             distributions.append(
-                {
+                kept(DistributionKind.FEDERATED_OMOP, node_ref=cd["node_ref"])
+                or {
                     "kind": DistributionKind.FEDERATED_OMOP,
                     "title": "Federated OMOP CDM database",
                     "description": "Queried in place through the hospital's OPTIMA node.",
@@ -157,7 +169,8 @@ class DatasetForm(forms.ModelForm):
             )
         if cd.get("documentation_url"):
             distributions.append(
-                {
+                kept(DistributionKind.DOCUMENTATION, access_url=cd["documentation_url"])
+                or {
                     "kind": DistributionKind.DOCUMENTATION,
                     "title": "Documentation",
                     "description": "",
@@ -165,6 +178,12 @@ class DatasetForm(forms.ModelForm):
                     "node_ref": None,
                 }
             )
+        # Other distributions (e.g. imported ones) are kept as they are.
+        distributions += [
+            {k: getattr(d, k) for k in DISTRIBUTION_FIELDS}
+            for d in existing
+            if d.kind not in (DistributionKind.FEDERATED_OMOP, DistributionKind.DOCUMENTATION)
+        ]
         return {
             "data": data,
             "indications": list(cd.get("indications") or []),

@@ -134,6 +134,11 @@ def _after_save(request, dataset):
                 request, "The draft was saved but has problems to fix before it can be submitted."
             )
             return redirect(reverse("catalogue:edit", args=[dataset.identifier]) + "?checked=1")
+        except ValidationError as exc:
+            # e.g. nothing changed on a published dataset: there is no draft to submit.
+            for msg in _errors(exc):
+                messages.error(request, msg)
+            return redirect("catalogue:detail", identifier=dataset.identifier)
         messages.success(request, "Submitted for review. A curator will look at it.")
         return redirect("catalogue:detail", identifier=dataset.identifier)
     messages.success(request, "Draft saved.")

@@ -280,3 +280,27 @@ def test_steward_list_shows_completeness(client_as, catalogue, steward_a):
     body = response.content.decode()
     assert "Secret lung draft" in body and "100%" in body
     assert "Breast screening registry" not in body
+
+
+def test_submitting_an_unchanged_published_dataset_explains_instead_of_failing(
+    client_as, catalogue, steward_a
+):
+    lung = catalogue["lung"]
+    steward = client_as(steward_a)
+    page = steward.get(reverse("catalogue:edit", args=[lung.identifier]))
+    form = page.context["form"]
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if value in (None, ""):
+            continue
+        data[name] = value
+    data["action"] = "submit"
+    response = steward.post(reverse("catalogue:edit", args=[lung.identifier]), data, follow=True)
+    assert response.status_code == 200
+    lung.refresh_from_db()
+    from accounts.models import AuditEvent
+
+    changed = AuditEvent.objects.filter(action="dataset.updated", object_id=str(lung.pk))
+    assert list(changed.values_list("payload", flat=True)) == []
+    assert lung.status == Status.PUBLISHED
