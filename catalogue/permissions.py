@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from accounts import permissions as base
 from accounts.models import Organisation, Role
 
-from .models import Dataset, DatasetVersion, Status
+from .models import Dataset, Status
 
 _CURATOR_ATTR = "_optima_is_curator"
 
@@ -53,12 +53,6 @@ restrict = base.Restrictor(
     # Staff are curators already (accounts.permissions.is_curator); editing stays with stewards.
     admin_bypass_excluded={"edit"},
 )
-
-
-def restrict_versions(queryset: QuerySet[DatasetVersion], user) -> QuerySet[DatasetVersion]:
-    """Versions of datasets the user may view."""
-    visible = restrict(Dataset.objects.all(), user, "view")
-    return queryset.filter(dataset__in=visible.values("pk"))
 
 
 def can_create_for(user, organisation: Organisation | int) -> bool:

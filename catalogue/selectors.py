@@ -375,10 +375,6 @@ def review_queue(*, user) -> QuerySet[Dataset]:
     )
 
 
-def organisations_for_dac() -> QuerySet[Organisation]:
-    return Organisation.objects.order_by("name")
-
-
 def facet_labels() -> dict[str, Any]:
     return {
         "indication": "Cancer indication",
