@@ -65,3 +65,96 @@ def grant_federated_learning(user, dataset, *, days: int = 90) -> None:
         ends_at=timezone.now() + timedelta(days=days),
         request=request,
     )
+
+
+class FakeFlare:
+    """Stands in for the FLARE admin API (``federation.flare.session``) in unit tests."""
+
+    def __init__(self, monkeypatch, tmp_path):
+        from federation.flare import session
+
+        self.status = "SUBMITTED"
+        self.report: dict | None = None
+        self.weights = [0.1, 0.2, -0.3, 0.4, 0.5, 0.0]
+        self.submitted: list[str] = []
+        self.aborted: list[str] = []
+        self.unreachable = False
+        self.tmp_path = tmp_path
+        monkeypatch.setattr(session, "submit", self.submit)
+        monkeypatch.setattr(session, "job_meta", self.job_meta)
+        monkeypatch.setattr(session, "server_report", lambda kit, job_id: self.report)
+        monkeypatch.setattr(session, "download_result", self.download_result)
+        monkeypatch.setattr(session, "abort", self.abort)
+
+    def _check(self):
+        from federation.flare import FlareUnavailable
+
+        if self.unreachable:
+            raise FlareUnavailable("cannot connect to the FLARE server: refused")
+
+    def submit(self, kit, folder):
+        self._check()
+        self.submitted.append(str(folder))
+        return f"flare-{len(self.submitted)}"
+
+    def job_meta(self, kit, job_id):
+        self._check()
+        return {"status": self.status, "job_id": job_id}
+
+    def abort(self, kit, job_id):
+        self._check()
+        self.aborted.append(job_id)
+        self.status = "FINISHED:ABORTED"
+
+    def download_result(self, kit, job_id, destination):
+        import json
+
+        import numpy as np
+
+        workspace = destination / "workspace"
+        (workspace / "models").mkdir(parents=True, exist_ok=True)
+        np.save(workspace / "models" / "server.npy", np.asarray(self.weights))
+        (workspace / "optima_metrics.json").write_text(json.dumps(self.report or {}))
+        return destination
+
+    @staticmethod
+    def report_for(sites, rounds=2, failure=""):
+        def site_entry(i):
+            return {
+                "status": "contributed",
+                "n_train": 100 + i,
+                "n_val": 25,
+                "train_loss": 0.5 - 0.01 * i,
+                "val_loss": 0.55,
+                "val_auc": 0.7 + 0.01 * i,
+            }
+
+        round_rows = [
+            {
+                "round": r + 1,
+                "kind": "train",
+                "sites": {s: site_entry(i) for i, s in enumerate(sites)},
+                "pooled": {
+                    "n_train": 300,
+                    "n_val": 75,
+                    "train_loss": 0.5 - 0.05 * r,
+                    "val_auc": 0.72,
+                },
+            }
+            for r in range(rounds)
+        ]
+        return {
+            "status": "failed" if failure else "finished",
+            "current_round": rounds,
+            "num_rounds": rounds,
+            "rounds": round_rows,
+            "final": None
+            if failure
+            else {
+                "round": rounds,
+                "kind": "validate",
+                "sites": {s: site_entry(i) for i, s in enumerate(sites)},
+                "pooled": {"val_auc": 0.74},
+            },
+            "failure": failure,
+        }
