@@ -13,17 +13,31 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+def _messages(value, prefix: str = "") -> list[str]:
+    """Every message under ``value`` as strings; nested fields are named ("sub: message"), so a
+    field's messages are always a list of strings, as the schema's ErrorBody documents."""
+    if isinstance(value, dict):
+        out = []
+        for key, sub in value.items():
+            label = prefix if key in ("non_field_errors", "detail") else f"{prefix}{key}: "
+            out += _messages(sub, label)
+        return out
+    if isinstance(value, list):
+        out = []
+        for index, sub in enumerate(value):
+            if isinstance(sub, dict | list):
+                out += _messages(sub, f"{prefix}{index}." if isinstance(sub, dict) else prefix)
+            else:
+                out.append(f"{prefix}{sub}")
+        return out
+    return [f"{prefix}{value}"]
+
+
 def _flatten(detail) -> tuple[str, dict]:
     if isinstance(detail, dict):
         fields = {}
         for key, value in detail.items():
-            fields[key] = (
-                [str(v) for v in value]
-                if isinstance(value, list)
-                else [str(value)]
-                if not isinstance(value, dict)
-                else value
-            )
+            fields[key] = _messages(value)
         general = fields.pop("non_field_errors", None) or fields.pop("detail", None)
         message = general[0] if isinstance(general, list) and general else "Invalid input."
         return message, fields

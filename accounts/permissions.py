@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from django.core.exceptions import ValidationError
+from django.db import DataError
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
@@ -76,8 +78,14 @@ def is_curator(user) -> bool:
 
 
 def get_for_user_or_404(restricted: QuerySet, **lookup) -> Model:
-    """Fetch one object from an already restricted queryset; anything else is a 404."""
-    obj = restricted.filter(**lookup).first()
+    """Fetch one object from an already restricted queryset; anything else is a 404.
+
+    A malformed or out-of-range key (``/items/99999999999999999999999/``) is a 404 too, never a
+    server error (found by the API fuzzer: SQLite overflows, PostgreSQL raises a DataError)."""
+    try:
+        obj = restricted.filter(**lookup).first()
+    except (TypeError, ValueError, OverflowError, ValidationError, DataError) as exc:
+        raise Http404("No such object.") from exc
     if obj is None:
         raise Http404("No such object.")
     return obj

@@ -17,7 +17,9 @@ from .models import Analysis, Node
 class AnalysisCreateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[t for t, _ in TYPE_CHOICES])
     version = serializers.IntegerField(min_value=1, default=1)
-    datasets = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+    datasets = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=False
+    )
     params = serializers.JSONField()
     min_nodes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")

@@ -369,7 +369,9 @@ class DecisionOutSerializer(serializers.ModelSerializer):
         read_only=True, help_text="pending, under_review, approved, rejected, changes_requested"
     )
     custodian = OrgRefSerializer()
-    decided_by = serializers.CharField(source="decided_by.get_username", default=None)
+    decided_by = serializers.CharField(
+        source="decided_by.get_username", default=None, allow_null=True
+    )
 
     class Meta:
         model = Decision

@@ -124,14 +124,14 @@ class FlJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=None, responses={200: FlJobSerializer})
     @action(detail=True, methods=["post"])
-    def abort(self, request, pk=None):
+    def abort(self, request, pk=None, format=None):  # format: the router's .json suffix
         fl_job = selectors.fl_job_get(user=request.user, pk=pk, action="abort")
         fl.fl_abort(actor=request.user, fl_job=fl_job)
         return Response(FlJobSerializer(selectors.fl_job_get(user=request.user, pk=pk)).data)
 
     @extend_schema(request=ReleaseSerializer, responses={201: TrainedModelSerializer})
     @action(detail=True, methods=["post"])
-    def release(self, request, pk=None):
+    def release(self, request, pk=None, format=None):  # format: the router's .json suffix
         fl_job = selectors.fl_job_get(user=request.user, pk=pk, action="release")
         data = ReleaseSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -140,7 +140,7 @@ class FlJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=DeclineSerializer, responses={200: FlJobSerializer})
     @action(detail=True, methods=["post"])
-    def decline(self, request, pk=None):
+    def decline(self, request, pk=None, format=None):  # format: the router's .json suffix
         fl_job = selectors.fl_job_get(user=request.user, pk=pk, action="release")
         data = DeclineSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -174,7 +174,7 @@ class TrainedModelViewSet(viewsets.ReadOnlyModelViewSet):
         }
     )
     @action(detail=True, methods=["get"])
-    def download(self, request, pk=None):
+    def download(self, request, pk=None, format=None):  # format: the router's .json suffix
         model = selectors.model_get(user=request.user, pk=pk)
         try:
             payload = fl.model_download(actor=request.user, model=model)
