@@ -37,3 +37,94 @@ class SecurityHeadersMiddleware:
         if not settings.DEBUG:
             response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
+
+
+class TwoFactorMiddleware:
+    """Platform admins and DAC members must pass a TOTP check once per session (accounts.otp).
+
+    Runs after django_otp's OTPMiddleware. Pages redirect to the verify (or enrol) step; session
+    API calls answer 403 JSON. Token-authenticated API calls never reach here as a logged-in user
+    (DRF authenticates them in the view), so they are exempt by construction.
+    """
+
+    EXEMPT_PREFIXES = (
+        "/accounts/2fa/",
+        "/accounts/login/",
+        "/accounts/logout/",
+        "/accounts/password/reset/",
+        "/static/",
+        "/healthz",
+        "/readyz",
+        "/admin/login/",
+        "/admin/logout/",
+    )
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from . import otp
+
+        user = getattr(request, "user", None)
+        if (
+            otp.enforced()
+            and user is not None
+            and user.is_authenticated
+            and not request.path.startswith(self.EXEMPT_PREFIXES)
+            and not (hasattr(user, "is_verified") and user.is_verified())
+            and otp.required_for(user)
+        ):
+            return self._challenge(request, otp)
+        return self.get_response(request)
+
+    def _challenge(self, request, otp):
+        from urllib.parse import quote
+
+        from django.http import JsonResponse
+        from django.shortcuts import redirect
+
+        if request.path.startswith("/api/"):
+            return JsonResponse(
+                {
+                    "error": {
+                        "status": 403,
+                        "code": "two_factor_required",
+                        "message": "Verify your second factor at /accounts/2fa/verify/ first, "
+                        "or use a personal API token.",
+                    }
+                },
+                status=403,
+            )
+        step = "verify" if otp.confirmed_devices(request.user).exists() else "enrol"
+        target = request.get_full_path() if request.method == "GET" else "/dashboard/"
+        return redirect(f"/accounts/2fa/{step}/?next={quote(target)}")
+
+
+class IdleTimeoutMiddleware:
+    """Log out a session left unused for ``SESSION_IDLE_TIMEOUT`` seconds.
+
+    ``SESSION_COOKIE_AGE`` bounds a session's whole life; this bounds the time between two
+    requests. The last-activity stamp is refreshed at most once a minute to spare session writes.
+    """
+
+    KEY = "_last_activity"
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        import time
+
+        from django.contrib.auth import logout
+
+        timeout = getattr(settings, "SESSION_IDLE_TIMEOUT", 0)
+        user = getattr(request, "user", None)
+        if timeout and user is not None and user.is_authenticated:
+            now = int(time.time())
+            last = request.session.get(self.KEY)
+            if last is not None and now - int(last) > timeout:
+                logout(request)
+                request.idle_logged_out = True
+            elif last is None or now - int(last) >= 60:
+                request.session[self.KEY] = now
+        return self.get_response(request)

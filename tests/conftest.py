@@ -19,6 +19,9 @@ def _eager_celery(settings, tmp_path):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.AXES_ENABLED = False
+    # force_login users are not asked for a second factor; tests/security/test_two_factor.py
+    # switches it back on.
+    settings.OTP_ENFORCED = False
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     yield
     app.conf.task_always_eager = previous

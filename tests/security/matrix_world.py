@@ -119,6 +119,8 @@ def build_world(client_factory) -> World:
     )
     run = Run.objects.filter(analysis=analysis).first()
 
+    fl_job, trained_model = _learning(researcher, dataset, world.users["admin"])
+
     client = client_factory()
     client.force_login(researcher)
     response = client.post(
@@ -149,6 +151,8 @@ def build_world(client_factory) -> World:
         "version": version,
         "analysis": analysis.pk,
         "run": run.pk,
+        "fl_job": fl_job.pk,
+        "trained_model": trained_model.pk,
         "node": Node.objects.get(organisation=de).pk,
         "nodedataset": dataset.pk,
         "evaluation": evaluation.pk,
@@ -172,6 +176,35 @@ def build_world(client_factory) -> World:
         "invitation": "not-a-real-invitation-token",
     }
     return world
+
+
+def _learning(researcher, dataset, admin):
+    """A federated-learning job of the researcher's and the model released from it."""
+    from federation.models import Analysis, FlJob, Node, TrainedModel
+
+    analysis = Analysis.objects.create(
+        researcher=researcher,
+        title="Matrix FL",
+        type="federated_learning",
+        version=1,
+        params={},
+        min_nodes=1,
+    )
+    fl_job = FlJob.objects.create(analysis=analysis)
+    fl_job.nodes.add(Node.objects.get(organisation__slug="de-hospital"))
+    model = TrainedModel.objects.create(
+        name="matrix-model",
+        version=1,
+        fl_job=fl_job,
+        template="logistic_regression",
+        features=[],
+        parameters={},
+        training_params={},
+        model_card="# Matrix model",
+        released_by=admin,
+    )
+    model.datasets.add(dataset)
+    return fl_job, model
 
 
 class _Null:

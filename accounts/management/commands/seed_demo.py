@@ -2,7 +2,7 @@ import importlib
 
 from django.core.management.base import BaseCommand
 
-from accounts import demo
+from accounts import demo, otp
 
 # Order follows the layers: each app's demo data may use the data of the ones before it.
 APPS = ("catalogue", "cds", "feedback", "governance", "federation")
@@ -20,6 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, quiet_logins=False, **options):
         demo.seed(stdout=self.stdout)
+        otp.seed_demo_devices(stdout=self.stdout)
         for label in APPS:
             try:
                 module = importlib.import_module(f"{label}.demo")
@@ -30,3 +31,7 @@ class Command(BaseCommand):
             self.stdout.write(f"\nDemo logins (password for all: {demo.DEMO_PASSWORD}):")
             for persona, username in demo.PERSONA_LOGINS:
                 self.stdout.write(f"  {persona:<36} {username}")
+            self.stdout.write(
+                f"Two-factor code for admin and dac.* (demo secret {otp.DEMO_TOTP_BASE32}): "
+                "manage.py demo_totp USERNAME"
+            )
