@@ -22,9 +22,15 @@ class AuditEventFilter(django_filters.FilterSet):
     )
     object_type = django_filters.CharFilter(lookup_expr="iexact")
     object_id = django_filters.CharFilter()
-    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), field_name="organisation")
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", label="From (ISO time)")
-    until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lte", label="Until (ISO time)")
+    organisation = django_filters.ModelChoiceFilter(
+        queryset=Organisation.objects.all(), field_name="organisation"
+    )
+    since = django_filters.IsoDateTimeFilter(
+        field_name="timestamp", lookup_expr="gte", label="From (ISO time)"
+    )
+    until = django_filters.IsoDateTimeFilter(
+        field_name="timestamp", lookup_expr="lte", label="Until (ISO time)"
+    )
 
     class Meta:
         model = AuditEvent
