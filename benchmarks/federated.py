@@ -72,6 +72,15 @@ def verdict(met: bool) -> str:
     return "target met" if met else "target missed"
 
 
+def machine_load() -> str:
+    """The 1-minute load average: figures from a busy machine are not comparable."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return f"{os.cpu_count()} cores"
+    return f"load average {load:.1f} on {os.cpu_count()} cores"
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
@@ -123,6 +132,7 @@ def bench_node_round(
     from optima_node.schemas import CohortSpec, LogisticRegressionParams, RunAssignment
     from optima_node.synth import synthesise
 
+    load = machine_load()
     url = f"sqlite:///{workdir / f'node-{persons}.sqlite3'}"
     db = connect(url)
     try:
@@ -197,11 +207,12 @@ def bench_node_round(
         "irls_seconds": irls,
         "ratio": node / irls,
         "repeats": repeats,
+        "load": load,
     }
 
 
 def print_node_round(r: dict[str, Any]) -> bool:
-    print(f"\n== 1. Node-side logistic-regression round ({r['persons']:,} persons)")
+    print(f"\n== 1. Node-side logistic-regression round ({r['persons']:,} persons; {r['load']})")
     print(
         f"synthetic OMOP CDM (SQLite, optima_node.synth): {r['synth_seconds']:.1f} s to write "
         "(setup, not a figure)"
@@ -233,6 +244,32 @@ def print_node_round(r: dict[str, Any]) -> bool:
 # =============================================================================================
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process and its descendants (Linux /proc; else None)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    stats: dict[int, tuple[int, float]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # after the command: state ppid ... utime(12th) stime(13th) counted from state = 0
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    if pid not in stats:
+        return None
+    total, frontier = 0.0, [pid]
+    while frontier:
+        current = frontier.pop()
+        total += stats[current][1]
+        frontier.extend(child for child, (parent, _) in stats.items() if parent == current)
+    return total
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -246,20 +283,31 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
-    """SIGTERM the process group it leads (it was started in its own session), then SIGKILL."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
+def signal_processes(processes: Sequence[subprocess.Popen]) -> None:
+    """Ask each to stop with SIGTERM: the process group it leads (it was started in its own
+    session), or only the process itself when it stops its children (gunicorn's master)."""
+    for process in processes:
+        if process.poll() is None and not getattr(process, "signalled", False):
+            with contextlib.suppress(ProcessLookupError):
+                if getattr(process, "signal_group", True):
+                    os.killpg(process.pid, signal.SIGTERM)
+                else:
+                    process.send_signal(signal.SIGTERM)
+            process.signalled = True  # type: ignore[attr-defined]
+
+
+def stop_processes(processes: Sequence[subprocess.Popen], timeout: float = 10) -> None:
+    """Signal them all at once, wait for them, then SIGKILL what is left."""
+    running = [p for p in processes if p.poll() is None]
+    signal_processes(running)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
 
 
 @dataclass
@@ -314,7 +362,11 @@ class Portal:
     """A portal of its own: temporary VAR_DIR and database, gunicorn on a free local port."""
 
     workdir: Path
+    # None: a SQLite file in the work directory. A postgresql:// URL is created and dropped by
+    # this run when create_database is set; otherwise (tests) the database exists already.
     database_url: str | None = None
+    create_database: bool = True
+    migrate: bool = True
     broker_url: str | None = None
     eager: bool = False
     workers: int = 4
@@ -334,7 +386,8 @@ class Portal:
 
     @property
     def vendor(self) -> str:
-        return "postgresql" if self._pg else "sqlite"
+        url = self.database_url or "sqlite://"
+        return "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
 
     def env(self, **extra: str) -> dict[str, str]:
         drop = {
@@ -386,7 +439,9 @@ class Portal:
                 return json.loads(line[len("BENCH-JSON ") :])
         raise BenchmarkError(f"the shell snippet printed no answer:\n{out[-2000:]}")
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str], signal_group: bool = True
+    ) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
             argv,
@@ -398,17 +453,19 @@ class Portal:
         )
         log.close()  # the child holds its own descriptor
         process.bench_name = name  # type: ignore[attr-defined]
+        process.signal_group = signal_group  # type: ignore[attr-defined]
         self.processes.append(process)
         return process
 
     def start(self, *, worker: bool = True) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        if self.database_url:
+        if self.database_url and self.create_database:
             if not self.database_url.startswith(("postgresql://", "postgres://")):
                 raise BenchmarkError("--database-url must be a postgresql:// URL")
             self._pg = PostgresDatabase(self.database_url)
             self._pg.create()
-        self.manage("migrate", "--noinput", "-v", "0", timeout=600)
+        if self.migrate:
+            self.manage("migrate", "--noinput", "-v", "0", timeout=600)
         self.port = free_port()
         self.spawn(
             "gunicorn",
@@ -427,8 +484,11 @@ class Portal:
                 str(self.threads),
                 "--log-level",
                 "warning",
+                "--preload",  # import the portal once, then fork the workers
             ],
             self.env(),
+            # The master stops its workers gracefully; signalling the group at once takes longer.
+            signal_group=False,
         )
         if worker and not self.eager:
             self.spawn(
@@ -465,25 +525,24 @@ class Portal:
 
     def check_alive(self) -> None:
         for process in self.processes:
-            if process.poll() is not None:
+            if process.poll() is not None and not getattr(process, "signalled", False):
                 name = process.bench_name  # type: ignore[attr-defined]
                 raise BenchmarkError(
                     f"{name} exited with status {process.returncode}:\n"
                     f"{_tail(self.workdir / f'{name}.log')}"
                 )
 
-    def stop_named(self, prefix: str) -> None:
-        for process in [p for p in self.processes if p.bench_name.startswith(prefix)]:  # type: ignore[attr-defined]
-            stop_process(process)
-            self.processes.remove(process)
+    def stop_named(self, *prefixes: str) -> None:
+        chosen = [p for p in self.processes if p.bench_name.startswith(prefixes)]  # type: ignore[attr-defined]
+        stop_processes(chosen)
+        self.processes = [p for p in self.processes if p not in chosen]
 
     def stop(self) -> None:
         errors = []
-        for process in reversed(self.processes):
-            try:
-                stop_process(process)
-            except Exception as exc:  # keep stopping the others
-                errors.append(exc)
+        try:
+            stop_processes(self.processes)
+        except Exception as exc:  # still drop the database
+            errors.append(exc)
         self.processes.clear()
         if self._pg is not None:
             try:
@@ -613,11 +672,13 @@ def bench_end_to_end(
     poll_interval: float = 1.0,
     timeout: float = 60,
     seed: int = 7,
+    warmup_runs: int = 1,
 ) -> dict[str, Any]:
-    """Four agents on small synthetic CDMs; time POST /api/analyses/ → completed."""
+    """Agents on small synthetic CDMs; time POST /api/analyses/ until it reads completed."""
     from optima_node.db import connect
     from optima_node.synth import synthesise
 
+    load = machine_load()
     sites = [E2E_SITES[i % len(E2E_SITES)] for i in range(nodes)]
     setup = portal.shell(SETUP_RESEARCHER.replace("NODES", str(nodes)))
     token, datasets = setup["token"], setup["datasets"]
@@ -691,7 +752,8 @@ def bench_end_to_end(
 
     try:
         # Warm-up (not timed): the agents' first heartbeats, gunicorn workers, the worker.
-        _, warm = one()
+        for _ in range(warmup_runs):
+            one()
         rng = random.Random(seed)
         times = []
         for _ in range(repeats):
@@ -701,8 +763,10 @@ def bench_end_to_end(
             times.append(elapsed)
     finally:
         conn.close()
+        # The agents would poll during the next figure. The worker's warm shutdown takes a few
+        # seconds: it is asked now and waited for when the portal stops.
         portal.stop_named("agent")
-        portal.stop_named("worker")
+        signal_processes([p for p in portal.processes if p.bench_name == "worker"])  # type: ignore[attr-defined]
     return {
         "nodes": nodes,
         "persons": [p for _, p in sites],
@@ -717,14 +781,15 @@ def bench_end_to_end(
         "median": median(times),
         "max": max(times),
         "total": detail["result"]["total"],
-        "warm_total": warm["result"]["total"],
+        "warmup_runs": warmup_runs,
+        "load": load,
     }
 
 
 def print_end_to_end(r: dict[str, Any]) -> bool:
     print(
         f"\n== 2. End-to-end cohort_count across {r['nodes']} local nodes "
-        f"(poll interval {r['poll_interval']:g} s)"
+        f"(poll interval {r['poll_interval']:g} s; {r['load']})"
     )
     print(
         f"portal: gunicorn, {r['database']} database; orchestration: {r['orchestration']}; "
@@ -732,7 +797,7 @@ def print_end_to_end(r: dict[str, Any]) -> bool:
     )
     print(
         "timed: POST /api/analyses/ until GET /api/analyses/{id}/ reads completed "
-        "(polled every 50 ms), after one untimed warm-up analysis"
+        f"(polled every 50 ms), after {r['warmup_runs']} untimed warm-up analysis"
     )
     print(
         "runs: " + ", ".join(f"{t:.2f} s" for t in r["times"]) + f" (pooled total {r['total']:,})"
@@ -905,6 +970,7 @@ def bench_poll(
     warmup: float = 2.0,
     concurrency: int = 32,
 ) -> dict[str, Any]:
+    load = machine_load()
     tokens_path = portal.workdir / "fleet-tokens.json"
     portal.shell(
         ENROL_FLEET.replace("FLEET", str(fleet))
@@ -913,6 +979,10 @@ def bench_poll(
     )
     tokens = json.loads(tokens_path.read_text())
     rate = fleet / interval
+    server = next(p for p in portal.processes if p.bench_name == "gunicorn")  # type: ignore[attr-defined]
+    server_before = tree_cpu_seconds(server.pid)
+    client_before = time.process_time()
+    wall_before = time.perf_counter()
     samples = drive_claims(
         portal.port,
         tokens,
@@ -921,7 +991,11 @@ def bench_poll(
         warmup=warmup,
         concurrency=concurrency,
     )
+    wall = time.perf_counter() - wall_before
+    client_cpu = time.process_time() - client_before
+    server_after = tree_cpu_seconds(server.pid)
     portal.check_alive()
+    server_cpu = server_after - server_before if None not in (server_before, server_after) else None
     return {
         "fleet": fleet,
         "interval": interval,
@@ -931,6 +1005,10 @@ def bench_poll(
         "workers": portal.workers,
         "threads": portal.threads,
         "database": portal.vendor,
+        "cpus": os.cpu_count(),
+        "load": load,
+        "client_cpu_share": client_cpu / wall,
+        "server_cpu_share": None if server_cpu is None else server_cpu / wall,
         **summarise_claims(samples, rate),
     }
 
@@ -938,7 +1016,7 @@ def bench_poll(
 def print_poll(r: dict[str, Any]) -> bool:
     print(
         f"\n== 3. POST /api/node/runs/claim/ under {r['fleet']:,} simulated nodes polling every "
-        f"{r['interval']:g} s"
+        f"{r['interval']:g} s; {r['load']})"
     )
     print(
         f"gunicorn {r['workers']} gthread workers x {r['threads']} threads, {r['database']} database; "
@@ -951,6 +1029,11 @@ def print_poll(r: dict[str, Any]) -> bool:
         f"(statuses {', '.join(f'{k}: {v}' for k, v in sorted(r['statuses'].items()))}; "
         f"{r['reconnects']} resent after the server closed an idle keep-alive connection)"
     )
+    if r["server_cpu_share"] is not None:
+        print(
+            f"CPU while loading ({r['cpus']} cores): gunicorn {r['server_cpu_share'] * 100:.0f}% "
+            f"of a core, this load generator {r['client_cpu_share'] * 100:.0f}%"
+        )
     s, d = r["service"], r["from_due"]
     print(f"latency from send: p50 {s[50]:.1f} ms, p95 {s[95]:.1f} ms, p99 {s[99]:.1f} ms")
     print(
