@@ -95,7 +95,16 @@ class TwoFactorMiddleware:
                 },
                 status=403,
             )
+        from django.http import HttpResponse
+
         step = "verify" if otp.confirmed_devices(request.user).exists() else "enrol"
+        if request.headers.get("HX-Request"):
+            # An htmx fragment (a badge polling on load) must not swap the verify page into
+            # itself: navigate the whole page there once, or do nothing when already there.
+            response = HttpResponse(status=204)
+            if "/accounts/2fa/" not in request.headers.get("HX-Current-URL", ""):
+                response["HX-Redirect"] = f"/accounts/2fa/{step}/"
+            return response
         target = request.get_full_path() if request.method == "GET" else "/dashboard/"
         return redirect(f"/accounts/2fa/{step}/?next={quote(target)}")
 

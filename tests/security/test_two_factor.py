@@ -176,3 +176,21 @@ def test_an_active_session_stays(client, steward_a, settings, monkeypatch):
         now = start + minutes * 60
         monkeypatch.setattr(time, "time", lambda now=now: now)
         assert client.get("/dashboard/").status_code == 200
+
+
+def test_htmx_fragments_navigate_to_the_verify_page_instead_of_swapping_it_in(client, dac_a):
+    _with_password(dac_a)
+    _device(dac_a)
+    _log_in(client, dac_a)
+    badge = client.get(
+        "/governance/notifications/count/",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/dashboard/",
+    )
+    assert badge.status_code == 204 and badge["HX-Redirect"] == "/accounts/2fa/verify/"
+    on_verify_page = client.get(
+        "/governance/notifications/count/",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/accounts/2fa/verify/",
+    )
+    assert on_verify_page.status_code == 204 and "HX-Redirect" not in on_verify_page
