@@ -318,12 +318,9 @@ def fl_poll(*, fl_job_id: int) -> FlJob:
     started = time.perf_counter()
     kit = admin_kit()
     try:
-        meta = session.job_meta(kit, fl_job.flare_job_id)
+        meta, report = session.poll(kit, fl_job.flare_job_id)
         flare_status = str(meta.get("status") or "")
-        report = None
         mapped = states.map_status(flare_status)
-        if mapped in (states.SUBMITTED, states.RUNNING):
-            report = session.server_report(kit, fl_job.flare_job_id)
     except (FlareUnavailable, FlareError) as exc:
         log.warning("FL job %s: cannot poll FLARE: %s", fl_job.pk, exc)
         return fl_job

@@ -11,6 +11,8 @@ import contextlib
 import json
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,15 +30,20 @@ class AdminKit:
     command_timeout: float = 30.0
 
 
-@contextmanager
-def session(kit: AdminKit) -> Iterator[Any]:
-    require_nvflare()
+# One admin session per process and kit, reused for up to SESSION_MAX_AGE seconds: logging in
+# (mTLS plus FLARE's challenge round trip) costs about a second, a command a few milliseconds.
+SESSION_MAX_AGE = 300.0
+_sessions: dict[AdminKit, tuple[Any, float]] = {}
+_lock = threading.Lock()
+
+
+def _open(kit: AdminKit) -> Any:
     from nvflare.fuel.flare_api.flare_api import new_secure_session
 
     if not Path(kit.startup_kit).is_dir():
         raise FlareUnavailable(f"FLARE admin startup kit not found: {kit.startup_kit}")
     try:
-        sess = new_secure_session(
+        return new_secure_session(
             kit.username,
             kit.startup_kit,
             timeout=kit.connect_timeout,
@@ -44,11 +51,37 @@ def session(kit: AdminKit) -> Iterator[Any]:
         )
     except Exception as exc:
         raise FlareUnavailable(f"cannot connect to the FLARE server: {exc}") from exc
-    try:
-        yield sess
-    finally:
-        with contextlib.suppress(Exception):  # closing must not mask the result
-            sess.close()
+
+
+def _close(sess: Any) -> None:
+    with contextlib.suppress(Exception):  # closing must not mask the result
+        sess.close()
+
+
+def close_all() -> None:
+    with _lock:
+        for sess, _ in _sessions.values():
+            _close(sess)
+        _sessions.clear()
+
+
+@contextmanager
+def session(kit: AdminKit) -> Iterator[Any]:
+    """A live admin session; on any error inside the block it is closed and forgotten, so the
+    next call logs in afresh. Calls are serialised per process (the session is not thread-safe)."""
+    require_nvflare()
+    with _lock:
+        cached = _sessions.pop(kit, None)
+        if cached and time.monotonic() - cached[1] > SESSION_MAX_AGE:
+            _close(cached[0])
+            cached = None
+        sess, opened = cached if cached else (_open(kit), time.monotonic())
+        try:
+            yield sess
+        except BaseException:
+            _close(sess)
+            raise
+        _sessions[kit] = (sess, opened)
 
 
 def submit(kit: AdminKit, job_folder: str | Path) -> str:
@@ -65,6 +98,22 @@ def job_meta(kit: AdminKit, job_id: str) -> dict[str, Any]:
             return dict(sess.get_job_meta(job_id))
         except Exception as exc:
             raise FlareError(f"cannot read job {job_id}: {exc}") from exc
+
+
+def poll(kit: AdminKit, job_id: str, *, with_report: bool = True) -> tuple[dict, dict | None]:
+    """Job meta and, while it runs, the controller's report, in one session."""
+    with session(kit) as sess:
+        try:
+            meta = dict(sess.get_job_meta(job_id))
+        except Exception as exc:
+            raise FlareError(f"cannot read job {job_id}: {exc}") from exc
+        report = None
+        if with_report and str(meta.get("status", "")).upper() in {"RUNNING", "DISPATCHED"}:
+            try:
+                report = extract_report(sess.show_stats(job_id, "server"))
+            except Exception:
+                report = None
+    return meta, report
 
 
 def server_report(kit: AdminKit, job_id: str) -> dict[str, Any] | None:

@@ -83,6 +83,7 @@ class FakeFlare:
         monkeypatch.setattr(session, "submit", self.submit)
         monkeypatch.setattr(session, "job_meta", self.job_meta)
         monkeypatch.setattr(session, "server_report", lambda kit, job_id: self.report)
+        monkeypatch.setattr(session, "poll", self.poll)
         monkeypatch.setattr(session, "download_result", self.download_result)
         monkeypatch.setattr(session, "abort", self.abort)
 
@@ -100,6 +101,10 @@ class FakeFlare:
     def job_meta(self, kit, job_id):
         self._check()
         return {"status": self.status, "job_id": job_id}
+
+    def poll(self, kit, job_id, with_report=True):
+        meta = self.job_meta(kit, job_id)
+        return meta, (self.report if self.status in ("RUNNING", "DISPATCHED") else None)
 
     def abort(self, kit, job_id):
         self._check()

@@ -73,6 +73,9 @@ def poc(tmp_path_factory):
     try:
         yield system, root
     finally:
+        from federation.flare import session
+
+        session.close_all()
         system.stop()
 
 
