@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import unicodedata
 from pathlib import Path
 
 from django.conf import settings
@@ -611,6 +612,8 @@ def comment_post(*, actor, access_request: AccessRequest, custodian: Organisatio
 
 def _check_upload(upload) -> tuple[str, str]:
     name = Path(upload.name or "").name
+    # No control or bidirectional-override characters: "c\u202efdp.exe" would display as "cexe.pdf".
+    name = "".join(ch for ch in unicodedata.normalize("NFKC", name) if ch.isprintable())
     suffix = Path(name).suffix.lower()
     if suffix not in ALLOWED_UPLOAD_TYPES:
         _refuse("file", "Allowed file types: " + ", ".join(sorted(ALLOWED_UPLOAD_TYPES)) + ".")
