@@ -86,4 +86,28 @@ def sections(user) -> list[Section]:
                 order=30,
             )
         )
+    result.extend(_learning_sections(user))
     return result
+
+
+def _learning_sections(user) -> list[Section]:
+    """Federated learning: models awaiting the viewer's release decision."""
+    from .flare import selectors as fl_selectors
+
+    to_release = list(fl_selectors.release_queue(user=user)[:10])
+    if not to_release:
+        return []
+    return [
+        Section(
+            "Models awaiting your release decision",
+            [
+                Item(
+                    str(job.analysis),
+                    reverse("federation:fl_job", args=[job.pk]),
+                    ", ".join(job.sites),
+                )
+                for job in to_release
+            ],
+            order=30,
+        )
+    ]
