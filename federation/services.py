@@ -490,6 +490,10 @@ def _dispatch_one(run: Run, node: Node) -> None:
 @write_transaction
 def analysis_cancel(*, actor, analysis: Analysis) -> Analysis:
     analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
+    if analysis.type == "federated_learning":
+        raise ValidationError(
+            "Abort a federated-learning job on its page (or /api/fl-jobs/{id}/abort/)."
+        )
     if analysis.is_finished:
         raise ValidationError(f"The analysis is already {analysis.get_status_display().lower()}.")
     for run in analysis.runs.filter(status__in=OPEN_RUN_STATUSES).select_related(
