@@ -243,3 +243,19 @@ def test_api_abort_and_entitlement_403(
     assert aborted.status_code == 200 and aborted.json()["status"] == "aborted"
     again = api_as(researcher).post(f"/api/fl-jobs/{job_id}/abort/")
     assert again.status_code == 400
+
+
+def test_dashboard_lists_models_awaiting_release_and_generic_cancel_refuses(
+    client_as, api_as, researcher, site_admin_a, setup, flare, django_capture_on_commit_callbacks
+):
+    from federation.dashboard import sections
+
+    _, datasets = setup
+    fl_job = finished_job(researcher, datasets, flare, django_capture_on_commit_callbacks, "Dash")
+    titles = {s.title: s for s in sections(site_admin_a)}
+    assert "Models awaiting your release decision" in titles
+    assert "Models awaiting your release decision" not in {s.title for s in sections(researcher)}
+    response = api_as(researcher).post(f"/api/analyses/{fl_job.analysis_id}/cancel/")
+    assert response.status_code == 400
+    fl_job.refresh_from_db()
+    assert fl_job.status == FlJobStatus.AWAITING_RELEASE
