@@ -8,6 +8,7 @@ from django import forms
 
 from accounts.models import Organisation
 
+from . import metadata
 from .models import (
     AccessMode,
     CancerIndication,
@@ -114,6 +115,9 @@ class DatasetForm(forms.ModelForm):
 
     def __init__(self, *args, steward_orgs=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            # The same labels as the dataset page, the diff and the validation messages.
+            field.label = metadata.LABELS.get(name, field.label)
         self.fields["data_access_committee"].queryset = Organisation.objects.order_by("name")
         if self.instance.pk:
             del self.fields["publisher"]
