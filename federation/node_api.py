@@ -18,6 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 from rest_framework import authentication, exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from accounts.api_errors import error_response
@@ -76,10 +77,42 @@ class IsNode(BasePermission):
         return isinstance(request.auth, Node)
 
 
+class NodeRateThrottle(SimpleRateThrottle):
+    """Per-node rate limit (``NODE_API_RATE``, default 300/min; an agent polls every 30 s).
+
+    Counted in the default cache: use a shared cache (``CACHE_URL``) with several server processes.
+    """
+
+    scope = "node"
+
+    def get_rate(self) -> str:
+        return getattr(settings, "NODE_API_RATE", "300/min")
+
+    def get_cache_key(self, request, view):
+        node = request.auth
+        return self.cache_format % {"scope": self.scope, "ident": node.pk} if node else None
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
 class NodeView(APIView):
     authentication_classes = [NodeTokenAuthentication]
     permission_classes = [IsNode]
-    throttle_classes: list = []
+    throttle_classes = [NodeRateThrottle]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        limit = int(getattr(settings, "NODE_API_MAX_BYTES", 1024 * 1024))
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:  # refused before the body is read
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
 
     def parse(self, request, model: type[BaseModel]):
         try:

@@ -721,6 +721,12 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
         return ResultOutcome.GONE, f"The run is {run.get_status_display().lower()}."
     if run.status not in (RunStatus.RUNNING, RunStatus.DISPATCHED):
         return ResultOutcome.CONFLICT, f"The run is {run.get_status_display().lower()}."
+    if payload.attempt != run.attempt:
+        # Replay protection: only the current attempt (handed out by the last claim) may answer.
+        return (
+            ResultOutcome.CONFLICT,
+            f"Attempt {payload.attempt} is not the run's current attempt ({run.attempt}).",
+        )
     now = timezone.now()
     common = {
         "result_hash": digest,

@@ -22,6 +22,10 @@ def _eager_celery(settings, tmp_path):
     # force_login users are not asked for a second factor; tests/security/test_two_factor.py
     # switches it back on.
     settings.OTP_ENFORCED = False
+    # Rate-limit counters (per-node throttling) live in the cache: every test starts afresh.
+    from django.core.cache import cache
+
+    cache.clear()
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     yield
     app.conf.task_always_eager = previous
