@@ -265,6 +265,11 @@ def _distributions(slug: str) -> list[dict]:
 def seed(stdout=None) -> list[Dataset]:
     with notifications.muted(), transaction.atomic():
         created = _seed()
+    if stdout:
+        stdout.write(
+            f"Catalogue: {Dataset.objects.exclude(current_version=None).count()} published datasets, "
+            f"{Dataset.objects.filter(current_version=None).count()} drafts ({len(created)} new)."
+        )
     return created
 
 
