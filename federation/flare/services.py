@@ -427,19 +427,19 @@ def model_card(fl_job: FlJob, name: str, version: int, sites: list[dict], metric
     lines = [
         f"# {name} v{version}",
         "",
-        f"**Model**: {template.replace('_', ' ')}"
+        f"- **Model**: {template.replace('_', ' ')}"
         + (
             f" (one tanh hidden layer of {params['hidden_units']} units)"
             if template == "mlp"
             else ""
         ),
-        f"**Outcome**: death within {params['outcome']['days']} days of the index date "
+        f"- **Outcome**: death within {params['outcome']['days']} days of the index date "
         "(persons censored earlier are left out).",
-        f"**Inputs**: {', '.join(fl_job.global_model['features'])}, standardised with fixed "
+        f"- **Inputs**: {', '.join(fl_job.global_model['features'])}, standardised with fixed "
         "constants (optima_node.flare.features.SCALING).",
-        f"**Cohort**: condition concepts {params['cohort']['condition_concept_ids']}"
+        f"- **Cohort**: condition concepts {params['cohort']['condition_concept_ids']}"
         + (" with descendants" if params["cohort"].get("include_descendants", True) else ""),
-        f"**Training**: FedAvg on NVIDIA FLARE, {params['rounds']} rounds × {params['local_epochs']} "
+        f"- **Training**: FedAvg on NVIDIA FLARE, {params['rounds']} rounds × {params['local_epochs']} "
         f"local epochs, learning rate {params['learning_rate']}, batch "
         f"{params['batch_size'] or 'full'}, L2 {params['l2']}; FLARE job {fl_job.flare_job_id}.",
         "",

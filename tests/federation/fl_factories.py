@@ -64,6 +64,8 @@ def grant_federated_learning(user, dataset, *, days: int = 90) -> None:
         access_mode="federated_learning",
         ends_at=timezone.now() + timedelta(days=days),
         request=request,
+        # An entitlement rests on the dataset's current terms of use (when it has some).
+        terms_id=getattr(getattr(dataset, "current_version", None), "terms_of_use_id", None),
     )
 
 
