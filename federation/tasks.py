@@ -69,10 +69,20 @@ def fl_monitor(fl_job_id: int) -> str:
 
 @shared_task(name="federation.fl_monitor_open")
 def fl_monitor_open() -> int:
-    """Beat sweep: poll every open job (covers a lost monitor chain after a worker restart)."""
-    from .flare import services as fl
-    from .models import OPEN_FL_STATUSES, FlJob
+    """Beat sweep: poll every open job (covers a lost monitor chain after a worker restart) and
+    resubmit jobs whose submission task was lost (same folder and token: FLARE does not duplicate)."""
+    from datetime import timedelta
 
+    from django.utils import timezone
+
+    from .flare import services as fl
+    from .models import OPEN_FL_STATUSES, FlJob, FlJobStatus
+
+    stuck = FlJob.objects.filter(
+        status=FlJobStatus.SUBMITTING, created_at__lt=timezone.now() - timedelta(minutes=2)
+    ).values_list("pk", flat=True)
+    for pk in list(stuck):
+        fl.fl_submit(fl_job_id=pk)
     ids = list(FlJob.objects.filter(status__in=OPEN_FL_STATUSES).values_list("pk", flat=True))
     for pk in ids:
         fl.fl_poll(fl_job_id=pk)

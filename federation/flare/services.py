@@ -264,6 +264,10 @@ def fl_create(
 # --- FLARE: submit, poll, abort -----------------------------------------------------------------
 
 
+def submit_token(fl_job: FlJob) -> str:
+    return f"optima-fl-{fl_job.pk}-{int(fl_job.created_at.timestamp())}"
+
+
 def fl_submit(*, fl_job_id: int) -> FlJob:
     """Build the job folder and submit it; idempotent (a submitted job is left alone)."""
     from . import session
@@ -273,15 +277,20 @@ def fl_submit(*, fl_job_id: int) -> FlJob:
     if fl_job.status != FlJobStatus.SUBMITTING or fl_job.flare_job_id:
         return fl_job
     started = time.perf_counter()
+    out_dir = work_dir() / "jobs" / str(fl_job.pk)
+    folder = out_dir / job_name(fl_job.analysis_id)
     try:
-        folder = build_job(
-            name=job_name(fl_job.analysis_id),
-            params=fl_job.analysis.params,
-            sites=list(fl_job.sites),
-            out_dir=work_dir() / "jobs" / str(fl_job.pk),
-            task_timeout=task_timeout(),
-        )
-        flare_job_id = session.submit(admin_kit(), folder)
+        # A retry (lost worker) resubmits the very same folder with the same token: FLARE answers
+        # with the job it already accepted instead of starting a second one.
+        if not (folder / "meta.json").exists():
+            folder = build_job(
+                name=job_name(fl_job.analysis_id),
+                params=fl_job.analysis.params,
+                sites=list(fl_job.sites),
+                out_dir=out_dir,
+                task_timeout=task_timeout(),
+            )
+        flare_job_id = session.submit(admin_kit(), folder, token=submit_token(fl_job))
     except (FlareUnavailable, FlareError, ValueError) as exc:
         with transaction.atomic():
             fl_job = FlJob.objects.select_for_update().select_related("analysis").get(pk=fl_job_id)

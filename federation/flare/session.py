@@ -84,10 +84,11 @@ def session(kit: AdminKit) -> Iterator[Any]:
         _sessions[kit] = (sess, opened)
 
 
-def submit(kit: AdminKit, job_folder: str | Path) -> str:
+def submit(kit: AdminKit, job_folder: str | Path, token: str | None = None) -> str:
+    """Submit the job folder; with ``token`` a retried submission returns the same FLARE job."""
     with session(kit) as sess:
         try:
-            return str(sess.submit_job(str(job_folder)))
+            return str(sess.submit_job(str(job_folder), submit_token=token))
         except Exception as exc:
             raise FlareError(f"FLARE refused the job: {exc}") from exc
 

@@ -79,6 +79,7 @@ class FakeFlare:
         self.report: dict | None = None
         self.weights = [0.1, 0.2, -0.3, 0.4, 0.5, 0.0]
         self.submitted: list[str] = []
+        self.tokens: dict = {}
         self.aborted: list[str] = []
         self.unreachable = False
         self.tmp_path = tmp_path
@@ -95,10 +96,13 @@ class FakeFlare:
         if self.unreachable:
             raise FlareUnavailable("cannot connect to the FLARE server: refused")
 
-    def submit(self, kit, folder):
+    def submit(self, kit, folder, token=None):
         self._check()
+        if token in self.tokens:
+            return self.tokens[token]
         self.submitted.append(str(folder))
-        return f"flare-{len(self.submitted)}"
+        self.tokens[token] = f"flare-{len(self.submitted)}"
+        return self.tokens[token]
 
     def job_meta(self, kit, job_id):
         self._check()

@@ -303,3 +303,25 @@ def test_the_portal_imports_without_nvflare(monkeypatch):
     assert not flare_pkg.nvflare_available()
     with pytest.raises(flare_pkg.FlareUnavailable, match="pip install"):
         flare_pkg.require_nvflare()
+
+
+def test_a_lost_submission_is_retried_by_the_beat_sweep_without_a_second_flare_job(
+    sites, datasets, researcher, flare
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from federation.tasks import fl_monitor_open
+
+    flare.unreachable = True
+    fl_job = fl.fl_create(researcher=researcher, datasets=datasets, params=FL_PARAMS, submit=False)
+    FlJob.objects.filter(pk=fl_job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    flare.unreachable = False
+    # The first attempt reached FLARE but its answer was lost: FLARE knows the token already.
+    fl_job.refresh_from_db()
+    flare.tokens[fl.submit_token(fl_job)] = "flare-original"
+    fl_monitor_open()
+    fl_job.refresh_from_db()
+    assert fl_job.status == FlJobStatus.SUBMITTED and fl_job.flare_job_id == "flare-original"
+    assert flare.submitted == []
