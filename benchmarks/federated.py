@@ -227,7 +227,7 @@ def print_node_round(r: dict[str, Any]) -> bool:
     print(
         f"node round (Agent.execute with the cohort cached, as in rounds >= 2: params, "
         f"XtWX/score/deviance, disclosure gate), median of {r['repeats']}: "
-        f"{r['node_round_seconds'] * 1000:.1f} ms (of which fisher_round "
+        f"{r['node_round_seconds'] * 1000:.1f} ms (fisher_round alone "
         f"{r['fisher_round_seconds'] * 1000:.1f} ms)"
     )
     print(
