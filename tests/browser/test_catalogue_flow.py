@@ -1,0 +1,62 @@
+import pytest
+from django.core.management import call_command
+
+from accounts.demo import DEMO_PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+TITLE = "Zeeland thoracic oncology registry"
+
+
+@pytest.fixture
+def demo(transactional_db):
+    call_command("seed_demo", "--quiet-logins")
+
+
+def test_a_steward_registers_a_curator_publishes_and_a_visitor_finds_it(page, demo):
+    page.login("steward.de", DEMO_PASSWORD)
+    page.goto("/catalogue/new/")
+    page.locator("#id_title").fill(TITLE)
+    page.locator("#id_description").fill(
+        "Patients diagnosed with lung cancer at the hospital since 2015, mapped to OMOP CDM 5.4."
+    )
+    page.get_by_label("Keywords", exact=False).first.fill("thoracic, registry, lung")
+    page.get_by_label("Contact e-mail", exact=False).fill("steward@example.org")
+    page.get_by_label("Non-small cell lung cancer", exact=False).check()
+    page.get_by_role("group", name="Data categories").get_by_label("Clinical").check()
+    page.get_by_label("Restricted", exact=False).check()
+    page.get_by_role("group", name="Access modes").get_by_label("Federated analytics").check()
+    page.get_by_label("Legal basis", exact=False).select_option(index=1)
+    page.get_by_label("Terms of use", exact=False).first.fill("Aggregates only; cite the registry.")
+    page.get_by_label("Node of the federated OMOP database").fill("de-omop")
+    page.check()
+    page.get_by_role("button", name="Save and submit for review").click()
+    page.get_by_text("Submitted for review", exact=False).first.wait_for()
+    page.check()
+    page.logout()
+
+    page.login("curator", DEMO_PASSWORD)
+    page.goto("/catalogue/review/")
+    page.get_by_role("link", name=TITLE).click()
+    page.wait_for_load_state("networkidle")
+    page.check()
+    page.get_by_role("button", name="Publish").click()
+    page.get_by_text("Published.", exact=False).first.wait_for()
+    page.check()
+    page.logout()
+
+    page.goto("/catalogue/")
+    page.get_by_role("group", name="Cancer indication").get_by_label(
+        "Lung cancer", exact=False
+    ).first.check()
+    page.wait_for_url("**indication=lung**")
+    page.check()
+    # Typing filters the results in place (htmx) and updates the bookmarkable URL.
+    page.get_by_label("Search title, description and keywords").press_sequentially("thoracic")
+    page.wait_for_url("**q=thoracic**")
+    page.locator("#search-results").get_by_role("link", name=TITLE).wait_for()
+    page.check()
+    page.get_by_role("link", name=TITLE).click()
+    page.wait_for_url("**/catalogue/datasets/*/")
+    page.check()
+    assert page.get_by_role("heading", name=TITLE).is_visible()
