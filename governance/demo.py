@@ -35,6 +35,8 @@ HOSPITAL_CODES = ("de", "fr", "nl", "se")
 APPROVED_TITLE = "Real-world survival across two European hospitals"
 PENDING_TITLE = "Time to first treatment across European hospitals"
 FA = "federated_analytics"
+FL = "federated_learning"
+FL_TITLE = "Federated survival-risk model for solid tumours"
 ETHICS_PDF = b"%PDF-1.4\n% OPTIMA demo ethics approval\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -81,14 +83,14 @@ def _agreement(hospital: Organisation, institute: Organisation, code: str) -> Ag
     return agreement
 
 
-def _request(*, applicant, title, chosen, team=()):
+def _request(*, applicant, title, chosen, team=(), mode=FA):
     access_request = AccessRequest.objects.filter(project_title=title, applicant=applicant).first()
     if access_request:
         return access_request, False
     access_request = services.access_request_create(
         actor=applicant,
         project_title=title,
-        datasets=[(d, FA, True) for d in chosen],
+        datasets=[(d, mode, True) for d in chosen],
         team_members=list(team),
         research_question="How do survival and time to treatment compare between hospitals and "
         "treatment strategies in routine care?",
@@ -152,6 +154,31 @@ def seed(stdout=None) -> dict:
                     reason="Within the scope of the Data Access and Use Agreement.",
                 )
         result["approved_request"] = approved
+        # Federated learning needs several sites: one dataset offering it from each of three hospitals.
+        fl_chosen, fl_publishers = [], set()
+        for d in published:
+            if (
+                FL in ds.offered_modes(d)
+                and d.publisher_id not in fl_publishers
+                and len(fl_chosen) < 3
+            ):
+                fl_chosen.append(d)
+                fl_publishers.add(d.publisher_id)
+        if len(fl_chosen) >= 2:
+            fl_request, fl_created = _request(
+                applicant=researcher, title=FL_TITLE, chosen=fl_chosen, mode=FL
+            )
+            if fl_created:
+                for decision in Decision.objects.filter(request=fl_request).select_related(
+                    "custodian"
+                ):
+                    code = decision.custodian.slug.split("-")[0]
+                    services.decision_approve(
+                        actor=_user(f"dac.{code}"),
+                        decision=decision,
+                        reason="Model training within the Data Access and Use Agreement.",
+                    )
+            result["fl_request"] = fl_request
         remaining = [d for d in offering if d not in chosen]
         if remaining:
             pending, _ = _request(applicant=researcher, title=PENDING_TITLE, chosen=remaining[:2])
