@@ -223,24 +223,22 @@ def test_a_regression_survives_a_killed_worker_a_killed_agent_and_a_portal_resta
         stop(portal)
         time.sleep(1)
         cluster.portal()  # the portal is back on the same address
-        # What agent 0 was doing when it died: it had claimed a run (lease held, no result).
-        held = None
-        for _ in range(50):
-            pending = Run.objects.filter(
+        cluster.worker(beat=True)  # a new worker (with the beat) picks up the analysis
+        # What agent 0 was doing when it died: it had claimed its next run (lease held, no
+        # result). Agent 0 is dead, so its next run waits as DISPATCHED; claim it with its token.
+        wait_for(
+            lambda: Run.objects.filter(
                 analysis=analysis, node=nodes[0], status=RunStatus.DISPATCHED
-            ).exists()
-            if pending:
-                held = _claim_as(cluster.url, tokens[0])
-                break
-            if _finished(analysis.pk):
-                break
-            time.sleep(0.2)
-        cluster.worker(beat=True)
-        if held is not None:
-            assert held["attempt"] == 1
-            # The lease runs out (the beat task's leases_expire, with the clock past the lease).
-            later = timezone.now() + timedelta(seconds=services.lease_seconds() + 1)
-            assert services.leases_expire(now=later) >= 1
+            ).exists(),
+            timeout=120,
+            interval=0.2,
+            what="a run for the dead agent",
+        )
+        held = _claim_as(cluster.url, tokens[0])
+        assert held["attempt"] == 1
+        # The lease runs out (the beat task's leases_expire, with the clock past the lease).
+        later = timezone.now() + timedelta(seconds=services.lease_seconds() + 1)
+        assert services.leases_expire(now=later) >= 1
         agents[0] = cluster.agent(0, tokens[0], dbs[0])
 
         finished = wait_for(
@@ -259,9 +257,8 @@ def test_a_regression_survives_a_killed_worker_a_killed_agent_and_a_portal_resta
         assert all(r.status == RunStatus.COMPLETED and r.result_hash for r in runs)
         rounds = {r.round for r in runs}
         assert len(runs) == 3 * len(rounds)  # every node counted once per round
-        if held is not None:
-            retried = Run.objects.get(pk=held["run_id"])
-            assert retried.attempt == 2 and retried.status == RunStatus.COMPLETED
+        retried = Run.objects.get(pk=held["run_id"])
+        assert retried.attempt == 2 and retried.status == RunStatus.COMPLETED
     finally:
         cluster.stop_all()
         app.conf.task_always_eager = previous
