@@ -180,6 +180,7 @@ def build_world(client_factory) -> World:
 
 def _learning(researcher, dataset, admin):
     """A federated-learning job of the researcher's and the model released from it."""
+    from catalogue.models import Dataset
     from federation.models import Analysis, FlJob, Node, TrainedModel
 
     analysis = Analysis.objects.create(
@@ -203,7 +204,9 @@ def _learning(researcher, dataset, admin):
         model_card="# Matrix model",
         released_by=admin,
     )
-    model.datasets.add(dataset)
+    # Trained on a dataset nobody in the matrix holds an entitlement for: downloads are for
+    # entitled researchers (federation's own tests) and platform admins only.
+    model.datasets.add(Dataset.objects.get(identifier="optima-se-breast-adjuvant"))
     return fl_job, model
 
 
