@@ -7,6 +7,7 @@ steward and published by the demo curator. Idempotent: datasets are keyed by fix
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -273,7 +274,16 @@ def seed(stdout=None) -> list[Dataset]:
     return created
 
 
+def _ensure_indications() -> None:
+    """The hierarchy comes from a data migration; a flushed test database no longer has it."""
+    from django.apps import apps
+
+    migration = importlib.import_module("catalogue.migrations.0002_indications_and_search_index")
+    migration.seed_indications(apps, None)
+
+
 def _seed() -> list[Dataset]:
+    _ensure_indications()
     users = get_user_model().objects
     curator = users.filter(username="curator").first()
     indications = {i.code: i for i in CancerIndication.objects.all()}
