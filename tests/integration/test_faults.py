@@ -11,7 +11,8 @@
    coefficients, every (node, round) must have exactly one run whose result was stored once, and
    the run the dead agent held must have been answered by its second attempt.
 2. ``test_a_dropped_database_connection_fails_the_request_cleanly_and_writes_nothing``: the
-   connection fails in the middle of a write (after the first statements of the transaction); the
+   connection fails in the middle of a write (after the first statements of the transaction; on
+   PostgreSQL the server really terminates the session, on SQLite the driver error is raised); the
    request answers a bare 500 without details, and nothing of the transaction is left behind.
 """
 
@@ -25,7 +26,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from federation import services
@@ -35,7 +36,7 @@ from optima_node.synth import synthesise
 from optima_portal.celery import app
 from tests.factories import OrganisationFactory
 from tests.federation.factories import LUNG, make_node
-from tests.processes import ROOT, stop, subprocess_env, wait_for
+from tests.processes import ROOT, database_url_for_subprocess, stop, subprocess_env, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -275,10 +276,21 @@ def test_a_dropped_database_connection_fails_the_request_cleanly_and_writes_noth
     client.raise_request_exception = False
     before_nodes, before_events = Node.objects.count(), AuditEvent.objects.count()
 
+    original = audit.record
+
     def dropped(*args, **kwargs):
+        if connection.vendor == "postgresql":
+            # A real drop: the server ends this session from another connection, then the
+            # transaction's next statement (the audit write) meets a dead connection.
+            import psycopg
+
+            pid = connection.connection.info.backend_pid
+            with psycopg.connect(database_url_for_subprocess(), autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", [pid])
+            return original(*args, **kwargs)
         raise OperationalError("server closed the connection unexpectedly")
 
-    # The node row is inserted first; the connection "drops" at the audit write that follows.
+    # The node row is inserted first; the connection drops at the audit write that follows.
     monkeypatch.setattr(audit, "record", dropped)
     monkeypatch.setattr(services, "record", dropped, raising=False)
     response = client.post(
