@@ -10,7 +10,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
@@ -87,6 +92,7 @@ class FacetValueSerializer(serializers.Serializer):
     depth = serializers.IntegerField()
 
 
+@extend_schema_serializer(many=False)  # one envelope (results + facets), not a list
 class DatasetSearchSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     page = serializers.IntegerField()

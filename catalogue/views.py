@@ -235,6 +235,8 @@ def submit(request, identifier: str):
 @login_required
 @require_POST
 def request_changes(request, identifier: str):
+    # Access first: only reviewers learn anything about the form, everyone else gets a 404.
+    selectors.dataset_get_for_user(user=request.user, identifier=identifier, action="review")
     form = forms.RequestChangesForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Tell the steward what to change.")

@@ -304,3 +304,15 @@ def test_submitting_an_unchanged_published_dataset_explains_instead_of_failing(
     changed = AuditEvent.objects.filter(action="dataset.updated", object_id=str(lung.pk))
     assert list(changed.values_list("payload", flat=True)) == []
     assert lung.status == Status.PUBLISHED
+
+
+def test_request_changes_without_a_comment_reveals_nothing_to_outsiders(
+    client_as, outsider, steward_a, hospital_a
+):
+    from tests.catalogue.factories import make_draft
+
+    dataset = make_draft(steward_a, hospital_a)
+    response = client_as(outsider).post(
+        f"/catalogue/datasets/{dataset.identifier}/request-changes/", {}
+    )
+    assert response.status_code == 404
