@@ -310,5 +310,20 @@ PORTAL_VERSION = "0.1.0"
 AUDIT_EXPORT_MAX_ROWS = env.int("AUDIT_EXPORT_MAX_ROWS", default=100_000)
 # Access requests waiting longer than this for a decision remind the data access committee.
 GOVERNANCE_REQUEST_REMINDER_DAYS = env.int("GOVERNANCE_REQUEST_REMINDER_DAYS", default=14)
+# Federated analysis: how long a node holds a claimed run, and how often the beat sweep runs.
+FEDERATION_LEASE_SECONDS = env.int("FEDERATION_LEASE_SECONDS", default=600)
+FEDERATION_POLL_INTERVAL_SECONDS = env.float("FEDERATION_POLL_INTERVAL_SECONDS", default=30.0)
+# Node API protections (per node token); counters live in CACHE_URL, so share it between workers.
+NODE_API_RATE = env.str("NODE_API_RATE", default="300/min")
+NODE_API_MAX_BYTES = env.int("NODE_API_MAX_BYTES", default=1024 * 1024)
+# Federated learning on NVIDIA FLARE: the portal's admin startup kit (empty: the local POC system).
+FLARE_ADMIN_STARTUP_KIT = env.str("FLARE_ADMIN_STARTUP_KIT", default="")
+FLARE_ADMIN_USER = env.str("FLARE_ADMIN_USER", default="")
+FLARE_WORK_DIR = env.str("FLARE_WORK_DIR", default=str(VAR_DIR / "flare"))
+FLARE_TASK_TIMEOUT_SECONDS = env.int("FLARE_TASK_TIMEOUT_SECONDS", default=3600)
+FLARE_MONITOR_INTERVAL_SECONDS = env.float("FLARE_MONITOR_INTERVAL_SECONDS", default=5.0)
+FEEDBACK_ATTACHMENT_MAX_BYTES = env.int(
+    "FEEDBACK_ATTACHMENT_MAX_BYTES", default=min(UPLOAD_MAX_BYTES, 5 * 1024 * 1024)
+)
 # FHIR servers a CDS Hooks request may name as fhirServer; anything else is never contacted.
 CDS_HOOKS_FHIR_SERVERS = env.list("CDS_HOOKS_FHIR_SERVERS", default=[])
