@@ -103,7 +103,6 @@ def main() -> int:
     try:
         ready = _wait_ready(url + "readyz")
         from accounts.demo import DEMO_PASSWORD, PERSONA_LOGINS
-        from accounts.otp import DEMO_TOTP_BASE32
 
         print("\n" + "=" * 72)
         print(f"OPTIMA Portal {'is ready' if ready else 'is starting (not ready yet)'} at {url}")
