@@ -103,6 +103,7 @@ def main() -> int:
     try:
         ready = _wait_ready(url + "readyz")
         from accounts.demo import DEMO_PASSWORD, PERSONA_LOGINS
+        from accounts.otp import DEMO_TOTP_BASE32
 
         print("\n" + "=" * 72)
         print(f"OPTIMA Portal {'is ready' if ready else 'is starting (not ready yet)'} at {url}")
@@ -110,6 +111,11 @@ def main() -> int:
         print(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for persona, username in PERSONA_LOGINS:
             print(f"  {persona:<36} {username}")
+        print(
+            "admin and dac.* also need a two-factor code: add the demo secret "
+            f"{DEMO_TOTP_BASE32} to an authenticator app, or run "
+            "`.venv/bin/python manage.py demo_totp admin`."
+        )
         print(
             "Started: " + ", ".join(name for name, _ in procs) + ". Press Ctrl-C to stop them all."
         )
