@@ -272,35 +272,30 @@ def node_detail(request, pk: int):
     return render(request, "federation/node_detail.html", _node_context(request, node))
 
 
-@login_required
-@require_POST
-def node_approve(request, pk: int):
-    node = selectors.node_get_for_user(user=request.user, pk=pk, action="approve")
+def _issue_token(request, pk: int, action: str, issue):
+    """Approve or rotate: the new token is shown in this response only; it is stored hashed."""
+    node = selectors.node_get_for_user(user=request.user, pk=pk, action=action)
     try:
-        token = services.node_approve(actor=request.user, node=node)
+        token = issue(actor=request.user, node=node)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("federation:node", pk=pk)
     node.refresh_from_db()
-    # The token is shown in this response only; it is stored hashed.
     return render(
         request, "federation/node_detail.html", _node_context(request, node, new_token=token)
     )
+
+
+@login_required
+@require_POST
+def node_approve(request, pk: int):
+    return _issue_token(request, pk, "approve", services.node_approve)
 
 
 @login_required
 @require_POST
 def node_rotate(request, pk: int):
-    node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
-    try:
-        token = services.node_rotate_token(actor=request.user, node=node)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("federation:node", pk=pk)
-    node.refresh_from_db()
-    return render(
-        request, "federation/node_detail.html", _node_context(request, node, new_token=token)
-    )
+    return _issue_token(request, pk, "manage", services.node_rotate_token)
 
 
 @login_required
