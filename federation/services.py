@@ -284,18 +284,33 @@ def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
 # --- analyses -----------------------------------------------------------------------------------
 
 
-def _missing_entitlements(user, datasets: Sequence) -> list:
-    """Datasets among ``datasets`` the user holds no active federated-analytics entitlement for."""
-    try:
-        from governance.selectors import missing_entitlements
-    except ImportError:
-        missing_entitlements = None
-    if missing_entitlements is not None:
-        return list(
-            missing_entitlements(user=user, datasets=datasets, access_mode=FEDERATED_ANALYTICS)
+def require_entitled_and_served(*, researcher, datasets: Sequence, access_mode: str) -> list:
+    """The approved node links serving ``datasets``, after the two checks every start makes:
+    403 (PermissionDenied) naming each dataset without an active entitlement for ``access_mode``,
+    400 (ValidationError) naming each dataset no approved node serves."""
+    from governance.selectors import missing_entitlements
+
+    from .models import NodeDataset
+
+    missing = missing_entitlements(user=researcher, datasets=datasets, access_mode=access_mode)
+    if missing:
+        names = "; ".join(f"{d} (id {d.pk})" for d in missing)
+        raise PermissionDenied(
+            f"You hold no active entitlement for {access_mode.replace('_', ' ')} on: {names}. "
+            "Request access to these datasets first."
         )
-    # Until governance lands: the guardian object permission its entitlements grant.
-    return [d for d in datasets if not user.has_perm("catalogue.run_federated_analysis", d)]
+    links = list(
+        NodeDataset.objects.filter(
+            dataset__in=datasets, node__status=NodeStatus.APPROVED
+        ).select_related("node__organisation")
+    )
+    served = {link.dataset_id for link in links}
+    unserved = [d for d in datasets if d.pk not in served]
+    if unserved:
+        raise ValidationError(
+            {"datasets": [f"{d} (id {d.pk}) is not served by any approved node." for d in unserved]}
+        )
+    return links
 
 
 FEDERATED_ANALYTICS = "federated_analytics"
@@ -318,28 +333,13 @@ def analysis_create(
     403 (PermissionDenied) names every dataset the researcher lacks a federated-analytics
     entitlement for; 400 (ValidationError) for bad parameters or datasets no node serves.
     """
-    from .models import NodeDataset
-
     normalised = validate_params(analysis_type, version, params)
     datasets = list(dict.fromkeys(datasets))
     if not datasets:
         raise ValidationError({"datasets": ["Choose at least one dataset."]})
-    missing = _missing_entitlements(researcher, datasets)
-    if missing:
-        names = "; ".join(f"{d} (id {d.pk})" for d in missing)
-        raise PermissionDenied(
-            f"You hold no active entitlement for federated analytics on: {names}. "
-            "Request access to these datasets first."
-        )
-    links = NodeDataset.objects.filter(
-        dataset__in=datasets, node__status=NodeStatus.APPROVED
-    ).select_related("node")
-    served = {link.dataset_id for link in links}
-    unserved = [d for d in datasets if d.pk not in served]
-    if unserved:
-        raise ValidationError(
-            {"datasets": [f"{d} (id {d.pk}) is not served by any approved node." for d in unserved]}
-        )
+    links = require_entitled_and_served(
+        researcher=researcher, datasets=datasets, access_mode=FEDERATED_ANALYTICS
+    )
     nodes = sorted({link.node for link in links}, key=lambda n: n.pk)
     analysis = analysis_start(
         researcher=researcher,

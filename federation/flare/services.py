@@ -37,11 +37,9 @@ from ..models import (
     FlJob,
     FlJobStatus,
     Node,
-    NodeDataset,
-    NodeStatus,
     TrainedModel,
 )
-from ..services import write_transaction
+from ..services import require_entitled_and_served, write_transaction
 from . import FlareError, FlareUnavailable, states
 
 log = logging.getLogger(__name__)
@@ -195,22 +193,9 @@ def fl_create(
     datasets = list(dict.fromkeys(datasets))
     if not datasets:
         raise ValidationError({"datasets": ["Choose at least one dataset."]})
-    missing = missing_fl_entitlements(researcher, datasets)
-    if missing:
-        names = "; ".join(f"{d} (id {d.pk})" for d in missing)
-        raise PermissionDenied(
-            f"You hold no active entitlement for federated learning on: {names}. "
-            "Request access to these datasets first."
-        )
-    links = NodeDataset.objects.filter(
-        dataset__in=datasets, node__status=NodeStatus.APPROVED
-    ).select_related("node__organisation")
-    served = {link.dataset_id for link in links}
-    unserved = [d for d in datasets if d.pk not in served]
-    if unserved:
-        raise ValidationError(
-            {"datasets": [f"{d} (id {d.pk}) is not served by any approved node." for d in unserved]}
-        )
+    links = require_entitled_and_served(
+        researcher=researcher, datasets=datasets, access_mode=FEDERATED_LEARNING
+    )
     nodes = sorted({link.node for link in links}, key=lambda n: n.pk)
     taking_part, left_out = [], []
     for node in nodes:
