@@ -636,17 +636,31 @@ def _glm_round_done(analysis: Analysis, done: list[Run], provenance: dict) -> An
 # --- the node's side of a run --------------------------------------------------------------------
 
 
-@write_transaction
+def _claimable(node: Node, now):
+    return Run.objects.filter(
+        node=node,
+        status=RunStatus.DISPATCHED,
+        deadline__gt=now,
+        analysis__status=AnalysisStatus.RUNNING,
+    )
+
+
 def run_claim(*, node: Node) -> Run | None:
-    """Hand the node its oldest dispatched run it can run; the lease makes a lost run re-offered."""
+    """Hand the node its oldest dispatched run it can run; the lease makes a lost run re-offered.
+
+    Most polls find nothing: a plain read answers them without taking the write lock, so a
+    fleet of idle nodes does not queue behind each other.
+    """
+    if not _claimable(node, timezone.now()).exists():
+        return None
+    return _run_claim_locked(node=node)
+
+
+@write_transaction
+def _run_claim_locked(*, node: Node) -> Run | None:
     now = timezone.now()
     candidates = (
-        Run.objects.filter(
-            node=node,
-            status=RunStatus.DISPATCHED,
-            deadline__gt=now,
-            analysis__status=AnalysisStatus.RUNNING,
-        )
+        _claimable(node, now)
         .select_related("analysis", "node__organisation")
         .order_by("created_at", "pk")[:20]
     )
