@@ -299,6 +299,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # One line per request drowns out everything else (nodes poll every few seconds).
+        "django.server": {
+            "level": "INFO" if env.bool("LOG_REQUESTS", default=False) else "WARNING"
+        },
         "axes": {"level": "WARNING"},
         "weasyprint": {"level": "ERROR"},
         "fontTools": {"level": "ERROR"},
