@@ -64,3 +64,23 @@ def test_secrets_may_come_from_files(tmp_path):
         timeout=60,
     )
     assert result.stdout.strip() == "file-secret-" + "y" * 60, result.stderr
+
+
+def test_the_wsgi_application_loads_every_view_before_its_first_request():
+    """A server process must not spend its first request importing the URLconf (scipy included)."""
+    clean = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    probe = (
+        "import sys; import optima_portal.wsgi; "
+        "print(all(m in sys.modules for m in "
+        "('optima_portal.urls', 'federation.node_api', 'federation.stats', 'scipy.stats')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
