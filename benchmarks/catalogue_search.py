@@ -180,7 +180,12 @@ def bulk_seed(n: int) -> None:
                 for v, (_, code, _) in zip(versions, rows, strict=True)
             ]
         )
-        entries = SearchEntry.objects.bulk_create([search_index.entry_for(v) for v in versions])
+        entries = SearchEntry.objects.bulk_create(
+            [
+                search_index.entry_for(v, closure[indications[code].pk])
+                for v, (_, code, _) in zip(versions, rows, strict=True)
+            ]
+        )
         entry_through.objects.bulk_create(
             [
                 entry_through(searchentry_id=e.pk, cancerindication_id=ancestor)
@@ -201,13 +206,11 @@ def bulk_seed(n: int) -> None:
                 "setweight(to_tsvector('simple', coalesce(description, '')), 'B')"
             )
             cursor.execute(
-                "INSERT INTO catalogue_searchtext (entry_id, search_vector) "
-                "SELECT e.version_id, v.search_vector FROM catalogue_searchentry e "
-                "JOIN catalogue_datasetversion v ON v.id = e.version_id"
+                "UPDATE catalogue_searchentry e SET search_vector = v.search_vector "
+                "FROM catalogue_datasetversion v WHERE v.id = e.version_id"
             )
             cursor.execute("VACUUM ANALYZE catalogue_datasetversion")
             cursor.execute("VACUUM ANALYZE catalogue_searchentry")
-            cursor.execute("VACUUM ANALYZE catalogue_searchtext")
             cursor.execute("VACUUM ANALYZE catalogue_searchentry_indications")
     print()
 

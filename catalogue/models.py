@@ -326,10 +326,13 @@ class Distribution(models.Model):
 class SearchEntry(models.Model):
     """One row per listed version, holding only what search, facets and sorting read.
 
-    Kept narrow so facet counts scan a few megabytes even at 50,000 datasets (the version rows carry
+    Kept narrow so a search scans a few megabytes even at 50,000 datasets (the version rows carry
     the whole metadata JSON). Access modes and data categories are bit sets; ``indications`` holds
-    each indication of the version *and all its ancestors*, so choosing "lung" is one lookup and
-    facet counts are one GROUP BY. Maintained by ``catalogue.search_index``.
+    each indication of the version *and all its ancestors*, so choosing "lung" is one lookup, and
+    ``indication_key`` spells the same set as ``|1|4|9|`` so that every facet count comes from one
+    GROUP BY over the matching entries (see ``selectors._facet_counts``). The text-search vector
+    lives on the row too, so a free-text search filters, ranks and counts without a join.
+    Maintained by ``catalogue.search_index``.
     """
 
     version = models.OneToOneField(
@@ -344,29 +347,29 @@ class SearchEntry(models.Model):
     category_bits = models.PositiveSmallIntegerField(default=0)
     number_of_individuals = models.PositiveIntegerField(null=True, blank=True)
     indications = models.ManyToManyField(CancerIndication, blank=True, related_name="+")
+    indication_key = models.TextField(blank=True, default="")
+    # PostgreSQL only (its GIN index is made in the migration); stays empty on SQLite, where search
+    # falls back to word-prefix matching on the version's text.
+    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         indexes = [
             models.Index(fields=["-published_at", "version"], name="cat_entry_recent"),
+            # Covers the facet GROUP BY: without a text query it reads this index only.
+            models.Index(
+                fields=[
+                    "country",
+                    "cdm_version",
+                    "publisher",
+                    "access_mode_bits",
+                    "category_bits",
+                    "indication_key",
+                ],
+                name="cat_entry_facets",
+            ),
             models.Index(fields=["country"], name="cat_entry_country"),
             models.Index(fields=["cdm_version"], name="cat_entry_cdm"),
         ]
 
     def __str__(self) -> str:
         return self.title
-
-
-class SearchText(models.Model):
-    """The text-search vector of a search entry, in its own table so facet scans stay narrow.
-
-    PostgreSQL only (GIN index made in the migration); empty on SQLite, where search falls back to
-    word-prefix matching on the version's text.
-    """
-
-    entry = models.OneToOneField(
-        SearchEntry, on_delete=models.CASCADE, primary_key=True, related_name="text"
-    )
-    search_vector = SearchVectorField(null=True, editable=False)
-
-    def __str__(self) -> str:
-        return f"text of {self.entry_id}"

@@ -13,7 +13,6 @@ from .models import (
     DataCategory,
     DatasetVersion,
     SearchEntry,
-    SearchText,
 )
 
 MODE_BITS = {code: 1 << i for i, code in enumerate(AccessMode.values)}
@@ -40,7 +39,29 @@ def ancestors_by_id() -> dict[int, set[int]]:
     return closure
 
 
-def entry_for(version: DatasetVersion) -> SearchEntry:
+def indication_key(ids: Iterable[int]) -> str:
+    """The set of indication ids as one comparable string, ``|1|4|9|`` (empty set: ``""``)."""
+    ordered = sorted(set(ids))
+    return "|" + "|".join(str(i) for i in ordered) + "|" if ordered else ""
+
+
+def parse_indication_key(key: str) -> list[int]:
+    return [int(part) for part in key.split("|") if part]
+
+
+def closed_indications(
+    indication_ids: Iterable[int], closure: dict[int, set[int]] | None = None
+) -> set[int]:
+    """The indications and all their ancestors (what an entry is found under)."""
+    closure = closure if closure is not None else ancestors_by_id()
+    ids: set[int] = set()
+    for pk in indication_ids:
+        ids |= closure.get(pk, {pk})
+    return ids
+
+
+def entry_for(version: DatasetVersion, indication_ids: Iterable[int] = ()) -> SearchEntry:
+    """The entry of ``version``; ``indication_ids`` already closed under ancestors."""
     return SearchEntry(
         version=version,
         publisher_id=version.publisher_id,
@@ -51,31 +72,26 @@ def entry_for(version: DatasetVersion) -> SearchEntry:
         access_mode_bits=bits(version.access_modes, MODE_BITS),
         category_bits=bits(version.data_categories, CATEGORY_BITS),
         number_of_individuals=version.number_of_individuals,
+        indication_key=indication_key(indication_ids),
     )
 
 
 def list_version(version: DatasetVersion, closure: dict[int, set[int]] | None = None) -> None:
     """Make ``version`` the listed entry of its dataset."""
     SearchEntry.objects.filter(version__dataset_id=version.dataset_id).delete()
-    entry = entry_for(version)
+    ids = closed_indications(version.indications.values_list("pk", flat=True), closure)
+    entry = entry_for(version, ids)
     entry.save(force_insert=True)
-    closure = closure if closure is not None else ancestors_by_id()
-    ids = set()
-    for pk in version.indications.values_list("pk", flat=True):
-        ids |= closure.get(pk, {pk})
     entry.indications.set(ids)
     refresh_vectors([entry.pk])
 
 
 def refresh_vectors(entry_ids: list[int]) -> None:
-    """Copy the versions' text-search vectors into SearchText rows (PostgreSQL only)."""
+    """Copy the versions' text-search vectors onto their entries (PostgreSQL only)."""
     if connection.vendor != "postgresql":
         return
-    SearchText.objects.bulk_create(
-        [SearchText(entry_id=pk) for pk in entry_ids], ignore_conflicts=True
-    )
     vector = DatasetVersion.objects.filter(pk=OuterRef("pk")).values("search_vector")[:1]
-    SearchText.objects.filter(pk__in=entry_ids).update(search_vector=Subquery(vector))
+    SearchEntry.objects.filter(pk__in=entry_ids).update(search_vector=Subquery(vector))
 
 
 def unlist_dataset(dataset_id: int) -> None:

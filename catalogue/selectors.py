@@ -9,6 +9,7 @@ on the page size.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,6 @@ from .models import (
     Dataset,
     DatasetVersion,
     SearchEntry,
-    SearchText,
     Status,
 )
 
@@ -149,8 +149,7 @@ def _text_filter(qs: QuerySet, terms: list[str]) -> QuerySet:
     if not terms:
         return qs
     if connection.vendor == "postgresql":
-        matching = SearchText.objects.filter(search_vector=_tsquery(terms)).values("entry_id")
-        return qs.filter(pk__in=matching)
+        return qs.filter(search_vector=_tsquery(terms))
     for term in terms:
         pattern = _word_prefix(term)
         qs = qs.filter(
@@ -165,7 +164,7 @@ def _relevance(qs: QuerySet, terms: list[str]) -> QuerySet:
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchRank
 
-        rank = SearchRank(F("text__search_vector"), _tsquery(terms))
+        rank = SearchRank(F("search_vector"), _tsquery(terms))
         return qs.annotate(rank=rank).order_by("-rank", "title", "pk")
     from django.db.models import Case, IntegerField, When
 
@@ -211,6 +210,26 @@ class _Filters:
             qs = qs.filter(publisher__slug__in=p.publisher)
         return qs
 
+    def group_tests(self, publisher_ids: set[int]) -> dict[str, Callable[[_Group], bool]]:
+        """The same filters as ``apply``, as tests of one facet group (only the chosen facets)."""
+        p = self.params
+        tests: dict[str, Callable[[_Group], bool]] = {}
+        if p.indication:
+            tests["indication"] = lambda g: not self.indication_ids.isdisjoint(g.indications)
+        if p.country:
+            countries = set(p.country)
+            tests["country"] = lambda g: g.country in countries
+        if p.category:
+            tests["category"] = lambda g: bool(g.category_bits & self.category_mask)
+        if p.mode:
+            tests["mode"] = lambda g: bool(g.access_mode_bits & self.mode_mask)
+        if p.cdm:
+            cdms = set(p.cdm)
+            tests["cdm"] = lambda g: g.cdm_version in cdms
+        if p.publisher:
+            tests["publisher"] = lambda g: g.publisher_id in publisher_ids
+        return tests
+
 
 def listed_entries(user) -> QuerySet[SearchEntry]:
     """The published face of the catalogue (restricted through the app's choke point)."""
@@ -221,7 +240,7 @@ def dataset_search(*, user, params: SearchParams) -> SearchResult:
     tree = _indication_tree()
     filters = _Filters(params, tree)
     base = _text_filter(listed_entries(user), params.terms)
-    facets = _facet_counts(base, filters, params, tree)
+    facets, total = _facet_counts(base, filters, params, tree)
 
     qs = filters.apply(base)
     sort = params.effective_sort
@@ -234,6 +253,7 @@ def dataset_search(*, user, params: SearchParams) -> SearchResult:
     else:
         qs = qs.order_by("-published_at", "-pk")
     paginator = Paginator(qs.only("pk"), params.per_page)
+    paginator.count = total  # known from the facet groups: no COUNT query
     page = paginator.get_page(params.page)
     # The page's versions, with what the result list shows (a constant number of queries).
     ids = [e.pk for e in page.object_list]
@@ -245,94 +265,126 @@ def dataset_search(*, user, params: SearchParams) -> SearchResult:
         "dataset",
         Prefetch("indications", queryset=CancerIndication.objects.only("code", "name")),
     )
-    return SearchResult(page=page, facets=facets, params=params, total=paginator.count)
+    return SearchResult(page=page, facets=facets, params=params, total=total)
 
 
-def _facet_counts(base: QuerySet, filters: _Filters, params: SearchParams, tree):
+@dataclass(frozen=True)
+class _Group:
+    """Entries that agree on every faceted field, and how many there are."""
+
+    country: str
+    cdm_version: str
+    publisher_id: int
+    access_mode_bits: int
+    category_bits: int
+    indications: frozenset[int]
+    n: int
+
+
+def _facet_counts(
+    base: QuerySet, filters: _Filters, params: SearchParams, tree
+) -> tuple[dict[str, list[FacetValue]], int]:
+    """Every facet's counts and the number of hits, from one GROUP BY over the matching entries.
+
+    The entries matching the text (and the reader's restriction) are grouped by all faceted fields
+    at once; facets are disjunctive, so a group counts towards facet F when it passes every chosen
+    filter except F's own. Datasets share few combinations of country, CDM version, publisher,
+    modes, categories and indications, so there are far fewer groups than entries (one scan of the
+    table instead of one per facet).
+    """
+    rows = (
+        base.order_by()
+        .values_list(
+            "country",
+            "cdm_version",
+            "publisher_id",
+            "access_mode_bits",
+            "category_bits",
+            "indication_key",
+        )
+        .annotate(n=Count("*"))  # COUNT(*): answerable from the covering index alone
+    )
+    groups = [
+        _Group(
+            country,
+            cdm,
+            publisher_id,
+            modes,
+            categories,
+            frozenset(search_index.parse_indication_key(key)),
+            n,
+        )
+        for country, cdm, publisher_id, modes, categories, key, n in rows
+    ]
+    organisations = {
+        o.pk: o
+        for o in Organisation.objects.filter(
+            Q(pk__in={g.publisher_id for g in groups}) | Q(slug__in=params.publisher)
+        ).only("slug", "name")
+    }
+    chosen_publishers = {pk for pk, o in organisations.items() if o.slug in params.publisher}
+    tests = filters.group_tests(chosen_publishers)
+
+    total = 0
+    counted: dict[str, list[_Group]] = {name: [] for name in FACETS}
+    for group in groups:
+        failed = [name for name, test in tests.items() if not test(group)]
+        if not failed:
+            total += group.n
+            for name in FACETS:
+                counted[name].append(group)
+        elif len(failed) == 1:  # counts only for the facet it fails
+            counted[failed[0]].append(group)
+
+    def tally(name: str, values: Callable[[_Group], Iterable[Any]]) -> dict[Any, int]:
+        counts: dict[Any, int] = {}
+        for group in counted[name]:
+            for value in values(group):
+                counts[value] = counts.get(value, 0) + group.n
+        return counts
+
     facets: dict[str, list[FacetValue]] = {}
-
-    # Indications: one GROUP BY over the entries' ancestor-closed indication sets.
-    through = SearchEntry.indications.through.objects.filter(
-        searchentry_id__in=filters.apply(base, without="indication").values("pk")
-    )
-    counts = dict(
-        through.values("cancerindication_id")
-        .annotate(n=Count("searchentry_id"))
-        .values_list("cancerindication_id", "n")
-    )
+    counts = tally("indication", lambda g: g.indications)
     facets["indication"] = [
         FacetValue(
             node.code, node.name, counts.get(node.pk, 0), node.code in params.indication, depth
         )
         for node, depth, _ in tree
     ]
-
     for name, field_name, table, choices in (
         ("category", "category_bits", search_index.CATEGORY_BITS, DataCategory.choices),
         ("mode", "access_mode_bits", search_index.MODE_BITS, AccessMode.choices),
     ):
-        qs = filters.apply(base, without=name)
-        aliases = {
-            f"_b{i}": F(field_name).bitand(table[code]) for i, (code, _) in enumerate(choices)
-        }
-        counts = qs.alias(**aliases).aggregate(
-            **{
-                code: Count("pk", filter=Q(**{f"_b{i}__gt": 0}))
-                for i, (code, _) in enumerate(choices)
-            }
+        counts = tally(
+            name,
+            lambda g, f=field_name, t=table: [c for c, bit in t.items() if getattr(g, f) & bit],
         )
         facets[name] = [
-            FacetValue(code, str(label), counts[code] or 0, code in params.selected(name))
+            FacetValue(code, str(label), counts.get(code, 0), code in params.selected(name))
             for code, label in choices
         ]
 
     from django_countries import countries
 
-    rows = (
-        filters.apply(base, without="country")
-        .values("country")
-        .annotate(n=Count("pk"))
-        .order_by("country")
-    )
+    counts = tally("country", lambda g: [g.country] if g.country else [])
     facets["country"] = [
-        FacetValue(
-            r["country"],
-            countries.name(r["country"]) or r["country"],
-            r["n"],
-            r["country"] in params.country,
-        )
-        for r in rows
-        if r["country"]
+        FacetValue(code, countries.name(code) or code, n, code in params.country)
+        for code, n in sorted(counts.items())
     ]
     cdm_labels = dict(CdmVersion.choices)
-    rows = (
-        filters.apply(base, without="cdm")
-        .values("cdm_version")
-        .annotate(n=Count("pk"))
-        .order_by("cdm_version")
-    )
+    counts = tally("cdm", lambda g: [g.cdm_version] if g.cdm_version else [])
     facets["cdm"] = [
-        FacetValue(
-            r["cdm_version"],
-            str(cdm_labels.get(r["cdm_version"], r["cdm_version"])),
-            r["n"],
-            r["cdm_version"] in params.cdm,
-        )
-        for r in rows
-        if r["cdm_version"]
+        FacetValue(code, str(cdm_labels.get(code, code)), n, code in params.cdm)
+        for code, n in sorted(counts.items())
     ]
-    rows = (
-        filters.apply(base, without="publisher")
-        .values("publisher_id")
-        .annotate(n=Count("pk"))
-        .order_by()
+    counts = tally("publisher", lambda g: [g.publisher_id])
+    publishers = sorted(
+        (organisations[pk] for pk in counts if pk in organisations), key=lambda o: (o.name, o.pk)
     )
-    counts = {r["publisher_id"]: r["n"] for r in rows}
-    publishers = Organisation.objects.filter(pk__in=counts).only("slug", "name").order_by("name")
     facets["publisher"] = [
         FacetValue(o.slug, o.name, counts[o.pk], o.slug in params.publisher) for o in publishers
     ]
-    return facets
+    return facets, total
 
 
 # --- datasets -----------------------------------------------------------------------------------

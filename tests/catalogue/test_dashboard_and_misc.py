@@ -69,4 +69,4 @@ def test_postgresql_has_gin_indexes_for_text_search():
             "SELECT indexname FROM pg_indexes WHERE indexdef ILIKE '%USING gin (search_vector)%'"
         )
         names = {row[0] for row in cursor.fetchall()}
-    assert {"cat_text_search_gin", "cat_version_search_gin"} <= names
+    assert {"cat_entry_search_gin", "cat_version_search_gin"} <= names
