@@ -35,18 +35,34 @@ def design(cohort: Cohort, params: LogisticRegressionParams) -> tuple[np.ndarray
     return np.ascontiguousarray(x), died_within[known].astype(float)
 
 
+BLOCK_ROWS = 32768  # rows per block: a block's temporaries stay in the CPU cache
+
+
 def fisher_round(
     x: np.ndarray, y: np.ndarray, beta: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """XᵀWX, Xᵀ(y − μ) and the deviance at β, vectorised."""
-    eta = x @ beta
-    mu = np.exp(-np.logaddexp(0.0, -eta))  # expit without overflow
-    weight = mu * (1.0 - mu)
-    information = (x * weight[:, None]).T @ x
-    score = x.T @ (y - mu)
-    # log-likelihood of a Bernoulli with logit link: y·η − log(1 + e^η)
-    deviance = -2.0 * float(np.sum(y * eta - np.logaddexp(0.0, eta)))
-    return information, score, deviance
+    """XᵀWX, Xᵀ(y − μ) and the deviance at β, in blocks of rows.
+
+    One exp per row serves μ, the weight μ(1 − μ) and log(1 + e^η): with e = exp(−|η|),
+    μ = 1/(1 + e) when η ≥ 0 and e/(1 + e) otherwise, μ(1 − μ) = e/(1 + e)², and
+    log(1 + e^η) = max(η, 0) + log1p(e), all without overflow. Working through the rows in blocks
+    keeps every temporary small, which on a million rows is faster than whole-array passes.
+    """
+    p = x.shape[1]
+    information = np.zeros((p, p))
+    score = np.zeros(p)
+    loglik = 0.0  # Bernoulli log-likelihood with the logit link: Σ y·η − log(1 + e^η)
+    for start in range(0, len(y), BLOCK_ROWS):
+        xb = x[start : start + BLOCK_ROWS]
+        yb = y[start : start + BLOCK_ROWS]
+        eta = xb @ beta
+        e = np.exp(-np.abs(eta))
+        r = 1.0 / (1.0 + e)
+        mu = np.where(eta >= 0.0, r, e * r)
+        information += (xb.T * (e * r * r)) @ xb
+        score += (yb - mu) @ xb
+        loglik += float(yb @ eta) - float(np.maximum(eta, 0.0).sum()) - float(np.log1p(e).sum())
+    return information, score, -2.0 * loglik
 
 
 def run(
