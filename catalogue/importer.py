@@ -244,7 +244,10 @@ class _Mapper:
             ),
             "",
         )
-        data["purposes"] = _text(g, ds, opt.purposes)
+        purpose = g.value(ds, rdf.DPV.hasPurpose)
+        data["purposes"] = (
+            _text(g, purpose, DCTERMS.description) if purpose is not None else ""
+        ) or _text(g, ds, opt.purposes)  # the portal's own term in exports before HealthDCAT-AP's
         data["applicable_legislation"] = sorted(
             str(u)
             for u in g.objects(ds, rdf.DCATAP.applicableLegislation)

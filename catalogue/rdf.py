@@ -256,7 +256,11 @@ def add_dataset(
     if data.get("legal_basis") in LEGAL_BASIS_URIS:
         add((ds, DPV.hasLegalBasis, URIRef(LEGAL_BASIS_URIS[data["legal_basis"]])))
     if data.get("purposes"):
-        add((ds, opt.purposes, _lit(data["purposes"], lang="en")))
+        # As HealthDCAT-AP: dpv:hasPurpose → a dpv:Purpose described in words.
+        purpose = URIRef(f"{ds}#purpose")
+        add((ds, DPV.hasPurpose, purpose))
+        add((purpose, RDF.type, DPV.Purpose))
+        add((purpose, DCTERMS.description, _lit(data["purposes"], lang="en")))
     for eli in data.get("applicable_legislation") or []:
         add((ds, DCATAP.applicableLegislation, URIRef(eli)))
         add((URIRef(eli), RDF.type, ELI.LegalResource))

@@ -105,3 +105,39 @@ def test_an_error_half_way_imports_nothing(exported, monkeypatch):
 def test_missing_file(db):
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_dcat", "/nonexistent/catalogue.ttl")
+
+
+def test_purposes_travel_as_healthdcat_ap_dpv_purpose_and_the_old_term_still_imports(
+    exported, capsys
+):
+    from rdflib import Literal
+    from rdflib.namespace import DCTERMS, RDF
+
+    from catalogue import rdf
+
+    graph, path = exported
+    purposes = {
+        str(graph.value(node, DCTERMS.description))
+        for _, node in graph.subject_objects(rdf.DPV.hasPurpose)
+        if (node, RDF.type, rdf.DPV.Purpose) in graph
+    }
+    expected = set(
+        DatasetVersion.objects.exclude(metadata__purposes="").values_list(
+            "metadata__purposes", flat=True
+        )
+    )
+    assert expected and purposes == expected
+    assert not list(graph.subject_objects(rdf.optima_ns().purposes))
+
+    # An export written before the portal used dpv:hasPurpose carried optima:purposes.
+    for ds, node in list(graph.subject_objects(rdf.DPV.hasPurpose)):
+        text = graph.value(node, DCTERMS.description)
+        graph.remove((ds, rdf.DPV.hasPurpose, node))
+        graph.remove((node, None, None))
+        graph.add((ds, rdf.optima_ns().purposes, Literal(str(text), lang="en")))
+    path.write_text(graph.serialize(format="turtle"), encoding="utf-8")
+    empty_catalogue()
+    call_command("import_dcat", str(path))
+    capsys.readouterr()
+    imported = {v.metadata.get("purposes") for v in DatasetVersion.objects.all()} - {"", None}
+    assert imported == expected
