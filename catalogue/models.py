@@ -355,7 +355,8 @@ class SearchEntry(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["-published_at", "version"], name="cat_entry_recent"),
-            # Covers the facet GROUP BY: without a text query it reads this index only.
+            # Covers the facet GROUP BY (without a text query it reads this index only) and, as
+            # its first column, the country filter.
             models.Index(
                 fields=[
                     "country",
@@ -367,7 +368,6 @@ class SearchEntry(models.Model):
                 ],
                 name="cat_entry_facets",
             ),
-            models.Index(fields=["country"], name="cat_entry_country"),
             models.Index(fields=["cdm_version"], name="cat_entry_cdm"),
         ]
 

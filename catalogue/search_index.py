@@ -60,7 +60,7 @@ def closed_indications(
     return ids
 
 
-def entry_for(version: DatasetVersion, indication_ids: Iterable[int] = ()) -> SearchEntry:
+def entry_for(version: DatasetVersion, indication_ids: Iterable[int]) -> SearchEntry:
     """The entry of ``version``; ``indication_ids`` already closed under ancestors."""
     return SearchEntry(
         version=version,

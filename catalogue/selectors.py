@@ -181,7 +181,8 @@ def _relevance(qs: QuerySet, terms: list[str]) -> QuerySet:
 
 
 class _Filters:
-    """Applies the facet filters; ``without`` leaves one out for that facet's own counts."""
+    """The chosen facet filters: in SQL for the result page (``apply``), and as tests of one facet
+    group for the counts (``group_tests``); the two must agree (tests/catalogue/test_views.py)."""
 
     def __init__(self, params: SearchParams, tree) -> None:
         self.params = params
@@ -191,22 +192,22 @@ class _Filters:
         self.mode_mask = search_index.bits(params.mode, search_index.MODE_BITS)
         self.category_mask = search_index.bits(params.category, search_index.CATEGORY_BITS)
 
-    def apply(self, qs: QuerySet, without: str = "") -> QuerySet:
+    def apply(self, qs: QuerySet) -> QuerySet:
         p = self.params
-        if p.indication and without != "indication":
+        if p.indication:
             through = SearchEntry.indications.through.objects.filter(
                 cancerindication_id__in=self.indication_ids or {-1}
             )
             qs = qs.filter(pk__in=through.values("searchentry_id"))
-        if p.country and without != "country":
+        if p.country:
             qs = qs.filter(country__in=p.country)
-        if p.category and without != "category":
+        if p.category:
             qs = _has_bits(qs, "category_bits", self.category_mask, "_category_hit")
-        if p.mode and without != "mode":
+        if p.mode:
             qs = _has_bits(qs, "access_mode_bits", self.mode_mask, "_mode_hit")
-        if p.cdm and without != "cdm":
+        if p.cdm:
             qs = qs.filter(cdm_version__in=p.cdm)
-        if p.publisher and without != "publisher":
+        if p.publisher:
             qs = qs.filter(publisher__slug__in=p.publisher)
         return qs
 

@@ -72,6 +72,7 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(fill, unfill),
         migrations.DeleteModel(name="SearchText"),
+        migrations.RemoveIndex(model_name="searchentry", name="cat_entry_country"),
         migrations.AddIndex(
             model_name="searchentry",
             index=models.Index(
