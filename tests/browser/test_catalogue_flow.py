@@ -46,6 +46,11 @@ def test_a_steward_registers_a_curator_publishes_and_a_visitor_finds_it(page, de
     page.logout()
 
     page.goto("/catalogue/")
+    # The header's "Log in" button: white on the brand colour's header, brand text on white.
+    colour, background = page.get_by_role("link", name="Log in").evaluate(
+        "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    )
+    assert colour != background
     page.get_by_role("group", name="Cancer indication").get_by_label(
         "Lung cancer", exact=False
     ).first.check()
