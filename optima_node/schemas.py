@@ -36,6 +36,12 @@ class ReasonCode(StrEnum):
     TOO_FEW_PERSONS = "too_few_persons"
     GLM_TOO_MANY_PARAMETERS = "glm_too_many_parameters"
     OUTCOME_LEVEL_TOO_SMALL = "outcome_level_too_small"
+    # A level of a categorical covariate crossed with an outcome level holds 1 … k−1 persons.
+    GLM_COVARIATE_CELL_TOO_SMALL = "glm_covariate_cell_too_small"
+    # A continuous covariate takes one value only within an outcome level.
+    GLM_COVARIATE_CONSTANT = "glm_covariate_constant"
+    # The released persons differ from an earlier release's by 1 … k−1 (the node's ledger).
+    DIFFERENCING_RISK = "differencing_risk"
     TIME_UNIT_BELOW_MINIMUM = "time_unit_below_minimum"
     UNVERIFIABLE_OUTPUT = "unverifiable_output"
     ANALYSIS_ERROR = "analysis_error"
@@ -105,6 +111,10 @@ class DeathWithinDays(_Strict):
 
 Covariate = Literal["age_at_index", "sex_male", "index_year"]
 COVARIATE_ORDER: tuple[str, ...] = ("age_at_index", "sex_male", "index_year")
+# How the disclosure checks treat each term: a 0/1 dummy (each level × outcome level is a cell of
+# persons) or continuous (must vary within each outcome level).
+BINARY_COVARIATES: frozenset[str] = frozenset({"sex_male"})
+CONTINUOUS_COVARIATES: frozenset[str] = frozenset({"age_at_index", "index_year"})
 
 
 class LogisticRegressionParams(_Strict):
