@@ -298,6 +298,8 @@ class PolicySummary(_Strict):
     allowed_types: list[str]
     federated_learning: bool
     allowed_model_templates: list[str] = Field(default_factory=list)
+    # Whose earlier releases the node's ledger compares a new release with (see Policy).
+    differencing_scope: Literal["requester", "project", "all"] = "project"
 
 
 class Heartbeat(_Strict):
@@ -332,6 +334,13 @@ class RunAssignment(BaseModel):
     state: dict[str, Any] = Field(default_factory=dict)
     deadline: datetime | None = None
     lease_seconds: Annotated[int, Field(ge=0)] | None = None
+    # Who receives the result, for the node's release ledger (opaque ids chosen by the portal):
+    # the researcher's user id and the projects (access requests) their entitlements come from.
+    # A portal that sends no requester gets the strictest comparison (every earlier release).
+    requester_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    project_ids: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = (
+        Field(default_factory=list)
+    )
 
 
 RunStatus = Literal["completed", "refused", "failed"]

@@ -24,13 +24,16 @@ from optima_node.schemas import (
 )
 
 
+def outcome(cohort: Cohort, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """(died within ``days``, outcome known at ``days``) per person of the cohort."""
+    follow_up = cohort.follow_up_days
+    died_within = cohort.event & (follow_up <= days)
+    return died_within, died_within | (follow_up >= days)
+
+
 def design(cohort: Cohort, params: LogisticRegressionParams) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) for persons whose outcome is known at ``days``; the others are left out."""
-    days = params.outcome.days
-    follow_up = cohort.follow_up_days
-    event = cohort.event
-    died_within = event & (follow_up <= days)
-    known = died_within | (follow_up >= days)
+    died_within, known = outcome(cohort, params.outcome.days)
     columns = {
         "intercept": np.ones(len(cohort)),
         "age_at_index": cohort.age_at_index.astype(float),
