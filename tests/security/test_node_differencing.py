@@ -199,3 +199,162 @@ def test_a_refusal_is_not_recorded_so_it_cannot_poison_later_releases(node):
     assert node.run("cohort_count", {"cohort": COHORT}).status == "completed"
     assert_refused(node.run("cohort_count", {"cohort": WOMEN}))
     assert len(node.ledger.releases()) == 1
+
+
+# --- through the portal: the run carries the requester; the portal keeps its own record ----------
+
+
+@pytest.fixture
+def portal_site(db, hospital_a, site):
+    """Hospital A's dataset, served by its node running the site above (default policy, k = 5)."""
+    from federation.models import NodeDataset
+    from tests.federation.factories import SimNode, make_dataset, make_node
+
+    dataset = make_dataset(hospital_a, "Breast cancer cohort")
+    node, token = make_node(hospital_a, "hospital-a-omop")
+    NodeDataset.objects.create(node=node, dataset=dataset)
+    sim = SimNode(node, token, site)
+    assert sim.heartbeat().status_code == 200
+    yield dataset, sim
+    sim.close()
+
+
+@pytest.fixture
+def count(portal_site, django_capture_on_commit_callbacks):
+    """Start a cohort_count as ``researcher`` and let the node answer; returns the analysis."""
+    from federation import services
+
+    dataset, sim = portal_site
+
+    def _count(researcher, cohort):
+        with django_capture_on_commit_callbacks(execute=True):
+            analysis = services.analysis_create(
+                researcher=researcher,
+                analysis_type="cohort_count",
+                version=1,
+                params={"cohort": cohort},
+                datasets=[dataset],
+            )
+        for _ in range(3):
+            with django_capture_on_commit_callbacks(execute=True):
+                sim.cycle()
+        analysis.refresh_from_db()
+        return analysis
+
+    return _count
+
+
+def _teammate_of(researcher, dataset, username: str):
+    """A team member of the researcher's project: an entitlement from the same access request."""
+    from accounts.models import Membership
+    from governance.models import Entitlement
+    from tests.factories import make_member
+
+    organisation = Membership.objects.filter(user=researcher).first().organisation
+    member = make_member(organisation, username=username)
+    mine = Entitlement.objects.get(holder=researcher, dataset=dataset)
+    Entitlement.objects.create(
+        holder=member,
+        dataset=dataset,
+        access_mode=mine.access_mode,
+        ends_at=mine.ends_at,
+        request=mine.request,
+    )
+    return member
+
+
+def _run_of(analysis):
+    analysis.refresh_from_db()
+    (run,) = analysis.runs.all()
+    return run
+
+
+def test_the_portal_sends_the_requester_and_project_with_each_run(
+    portal_site, researcher, django_capture_on_commit_callbacks
+):
+    from federation import services
+    from governance.models import Entitlement
+    from tests.federation.factories import grant_federated_analytics
+
+    dataset, sim = portal_site
+    grant_federated_analytics(researcher, dataset)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.analysis_create(
+            researcher=researcher,
+            analysis_type="cohort_count",
+            version=1,
+            params={"cohort": COHORT},
+            datasets=[dataset],
+        )
+    claimed = sim.claim().json()
+    request = Entitlement.objects.get(holder=researcher).request
+    assert claimed["requester_id"] == str(researcher.pk)
+    assert claimed["project_ids"] == [request.reference]
+
+
+def test_the_differencing_attack_through_the_portal_is_refused(portal_site, researcher, count):
+    from accounts.models import AuditEvent
+    from federation.models import AnalysisStatus, RunStatus
+    from tests.federation.factories import grant_federated_analytics
+
+    dataset, _ = portal_site
+    grant_federated_analytics(researcher, dataset)
+    everyone = count(researcher, COHORT)
+    assert everyone.status == AnalysisStatus.COMPLETED and everyone.result["total"] == 175
+
+    women_only = count(researcher, WOMEN)
+    run = _run_of(women_only)
+    assert (run.status, run.reason, run.result) == (
+        RunStatus.REJECTED_BY_POLICY,
+        "differencing_risk",
+        None,
+    )
+    assert women_only.status == AnalysisStatus.FAILED and women_only.result is None
+    assert "172" not in women_only.reason
+    assert AuditEvent.objects.filter(
+        action="run.rejected_by_policy", object_id=str(run.pk)
+    ).exists()
+
+
+def test_the_portal_refuses_too_when_the_node_ledger_is_new(portal_site, researcher, count):
+    """Defence in depth: a node reinstalled with an empty ledger; the portal's record of what the
+    researcher received still refuses the nested cohort 3 persons smaller."""
+    from accounts.models import AuditEvent
+    from federation.models import ReleaseRecord, RunStatus
+    from federation.services import DIFFERENCING_REASON
+    from optima_node.ledger import ReleaseLedger
+    from tests.federation.factories import grant_federated_analytics
+
+    dataset, sim = portal_site
+    grant_federated_analytics(researcher, dataset)
+    count(researcher, COHORT)
+    assert ReleaseRecord.objects.get().populations[0]["total"] == 175
+    sim.agent.ledger = ReleaseLedger.in_memory()
+
+    run = _run_of(count(researcher, WOMEN))
+    assert (run.status, run.reason, run.result) == (
+        RunStatus.REJECTED_BY_POLICY,
+        DIFFERENCING_REASON,
+        None,
+    )
+    assert ReleaseRecord.objects.count() == 1
+    assert AuditEvent.objects.filter(action="run.release_refused", object_id=str(run.pk)).exists()
+
+
+def test_a_team_member_is_refused_a_researcher_of_another_project_is_not(
+    portal_site, researcher, institute, count
+):
+    from federation.models import AnalysisStatus, RunStatus
+    from tests.factories import make_member
+    from tests.federation.factories import grant_federated_analytics
+
+    dataset, _ = portal_site
+    grant_federated_analytics(researcher, dataset)
+    teammate = _teammate_of(researcher, dataset, "teammate")
+    stranger = make_member(institute, username="stranger")
+    grant_federated_analytics(stranger, dataset)  # their own access request: another project
+
+    count(researcher, COHORT)
+    assert _run_of(count(teammate, WOMEN)).status == RunStatus.REJECTED_BY_POLICY
+    other = count(stranger, WOMEN)
+    assert other.status == AnalysisStatus.COMPLETED and other.result["total"] == 172
