@@ -67,6 +67,7 @@ def entitlement_projects(*, user, datasets: Iterable[Dataset], access_mode: str)
     request_ids = (
         _usable_entitlements(user=user, access_mode=access_mode)
         .filter(dataset_id__in=[d.pk for d in datasets])
+        .order_by()
         .values_list("request_id", flat=True)
         .distinct()
     )
