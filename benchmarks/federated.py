@@ -727,6 +727,7 @@ def bench_end_to_end(
                 "PORTAL_URL": portal.url,
                 "NODE_TOKEN": node_token,
                 "OMOP_DATABASE_URL": url,
+                "LEDGER_FILE": str(portal.workdir / f"ledger{i}.sqlite3"),
                 "POLL_INTERVAL": str(poll_interval),
                 "PYTHONUNBUFFERED": "1",
             },

@@ -216,6 +216,9 @@ class Analysis(models.Model):
         default=False, help_text="Completed without every node's contribution."
     )
     run_deadline_hours = models.PositiveIntegerField(default=24)
+    # The projects (access-request references) the researcher's entitlements come from; sent
+    # with every run so that the nodes' release ledgers compare releases within a project.
+    project_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -318,6 +321,32 @@ class Run(models.Model):
         if self.claimed_at and self.answered_at:
             return self.answered_at - self.created_at
         return None
+
+
+class ReleaseRecord(models.Model):
+    """What one node released to a researcher: the populations whose sizes the result states.
+
+    The portal's copy of the differencing record (the node's release ledger is the authority):
+    each population is ``{"cohort": CohortSpec, "outcome_days": int | None, "total": int}``, so a
+    later release of a nested population at the same node can be refused before anyone sees it.
+    """
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="release_records")
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="release_record")
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="release_records")
+    researcher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    project_ids = models.JSONField(default=list, blank=True)
+    populations = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["node_id", "created_at", "pk"]
+        indexes = [models.Index(fields=["node", "researcher"])]
+
+    def __str__(self) -> str:
+        return f"release of run {self.run_id} at node {self.node_id}"
 
 
 # --- federated learning on NVIDIA FLARE (federation/flare/, docs/federated-learning.md) -----------

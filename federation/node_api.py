@@ -178,6 +178,7 @@ class ClaimView(NodeView):
             state=run.state or {},
             deadline=run.deadline,
             lease_seconds=services.lease_seconds(),
+            **services.run_recipient(run),
         )
         return Response(assignment.model_dump(mode="json"))
 

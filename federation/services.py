@@ -26,7 +26,7 @@ from accounts.models import AuditChainHead
 from accounts.permissions import is_platform_admin
 from optima_node.schemas import Heartbeat, RunResult
 
-from . import aggregate, stats
+from . import aggregate, releases, stats
 from .analysis_types import get_kind, terms_for, validate_params
 from .models import (
     FINAL_RUN_STATUSES,
@@ -37,6 +37,7 @@ from .models import (
     Node,
     NodeHeartbeat,
     NodeStatus,
+    ReleaseRecord,
     Run,
     RunStatus,
 )
@@ -352,6 +353,12 @@ def analysis_create(
         run_deadline_hours=run_deadline_hours,
     )
     analysis.datasets.set(datasets)
+    from governance.selectors import entitlement_projects
+
+    analysis.project_ids = entitlement_projects(
+        user=researcher, datasets=datasets, access_mode=FEDERATED_ANALYTICS
+    )
+    analysis.save(update_fields=["project_ids"])
     return analysis
 
 
@@ -757,12 +764,19 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
             )
             _enqueue_advance(run.analysis_id)
             return ResultOutcome.INVALID, problem
+        if _differencing_risk(run, payload.result or {}):
+            _refuse_differencing(run, actor=actor, **common)
+            return (
+                ResultOutcome.STORED,
+                "Refused: the release differs too little from an earlier one.",
+            )
         if payload.hold_for_release:
             _transition(
                 run, RunStatus.AWAITING_RELEASE, actor=actor, result=payload.result, **common
             )
         else:
             _transition(run, RunStatus.COMPLETED, actor=actor, result=payload.result, **common)
+            _record_release(run)
             _enqueue_advance(run.analysis_id)
     elif payload.status == "refused":
         _transition(
@@ -795,6 +809,91 @@ def _result_problem(run: Run, result: dict[str, Any]) -> str:
         if beta is not None and len(model.beta) != len(beta):
             return "beta has the wrong length"
     return ""
+
+
+# --- differencing: what each requester already received from each node ---------------------------
+
+DIFFERENCING_REASON = "differencing_risk: refused by the portal's release record"
+
+
+def run_recipient(run: Run) -> dict[str, Any]:
+    """Who receives a run's result, as the node's release ledger needs it (RunAssignment)."""
+    analysis = run.analysis
+    return {
+        "requester_id": str(analysis.researcher_id),
+        "project_ids": [str(p) for p in analysis.project_ids or []],
+    }
+
+
+def _differencing_risk(run: Run, result: dict[str, Any]) -> bool:
+    """The portal's early refusal (the node's ledger is the authority): a released total of a
+    cohort nested in one this requester or project already received from the node, differing
+    by 1 … k − 1. k and the scope are what the node reported with its policy."""
+    analysis, node = run.analysis, run.node
+    policy = node.policy or {}
+    k = int(policy.get("min_cell_count") or 5)
+    if k <= 1:
+        return False
+    try:
+        new = releases.released_populations(
+            analysis.type, analysis.version, analysis.params, result
+        )
+    except (KeyError, ValueError):
+        return False  # not a type with populations; the node's own ledger still applies
+    scope = policy.get("differencing_scope") or "project"
+    earlier = [
+        population
+        for record in ReleaseRecord.objects.filter(node=node).exclude(analysis=analysis)
+        if releases.in_scope(
+            scope,
+            researcher_id=analysis.researcher_id,
+            project_ids=analysis.project_ids or [],
+            record=record,
+        )
+        for population in record.populations
+    ]
+    return releases.differencing_risk(new, earlier, k)
+
+
+def _refuse_differencing(run: Run, *, actor, **fields: Any) -> None:
+    _transition(
+        run, RunStatus.REJECTED_BY_POLICY, actor=actor, reason=DIFFERENCING_REASON, **fields
+    )
+    record(
+        "run.release_refused",
+        actor=actor,
+        obj=run,
+        organisation=run.node.organisation,
+        payload={
+            "analysis": run.analysis_id,
+            "node": run.node_id,
+            "researcher": run.analysis.researcher_id,
+            "projects": run.analysis.project_ids or [],
+            "check": "differencing",
+        },
+    )
+    _enqueue_advance(run.analysis_id)
+
+
+def _record_release(run: Run) -> None:
+    """Keep what the researcher now receives from this node (totals, never persons)."""
+    analysis = run.analysis
+    try:
+        populations = releases.released_populations(
+            analysis.type, analysis.version, analysis.params, run.result or {}
+        )
+    except (KeyError, ValueError):
+        return
+    ReleaseRecord.objects.update_or_create(
+        run=run,
+        defaults={
+            "node": run.node,
+            "analysis": analysis,
+            "researcher_id": analysis.researcher_id,
+            "project_ids": list(analysis.project_ids or []),
+            "populations": populations,
+        },
+    )
 
 
 # --- the site admin's gates -----------------------------------------------------------------------
@@ -856,7 +955,12 @@ def run_release(*, actor, run: Run) -> Run:
         raise ValidationError(
             f"The run is {run.get_status_display().lower()}, not awaiting release."
         )
+    # Other releases may have reached the requester while this one waited.
+    if _differencing_risk(run, run.result or {}):
+        _refuse_differencing(run, actor=actor, result=None)
+        return run
     _transition(run, RunStatus.COMPLETED, actor=actor, released_by=actor)
+    _record_release(run)
     _enqueue_advance(run.analysis_id)
     return run
 

@@ -60,6 +60,29 @@ def missing_entitlements(*, user, datasets: Iterable[Dataset], access_mode: str)
     return [d for d in datasets if d.pk not in allowed]
 
 
+def entitlement_projects(*, user, datasets: Iterable[Dataset], access_mode: str) -> list[str]:
+    """The projects behind the user's usable entitlements for ``datasets``: the reference of each
+    entitling access request's first request (a renewal continues its project). The federation
+    app sends them with each run so a node compares releases within a project."""
+    request_ids = (
+        _usable_entitlements(user=user, access_mode=access_mode)
+        .filter(dataset_id__in=[d.pk for d in datasets])
+        .order_by()
+        .values_list("request_id", flat=True)
+        .distinct()
+    )
+    roots: set[int] = set()
+    for request in AccessRequest.objects.filter(pk__in=request_ids).only("pk", "renewal_of_id"):
+        seen = {request.pk}
+        while request.renewal_of_id and request.renewal_of_id not in seen:
+            seen.add(request.renewal_of_id)
+            request = AccessRequest.objects.only("pk", "renewal_of_id").get(
+                pk=request.renewal_of_id
+            )
+        roots.add(request.pk)
+    return [AccessRequest(pk=pk).reference for pk in sorted(roots)]
+
+
 def entitlement_list(*, user, filters: dict | None = None) -> QuerySet[Entitlement]:
     qs = permissions.restrict_entitlements(
         Entitlement.objects.select_related(

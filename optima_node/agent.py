@@ -15,9 +15,12 @@ from pydantic import ValidationError
 
 from optima_node import __version__
 from optima_node.analyses import REGISTRY, AnalysisRefused
+from optima_node.analyses.common import load_cohort
+from optima_node.analyses.released import released_sets
 from optima_node.client import PortalClient, PortalProtocolError, PortalUnavailable, TokenRejected
 from optima_node.db import Database
-from optima_node.disclosure import Refused, Released, gate
+from optima_node.disclosure import Decision, Refused, Released, gate
+from optima_node.ledger import ReleaseLedger, Requester, params_digest
 from optima_node.policy import Policy
 from optima_node.schemas import (
     CAPABILITIES,
@@ -93,6 +96,9 @@ class Agent:
     cache: _BoundedCache = field(default_factory=_BoundedCache)
     # Reopens the database after an unexpected error (a dropped PostgreSQL connection).
     reconnect: Callable[[], Database] | None = None
+    # What this node released to whom; the CLI opens the site's file (config ``ledger_file``).
+    # An agent built without one keeps its history in memory for its lifetime.
+    ledger: ReleaseLedger = field(default_factory=ReleaseLedger.in_memory)
     _person_count: tuple[float, int] | None = None
 
     # --- heartbeat --------------------------------------------------------------------------
@@ -153,7 +159,7 @@ class Agent:
             agent_version=__version__,
         )
 
-    def _decide(self, run: RunAssignment) -> Released | Refused:
+    def _decide(self, run: RunAssignment) -> Decision:
         key = (run.type, run.version)
         runner = REGISTRY.get(key)
         if runner is None:
@@ -170,7 +176,33 @@ class Agent:
             return Refused(refusal.reason)
         except ValidationError:
             return Refused(ReasonCode.INVALID_PARAMETERS)
-        return gate(run.type, run.version, output, self.policy)
+        decision = gate(run.type, run.version, output, self.policy)
+        if isinstance(decision, Released):
+            return self._check_differencing(run, params, decision)
+        return decision
+
+    def _check_differencing(self, run: RunAssignment, params: Any, decision: Released) -> Decision:
+        """The last step before release: the ledger compares the persons this result reveals
+        with what was released before (and records them); a small difference refuses."""
+        digest = params_digest(run.type, params.model_dump_json())
+        analysis_id = str(run.analysis_id)
+        sets = None
+        # A regression's later rounds release the same persons as its first: linked, not recomputed.
+        if run.round == 1 or not self.ledger.repeat_of_recorded(analysis_id, digest):
+            cohort = load_cohort(self.db, params.cohort, self.cache)
+            sets = released_sets(run.type, params, decision.result, cohort)
+        released = self.ledger.check_and_record(
+            who=Requester(run.requester_id, tuple(run.project_ids)),
+            analysis_type=run.type,
+            analysis_id=analysis_id,
+            run_id=run.run_id,
+            round_=run.round,
+            digest_of_params=digest,
+            sets=sets,
+            min_cell_count=self.policy.min_cell_count,
+            scope=self.policy.differencing_scope,
+        )
+        return decision if released else Refused(ReasonCode.DIFFERENCING_RISK)
 
     # --- loop -------------------------------------------------------------------------------
 

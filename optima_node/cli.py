@@ -18,6 +18,7 @@ from typing import NoReturn
 from optima_node import __version__
 from optima_node.config import ConfigError, collect, load_config
 from optima_node.db import DatabaseError, connect
+from optima_node.ledger import LedgerError, ReleaseLedger
 from optima_node.policy import PolicyError, load_policy
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_TOKEN_REJECTED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -79,6 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     policy = load_policy(config.policy_file)
+    ledger = ReleaseLedger(config.ledger_file)
     db = connect(config.omop_database_url, config.cdm_schema)
     agent = Agent(
         PortalClient(config.portal_url, config.node_token),
@@ -86,6 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         policy,
         poll_interval=config.poll_interval,
         reconnect=lambda: connect(config.omop_database_url, config.cdm_schema),
+        ledger=ledger,
     )
 
     def _stop(signum: int, _frame: object) -> None:
@@ -108,6 +111,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         agent.db.close()  # the agent may have reopened it
+        ledger.close()
     return EXIT_OK
 
 
@@ -168,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"optima-node: {exc}", file=sys.stderr)
         return exc.code
-    except (ConfigError, PolicyError, DatabaseError) as exc:
+    except (ConfigError, PolicyError, DatabaseError, LedgerError) as exc:
         print(f"optima-node: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a last line of defence: one clear line, details only with -v

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ KEYS: dict[str, str] = {
     "cdm_schema": "CDM_SCHEMA",
     "policy_file": "POLICY_FILE",
     "poll_interval": "POLL_INTERVAL",
+    "ledger_file": "LEDGER_FILE",
 }
 
 
@@ -33,13 +35,14 @@ class Config:
     cdm_schema: str | None = None
     policy_file: str | None = None
     poll_interval: float = 30.0
+    ledger_file: str = ""
 
     def __repr__(self) -> str:  # never print the token
         return (
             f"Config(portal_url={self.portal_url!r}, node_token='***', "
             f"omop_database_url={_redact_url(self.omop_database_url)!r}, "
             f"cdm_schema={self.cdm_schema!r}, policy_file={self.policy_file!r}, "
-            f"poll_interval={self.poll_interval!r})"
+            f"poll_interval={self.poll_interval!r}, ledger_file={self.ledger_file!r})"
         )
 
 
@@ -48,6 +51,17 @@ def _redact_url(url: str) -> str:
     if parsed.password:
         return url.replace(f":{parsed.password}@", ":***@")
     return url
+
+
+def default_ledger_file(
+    omop_database_url: str, cdm_schema: str | None, environ: Mapping[str, str] | None = None
+) -> str:
+    """One ledger per CDM (URL without password, and schema) under the user's state directory, so
+    that two agents on one machine never share, or mix, their release histories."""
+    env = os.environ if environ is None else environ
+    base = Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "optima-node"
+    key = f"{_redact_url(omop_database_url)}|{cdm_schema or ''}"
+    return str(base / f"release-ledger-{hashlib.sha256(key.encode()).hexdigest()[:16]}.sqlite3")
 
 
 def read_toml(path: str | Path) -> dict[str, object]:
@@ -110,4 +124,6 @@ def load_config(config_file: str | None = None, environ: Mapping[str, str] | Non
         cdm_schema=raw.get("cdm_schema") or None,
         policy_file=raw.get("policy_file") or None,
         poll_interval=poll,
+        ledger_file=raw.get("ledger_file")
+        or default_ledger_file(raw["omop_database_url"], raw.get("cdm_schema"), environ),
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from optima_node.policy import Policy
 from optima_node.schemas import (
+    BINARY_COVARIATES,
     COVARIATE_ORDER,
     RESULT_MODELS,
     CharacterisationResult,
@@ -159,6 +160,29 @@ def _check_logistic_regression(result: LogisticRegressionResult, policy: Policy)
             scale = max(abs(info[i][j]), abs(info[j][i]), 1.0)
             if abs(info[i][j] - info[j][i]) > 1e-9 * scale:
                 raise _Unverifiable
+    if all(b == 0.0 for b in result.beta):
+        _check_glm_cells_at_zero(result, policy.min_cell_count)
+
+
+def _check_glm_cells_at_zero(result: LogisticRegressionResult, k: int) -> None:
+    """At β = 0 every weight is ¼, so the output itself gives each 0/1 term's cells:
+    XᵀWX[0][j] = ¼·#(x_j = 1), score[0] = events − n/2, score[j] = #(x_j = 1, y = 1) − #(x_j = 1)/2.
+    Re-check the analysis' per-term rule from them (the first round is the one most revealing)."""
+    n = result.n
+    events = round(result.score[0] + n / 2)
+    for j, term in enumerate(result.terms):
+        if term not in BINARY_COVARIATES:
+            continue
+        with_level = round(4 * result.information[0][j])
+        with_level_events = round(result.score[j] + with_level / 2)
+        cells = (
+            with_level_events,
+            with_level - with_level_events,
+            events - with_level_events,
+            (n - events) - (with_level - with_level_events),
+        )
+        if any(0 < cell < k for cell in cells):
+            raise _Unverifiable(ReasonCode.GLM_COVARIATE_CELL_TOO_SMALL)
 
 
 _CHECKS: dict[type[BaseModel], Any] = {

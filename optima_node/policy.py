@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -26,6 +26,9 @@ class Policy(BaseModel):
     review_before_release: bool = False
     federated_learning: bool = False
     allowed_model_templates: list[str] = Field(default_factory=list)
+    # The release ledger compares a release with earlier ones to the same requester ("requester"),
+    # to the same requester or anyone in a shared project ("project"), or to anyone ("all").
+    differencing_scope: Literal["requester", "project", "all"] = "project"
 
     @field_validator("allowed_analysis_types")
     @classmethod
@@ -43,6 +46,7 @@ class Policy(BaseModel):
             allowed_types=[t.value for t in self.allowed_analysis_types],
             federated_learning=self.federated_learning,
             allowed_model_templates=list(self.allowed_model_templates),
+            differencing_scope=self.differencing_scope,
         )
 
     def allows_model_template(self, template: str) -> bool:
@@ -55,6 +59,8 @@ class Policy(BaseModel):
                 return "true" if value else "false"
             if isinstance(value, list):
                 return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            if isinstance(value, str):
+                return f'"{value}"'
             return str(value)
 
         data = self.model_dump(mode="json")

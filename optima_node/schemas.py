@@ -36,6 +36,12 @@ class ReasonCode(StrEnum):
     TOO_FEW_PERSONS = "too_few_persons"
     GLM_TOO_MANY_PARAMETERS = "glm_too_many_parameters"
     OUTCOME_LEVEL_TOO_SMALL = "outcome_level_too_small"
+    # A level of a categorical covariate crossed with an outcome level holds 1 … k−1 persons.
+    GLM_COVARIATE_CELL_TOO_SMALL = "glm_covariate_cell_too_small"
+    # A continuous covariate takes one value only within an outcome level.
+    GLM_COVARIATE_CONSTANT = "glm_covariate_constant"
+    # The released persons differ from an earlier release's by 1 … k−1 (the node's ledger).
+    DIFFERENCING_RISK = "differencing_risk"
     TIME_UNIT_BELOW_MINIMUM = "time_unit_below_minimum"
     UNVERIFIABLE_OUTPUT = "unverifiable_output"
     ANALYSIS_ERROR = "analysis_error"
@@ -105,6 +111,10 @@ class DeathWithinDays(_Strict):
 
 Covariate = Literal["age_at_index", "sex_male", "index_year"]
 COVARIATE_ORDER: tuple[str, ...] = ("age_at_index", "sex_male", "index_year")
+# How the disclosure checks treat each term: a 0/1 dummy (each level × outcome level is a cell of
+# persons) or continuous (must vary within each outcome level).
+BINARY_COVARIATES: frozenset[str] = frozenset({"sex_male"})
+CONTINUOUS_COVARIATES: frozenset[str] = frozenset({"age_at_index", "index_year"})
 
 
 class LogisticRegressionParams(_Strict):
@@ -288,6 +298,8 @@ class PolicySummary(_Strict):
     allowed_types: list[str]
     federated_learning: bool
     allowed_model_templates: list[str] = Field(default_factory=list)
+    # Whose earlier releases the node's ledger compares a new release with (see Policy).
+    differencing_scope: Literal["requester", "project", "all"] = "project"
 
 
 class Heartbeat(_Strict):
@@ -322,6 +334,13 @@ class RunAssignment(BaseModel):
     state: dict[str, Any] = Field(default_factory=dict)
     deadline: datetime | None = None
     lease_seconds: Annotated[int, Field(ge=0)] | None = None
+    # Who receives the result, for the node's release ledger (opaque ids chosen by the portal):
+    # the researcher's user id and the projects (access requests) their entitlements come from.
+    # A portal that sends no requester gets the strictest comparison (every earlier release).
+    requester_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    project_ids: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = (
+        Field(default_factory=list)
+    )
 
 
 RunStatus = Literal["completed", "refused", "failed"]

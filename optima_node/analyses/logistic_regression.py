@@ -15,16 +15,25 @@ from optima_node.analyses.common import AnalysisRefused, load_cohort
 from optima_node.cohort import Cohort
 from optima_node.db import Database
 from optima_node.policy import Policy
-from optima_node.schemas import LogisticRegressionParams, LogisticRegressionState, ReasonCode
+from optima_node.schemas import (
+    BINARY_COVARIATES,
+    CONTINUOUS_COVARIATES,
+    LogisticRegressionParams,
+    LogisticRegressionState,
+    ReasonCode,
+)
+
+
+def outcome(cohort: Cohort, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """(died within ``days``, outcome known at ``days``) per person of the cohort."""
+    follow_up = cohort.follow_up_days
+    died_within = cohort.event & (follow_up <= days)
+    return died_within, died_within | (follow_up >= days)
 
 
 def design(cohort: Cohort, params: LogisticRegressionParams) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) for persons whose outcome is known at ``days``; the others are left out."""
-    days = params.outcome.days
-    follow_up = cohort.follow_up_days
-    event = cohort.event
-    died_within = event & (follow_up <= days)
-    known = died_within | (follow_up >= days)
+    died_within, known = outcome(cohort, params.outcome.days)
     columns = {
         "intercept": np.ones(len(cohort)),
         "age_at_index": cohort.age_at_index.astype(float),
@@ -33,6 +42,36 @@ def design(cohort: Cohort, params: LogisticRegressionParams) -> tuple[np.ndarray
     }
     x = np.column_stack([columns[term][known] for term in params.terms])
     return np.ascontiguousarray(x), died_within[known].astype(float)
+
+
+def check_terms(x: np.ndarray, y: np.ndarray, terms: list[str], min_cell_count: int) -> None:
+    """Refuse a design whose terms would disclose small groups (DataSHIELD's glm term checks).
+
+    XᵀWX and the score carry, per term, sums over persons split by outcome: at β = 0 they give
+    each dummy level's count per outcome level exactly, and later rounds let them be solved for.
+    So every level of a 0/1 covariate crossed with each outcome level must hold 0 or at least
+    ``min_cell_count`` persons, and a continuous covariate must vary within each outcome level
+    (a constant would be that group's exact value). A term of unknown kind is refused.
+    """
+    outcome = y > 0.5
+    for j, term in enumerate(terms):
+        if term == "intercept":
+            continue
+        column = x[:, j]
+        if term in BINARY_COVARIATES:
+            level = column > 0.5
+            for in_outcome in (outcome, ~outcome):
+                with_level = int(np.count_nonzero(level & in_outcome))
+                for cell in (with_level, int(np.count_nonzero(in_outcome)) - with_level):
+                    if 0 < cell < min_cell_count:
+                        raise AnalysisRefused(ReasonCode.GLM_COVARIATE_CELL_TOO_SMALL)
+        elif term in CONTINUOUS_COVARIATES:
+            for in_outcome in (outcome, ~outcome):
+                values = column[in_outcome]
+                if values.size and values.min() == values.max():
+                    raise AnalysisRefused(ReasonCode.GLM_COVARIATE_CONSTANT)
+        else:
+            raise AnalysisRefused(ReasonCode.INVALID_PARAMETERS)
 
 
 BLOCK_ROWS = 32768  # rows per block: a block's temporaries stay in the CPU cache
@@ -91,6 +130,8 @@ def run(
     events = int(y.sum())
     if min(events, n - events) < policy.min_cell_count:
         raise AnalysisRefused(ReasonCode.OUTCOME_LEVEL_TOO_SMALL)
+    # Every round, before any statistic leaves (cheap next to the Fisher round itself).
+    check_terms(x, y, terms, policy.min_cell_count)
     information, score, deviance = fisher_round(x, y, np.asarray(beta_state.beta, dtype=float))
     return {
         "terms": terms,

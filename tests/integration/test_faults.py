@@ -133,6 +133,7 @@ class Cluster:
             NODE_TOKEN=token,
             OMOP_DATABASE_URL=db_url,
             POLL_INTERVAL="1",
+            LEDGER_FILE=str(self.tmp / f"ledger{i}.sqlite3"),
         )
 
     def stop_all(self) -> None:

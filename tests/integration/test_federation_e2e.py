@@ -27,7 +27,11 @@ def start_agent(portal_url: str, token: str, db_url: str, log_path):
         [sys.executable, "-m", "optima_node.cli", "run"],
         cwd=ROOT,
         env=subprocess_env(
-            PORTAL_URL=portal_url, NODE_TOKEN=token, OMOP_DATABASE_URL=db_url, POLL_INTERVAL="1"
+            PORTAL_URL=portal_url,
+            NODE_TOKEN=token,
+            OMOP_DATABASE_URL=db_url,
+            POLL_INTERVAL="1",
+            LEDGER_FILE=str(log_path.with_suffix(".ledger.sqlite3")),
         ),
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -82,7 +82,11 @@ def assignment(
     version: int = 1,
     state=None,
     round_: int = 1,
+    requester_id: str | None = None,
+    project_ids: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A run as the portal hands it out; by default each run has its own requester, so the
+    release ledger does not compare unrelated runs of one test with each other."""
     return {
         "run_id": run_id,
         "attempt": 1,
@@ -94,4 +98,6 @@ def assignment(
         "state": state or {},
         "deadline": "2030-01-01T00:00:00Z",
         "lease_seconds": 600,
+        "requester_id": requester_id or f"researcher-{run_id}",
+        "project_ids": project_ids or [],
     }

@@ -36,6 +36,7 @@ def agent_env(monkeypatch, fake_portal, synth_url, tmp_path):
         "OMOP_DATABASE_URL": synth_url,
         "POLICY_FILE": str(policy),
         "POLL_INTERVAL": "0.05",
+        "LEDGER_FILE": str(tmp_path / "ledger.sqlite3"),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

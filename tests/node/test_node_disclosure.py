@@ -317,9 +317,17 @@ def test_no_released_count_is_small_end_to_end(seed, k, persons):
         ),
     ]
     for i, (analysis_type, params) in enumerate(cases):
+        # One requester per analysis: this test is about each result's own cells (the release
+        # ledger would rightly refuse some of these overlapping releases to one requester).
         result = agent.execute(
             RunAssignment(
-                run_id=i, attempt=1, analysis_id=i, type=analysis_type, version=1, params=params
+                run_id=i,
+                attempt=1,
+                analysis_id=i,
+                type=analysis_type,
+                version=1,
+                params=params,
+                requester_id=f"researcher-{i}",
             )
         )
         # counts and characterisation always release (suppressing as needed); KM may refuse
