@@ -32,8 +32,10 @@ from .models import (
     CodingSystem,
     DataCategory,
     Dataset,
+    DatasetType,
     DatasetVersion,
     DistributionKind,
+    HealthCategory,
     LegalBasis,
     Legislation,
     UpdateFrequency,
@@ -50,6 +52,9 @@ class PublisherSerializer(serializers.Serializer):
 class DatasetListItemSerializer(serializers.ModelSerializer):
     """One published dataset in the search results (its current version)."""
 
+    id = serializers.IntegerField(
+        source="dataset_id", help_text="The dataset's number, as POST /api/analyses/ takes it."
+    )
     identifier = serializers.CharField(source="dataset.identifier")
     version = serializers.IntegerField(source="number")
     publisher = PublisherSerializer()
@@ -60,6 +65,7 @@ class DatasetListItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetVersion
         fields = [
+            "id",
             "identifier",
             "title",
             "description",
@@ -112,6 +118,9 @@ class VersionSerializer(serializers.ModelSerializer):
 
 
 class DatasetDetailSerializer(serializers.Serializer):
+    id = serializers.IntegerField(
+        help_text="The dataset's number, as POST /api/analyses/ takes it."
+    )
     identifier = serializers.CharField()
     publisher = PublisherSerializer()
     status = serializers.CharField(allow_null=True, help_text="Only for members and curators.")
@@ -196,6 +205,17 @@ class DatasetInputSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="Slug of the organisation whose DAC decides."
     )
     terms_of_use_text = serializers.CharField(required=False, allow_blank=True)
+    dataset_type = serializers.ChoiceField(
+        choices=DatasetType.choices, required=False, allow_blank=True
+    )
+    health_categories = _codes(HealthCategory.choices)
+    provenance = serializers.CharField(required=False, allow_blank=True)
+    hdab = serializers.SlugField(
+        required=False,
+        allow_null=True,
+        help_text="Slug of the health data access body (empty: the data access committee, else "
+        "the publisher).",
+    )
     version_notes = serializers.CharField(required=False, allow_blank=True)
     distributions = DistributionInputSerializer(many=True, required=False)
 
@@ -207,6 +227,14 @@ class DatasetInputSerializer(serializers.Serializer):
         return found
 
     def validate_data_access_committee(self, slug):
+        if not slug:
+            return None
+        org = Organisation.objects.filter(slug=slug).first()
+        if org is None:
+            raise serializers.ValidationError("No such organisation.")
+        return org
+
+    def validate_hdab(self, slug):
         if not slug:
             return None
         org = Organisation.objects.filter(slug=slug).first()
@@ -264,6 +292,7 @@ def _detail_payload(request, dataset: Dataset) -> dict:
     working = metadata.snapshot(selectors.dataset_with_relations(dataset)) if member else None
     scored = working if working is not None else (published.metadata if published else {})
     return {
+        "id": dataset.pk,
         "identifier": dataset.identifier,
         "publisher": dataset.publisher,
         "status": dataset.status if member else None,

@@ -320,12 +320,27 @@ def _seed() -> list[Dataset]:
                 "cdm_version": cdm,
                 "vocabulary_version": "v5.0 31-AUG-24" if cdm == "5.4" else "v5.0 28-FEB-23",
                 "coding_systems": ["snomed_ct", "icd10", "icdo3", "loinc", "rxnorm", "atc"],
-                "access_rights": "NON_PUBLIC" if CC not in modes else "RESTRICTED",
+                # Patient-level data: non-public at every hospital (access through a permit).
+                "access_rights": "NON_PUBLIC",
                 "access_modes": modes,
                 "legal_basis": "gdpr_9_2_j",
                 "purposes": "Scientific research and quality of care in oncology.",
                 "applicable_legislation": [GDPR, EHDS],
                 "data_access_committee": org,
+                "hdab": org,
+                "dataset_type": "STATISTICAL",
+                "health_categories": sorted(
+                    {
+                        "HGPD" if c == "omics" else "RQSH" if c == "patient_reported" else "EHRS"
+                        for c in categories
+                    }
+                ),
+                "provenance": (
+                    f"Extracted nightly from the electronic health record, pathology and pharmacy "
+                    f"systems of {org.name}, pseudonymised and transformed to OMOP CDM {cdm} by the "
+                    "hospital's ETL (mapping documented in its ETL specification); refreshed "
+                    f"{frequency.lower()}."
+                ),
                 "terms_of_use_text": TERMS,
             },
             indications=[indications[c] for c in codes if c in indications],

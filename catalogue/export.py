@@ -14,7 +14,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import RDF, XSD
 
 from . import rdf
-from .models import DatasetVersion
+from .models import AccessRights, DatasetVersion
 
 BATCH = 500
 MAX_PAGE_SIZE = 1000
@@ -35,6 +35,12 @@ ACCEPT = {
 
 def negotiate(accept: str) -> str:
     """The format for an Accept header (q-values honoured), Turtle by default."""
+    return negotiate_rdf(accept) or "ttl"
+
+
+def negotiate_rdf(accept: str, *, html: bool = False) -> str | None:
+    """The RDF format an Accept header prefers, or None. With ``html``, None also when the
+    client prefers text/html (a browser on the dataset page)."""
     choices = []
     for i, part in enumerate(accept.split(",")):
         media, *params = (p.strip() for p in part.split(";"))
@@ -47,11 +53,31 @@ def negotiate(accept: str) -> str:
                     q = 0.0
         if media in ACCEPT and q > 0:
             choices.append((-q, i, ACCEPT[media]))
-    return min(choices)[2] if choices else "ttl"
+        elif html and media in ("text/html", "application/xhtml+xml") and q > 0:
+            choices.append((-q, i, None))
+    return min(choices)[2] if choices else None
 
 
-def _listed() -> object:
-    return DatasetVersion.objects.filter(is_listed=True)
+def _listed(access: str | None = None):
+    """Listed versions; ``access`` (NON_PUBLIC or PUBLIC) keeps one HealthDCAT-AP level, so each
+    level can be harvested and validated on its own."""
+    qs = DatasetVersion.objects.filter(is_listed=True)
+    if access == AccessRights.PUBLIC:
+        qs = qs.filter(metadata__access_rights=AccessRights.PUBLIC)
+    elif access:
+        qs = qs.exclude(metadata__access_rights=AccessRights.PUBLIC)
+    return qs
+
+
+def catalog_level(access: str | None) -> str:
+    """The access level the catalog record states (it is validated as a dataset too)."""
+    if access in AccessRights.values:
+        return access
+    everything = _listed()
+    public = everything.filter(metadata__access_rights=AccessRights.PUBLIC).count()
+    return (
+        AccessRights.PUBLIC if public and public == everything.count() else AccessRights.NON_PUBLIC
+    )
 
 
 def _batches(queryset, size: int | None = None) -> Iterator[list[DatasetVersion]]:
@@ -118,14 +144,14 @@ class PageInfo:
         return max(1, -(-self.total // self.per_page))
 
 
-def page_graph(page: int, per_page: int, page_url) -> Graph:
+def page_graph(page: int, per_page: int, page_url, access: str | None = None) -> Graph:
     """One hydra page of the catalogue: the catalog, its datasets on this page, paging links."""
     per_page = max(1, min(per_page, MAX_PAGE_SIZE))
-    qs = _listed()
+    qs = _listed(access)
     info = PageInfo(page, per_page, qs.count())
     ctx = rdf.Context.load()
     g = rdf.new_graph()
-    catalog = rdf.add_catalog(g, ctx)
+    catalog = rdf.add_catalog(g, ctx, access_rights=catalog_level(access))
     start = (page - 1) * per_page
     versions = list(
         qs.order_by("pk").only("pk", "dataset_id", "number", "notes", "published_at", "metadata")[
@@ -152,30 +178,30 @@ def _turtle_body(g: Graph) -> str:
     return g.serialize(format="nt11")
 
 
-def stream_turtle() -> Iterator[str]:
+def stream_turtle(access: str | None = None) -> Iterator[str]:
     """The whole catalogue as Turtle, batch by batch: prefixes once, then one block per batch.
 
     The catalog head is written readably; dataset batches as N-Triples lines (see _turtle_body).
     """
     ctx = rdf.Context.load()
     head = rdf.new_graph()
-    catalog = rdf.add_catalog(head, ctx)
+    catalog = rdf.add_catalog(head, ctx, access_rights=catalog_level(access))
     prefixes = "".join(f"@prefix {p}: <{ns}> .\n" for p, ns in head.namespaces() if p)
     yield prefixes + "\n"
     head_text = head.serialize(format="turtle")
     yield "\n".join(line for line in head_text.splitlines() if not line.startswith("@prefix"))
     yield "\n"
-    for versions in _batches(_listed()):
+    for versions in _batches(_listed(access)):
         g = rdf.new_graph()
         add_versions(g, versions, ctx, catalog)
         yield _turtle_body(g)
 
 
-def full_graph() -> Graph:
+def full_graph(access: str | None = None) -> Graph:
     """The whole catalogue in memory: for tests and the import round trip on small catalogues."""
     ctx = rdf.Context.load()
     g = rdf.new_graph()
-    catalog = rdf.add_catalog(g, ctx)
-    for versions in _batches(_listed()):
+    catalog = rdf.add_catalog(g, ctx, access_rights=catalog_level(access))
+    for versions in _batches(_listed(access)):
         add_versions(g, versions, ctx, catalog)
     return g

@@ -16,6 +16,7 @@ from .models import (
     DataCategory,
     Dataset,
     DistributionKind,
+    HealthCategory,
     Legislation,
 )
 
@@ -57,7 +58,14 @@ class DatasetForm(forms.ModelForm):
     data_categories = _checkboxes(DataCategory.choices)
     coding_systems = _checkboxes(CodingSystem.choices)
     access_modes = _checkboxes(AccessMode.choices, label="Access modes offered")
-    applicable_legislation = _checkboxes(Legislation.choices)
+    applicable_legislation = _checkboxes(
+        Legislation.choices,
+        help_text="Empty: the EHDS regulation, under which the data is made available.",
+    )
+    health_categories = _checkboxes(
+        HealthCategory.choices,
+        help_text="EHDS categories (Art. 51). Empty: derived from the data categories above.",
+    )
     node_ref = forms.CharField(
         required=False,
         max_length=100,
@@ -97,7 +105,11 @@ class DatasetForm(forms.ModelForm):
             "legal_basis",
             "purposes",
             "applicable_legislation",
+            "health_categories",
+            "dataset_type",
+            "provenance",
             "data_access_committee",
+            "hdab",
             "terms_of_use_text",
             "version_notes",
         ]
@@ -105,6 +117,7 @@ class DatasetForm(forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 5}),
             "population_coverage": forms.Textarea(attrs={"rows": 2}),
             "purposes": forms.Textarea(attrs={"rows": 2}),
+            "provenance": forms.Textarea(attrs={"rows": 3}),
             "terms_of_use_text": forms.Textarea(attrs={"rows": 4}),
             "version_notes": forms.Textarea(attrs={"rows": 2}),
             "temporal_start": forms.DateInput(attrs={"type": "date"}),
@@ -119,6 +132,16 @@ class DatasetForm(forms.ModelForm):
             # The same labels as the dataset page, the diff and the validation messages.
             field.label = metadata.LABELS.get(name, field.label)
         self.fields["data_access_committee"].queryset = Organisation.objects.order_by("name")
+        self.fields["hdab"].queryset = Organisation.objects.order_by("name")
+        self.fields[
+            "hdab"
+        ].help_text = (
+            "Who grants access permits. Empty: the data access committee, else the publisher."
+        )
+        self.fields["provenance"].help_text = (
+            "Where the data comes from and how the ETL transformed it. Empty: a description of "
+            "the OMOP ETL is written for you."
+        )
         if self.instance.pk:
             del self.fields["publisher"]
             self.initial["keywords"] = ", ".join(self.instance.keywords or [])
@@ -133,6 +156,7 @@ class DatasetForm(forms.ModelForm):
             )
             if steward_orgs and len(steward_orgs) == 1:
                 self.initial.setdefault("publisher", next(iter(steward_orgs)))
+            self.initial.setdefault("applicable_legislation", [Legislation.EHDS.value])
 
     def clean_keywords(self) -> list[str]:
         raw = self.cleaned_data.get("keywords") or ""

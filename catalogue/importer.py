@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django_countries import countries
 from rdflib import Graph, Literal
-from rdflib.namespace import DCTERMS, FOAF, RDF
+from rdflib.namespace import DCTERMS, FOAF, RDF, RDFS
 
 from accounts.models import Organisation, OrganisationKind
 
@@ -27,7 +27,9 @@ from .models import (
     AccessRights,
     CancerIndication,
     DataCategory,
+    DatasetType,
     DistributionKind,
+    HealthCategory,
     Legislation,
     UpdateFrequency,
 )
@@ -145,9 +147,13 @@ class _Mapper:
             self.orgs[str(rdf.organisation_uri(org))] = org
             self.orgs[f"{base}/organisations/{org.slug}"] = org
         self.reverse = {
-            "coding": {v: k for k, v in rdf.CODING_SYSTEM_URIS.items()},
+            "coding": {
+                **rdf.LEGACY_CODING_SYSTEM_URIS,
+                **{v: k for k, v in rdf.CODING_SYSTEM_URIS.items()},
+            },
             "legal": {v: k for k, v in rdf.LEGAL_BASIS_URIS.items()},
             "cdm": {v: k for k, v in rdf.CDM_URIS.items()},
+            "kind": {v: k for k, v in rdf.PUBLISHER_TYPES.items()},
         }
 
     def organisation(self, agent, fallback_country: str) -> Organisation | None:
@@ -167,9 +173,10 @@ class _Mapper:
         if org is None:
             spatial = g.value(agent, DCTERMS.spatial)
             country = _country(spatial) or fallback_country or "BE"
-            kind = (
+            agent_type = str(g.value(agent, DCTERMS.type) or "")
+            kind = self.reverse["kind"].get(agent_type) or (
                 OrganisationKind.INDUSTRY
-                if str(g.value(agent, DCTERMS.type) or "").endswith("/Company")
+                if agent_type.endswith(("/Company", "-company"))
                 else OrganisationKind.HOSPITAL
             )
             org = Organisation.objects.create(name=name, slug=slug, country=country, kind=kind)
@@ -191,17 +198,43 @@ class _Mapper:
         email = str(g.value(cp, rdf.VCARD.hasEmail) or "") if cp is not None else ""
         data["contact_email"] = email.removeprefix("mailto:")
         codes = []
-        for theme in g.objects(ds, rdf.HEALTH.healthTheme):
+        # The portal's hierarchy travels as optima:indication; older exports put it (and other
+        # portals may put SNOMED concepts) in healthdcatap:healthTheme next to the EU themes.
+        for theme in [
+            *g.objects(ds, opt.indication),
+            *g.objects(ds, rdf.HEALTH.healthTheme),
+        ]:
             code = self.indications.get(str(theme))
             if code:
                 codes.append(code)
-            else:
+            elif not str(theme).startswith(rdf.HDEU):
                 self.report.notes.append(f"{identifier}: unknown indication {theme} left out.")
         data["indications"] = sorted(set(codes))
+        categories = [*g.objects(ds, opt.dataCategory), *g.objects(ds, rdf.HEALTH.healthCategory)]
         data["data_categories"] = sorted(
-            c
-            for c in (_tail(u) for u in g.objects(ds, rdf.HEALTH.healthCategory))
-            if c in DataCategory.values
+            {c for c in (_tail(u) for u in categories) if c in DataCategory.values}
+        )
+        data["health_categories"] = sorted(
+            {
+                _tail(u)
+                for u in g.objects(ds, rdf.HEALTH.healthCategory)
+                if str(u).startswith(rdf.HDEU) and _tail(u) in HealthCategory.values
+            }
+        )
+        kind = next(
+            (
+                _tail(u)
+                for u in g.objects(ds, DCTERMS.type)
+                if str(u).startswith(rdf.AUTH + "dataset-type/")
+            ),
+            "",
+        )
+        data["dataset_type"] = kind if kind in DatasetType.values else ""
+        provenance = g.value(ds, DCTERMS.provenance)
+        data["provenance"] = (
+            _text(g, provenance, RDFS.label) or _text(g, provenance, DCTERMS.description)
+            if provenance is not None
+            else ""
         )
         data["population_coverage"] = _text(g, ds, rdf.HEALTH.populationCoverage)
         data["number_of_individuals"] = _int(g, ds, rdf.HEALTH.numberOfUniqueIndividuals)
@@ -217,7 +250,7 @@ class _Mapper:
         freq = _tail(g.value(ds, DCTERMS.accrualPeriodicity) or "")
         data["update_frequency"] = freq if freq in UpdateFrequency.values else ""
         data["last_refreshed"] = _date(g, ds, DCTERMS.modified)
-        data["cdm_version"] = next(
+        data["cdm_version"] = _text(g, ds, opt.cdmVersion) or next(
             (
                 self.reverse["cdm"][str(u)]
                 for u in g.objects(ds, DCTERMS.conformsTo)
@@ -227,12 +260,15 @@ class _Mapper:
         )
         data["vocabulary_version"] = _text(g, ds, opt.vocabularyVersion)
         data["coding_systems"] = sorted(
-            self.reverse["coding"][str(u)]
-            for u in g.objects(ds, rdf.HEALTH.hasCodingSystem)
-            if str(u) in self.reverse["coding"]
+            {
+                self.reverse["coding"][str(u)]
+                for u in g.objects(ds, rdf.HEALTH.hasCodingSystem)
+                if str(u) in self.reverse["coding"]
+            }
         )
+        # HealthDCAT-AP knows NON_PUBLIC and PUBLIC; anything else (RESTRICTED…) is not public.
         rights = _tail(g.value(ds, DCTERMS.accessRights) or "")
-        data["access_rights"] = rights if rights in AccessRights.values else AccessRights.RESTRICTED
+        data["access_rights"] = rights if rights in AccessRights.values else AccessRights.NON_PUBLIC
         data["access_modes"] = sorted(
             m for m in (_tail(u) for u in g.objects(ds, opt.accessMode)) if m in AccessMode.values
         )
@@ -258,6 +294,8 @@ class _Mapper:
         distributions = []
         for d in g.objects(ds, rdf.DCAT.distribution):
             kind = _tail(g.value(d, opt.distributionKind) or "")
+            if kind == "portal":  # written by the export when there is no distribution
+                continue
             url = str(g.value(d, rdf.DCAT.accessURL) or "")
             distributions.append(
                 {
@@ -301,6 +339,9 @@ def import_graph(g: Graph, *, source: str, actor=None) -> ImportReport:
             dac = g.value(ds, mapper.opt.dataAccessCommittee)
             dac_org = mapper.organisation(dac, data["country"]) if dac is not None else None
             data["data_access_committee"] = dac_org.slug if dac_org else None
+            hdab = g.value(ds, rdf.HEALTH.hdab)
+            hdab_org = mapper.organisation(hdab, data["country"]) if hdab is not None else None
+            data["hdab"] = hdab_org.slug if hdab_org else None
             problems = validation.validate_snapshot(data, portal_rules=False)["violations"]
             if problems:
                 report.skipped.append(

@@ -18,7 +18,9 @@ from .models import (
     CodingSystem,
     DataCategory,
     Dataset,
+    DatasetType,
     Distribution,
+    HealthCategory,
     Legislation,
 )
 
@@ -40,6 +42,8 @@ SCALAR_FIELDS = [
     "legal_basis",
     "purposes",
     "terms_of_use_text",
+    "dataset_type",
+    "provenance",
 ]
 DATE_FIELDS = ["temporal_start", "temporal_end", "last_refreshed"]
 LIST_FIELDS = [
@@ -48,7 +52,10 @@ LIST_FIELDS = [
     "coding_systems",
     "access_modes",
     "applicable_legislation",
+    "health_categories",
 ]
+# Organisations stored by slug in a snapshot.
+ORGANISATION_FIELDS = ["data_access_committee", "hdab"]
 
 # Mandatory in the portal's HealthDCAT-AP profile (the SHACL shapes check the RDF ones too).
 MANDATORY = [
@@ -114,12 +121,17 @@ LABELS = {
     "terms_of_use_text": "Terms of use",
     "distributions": "Distributions",
     "publisher": "Publisher",
+    "dataset_type": "Dataset type",
+    "health_categories": "Health categories (EHDS)",
+    "provenance": "Provenance",
+    "hdab": "Health data access body",
 }
 CHOICE_LABELS = {
     "access_modes": dict(AccessMode.choices),
     "data_categories": dict(DataCategory.choices),
     "coding_systems": dict(CodingSystem.choices),
     "applicable_legislation": dict(Legislation.choices),
+    "health_categories": dict(HealthCategory.choices),
 }
 
 
@@ -138,9 +150,9 @@ def snapshot(dataset: Dataset) -> dict[str, Any]:
         data[name] = list(getattr(dataset, name) or [])
     data["country"] = str(dataset.country or "")
     data["publisher"] = dataset.publisher.slug
-    data["data_access_committee"] = (
-        dataset.data_access_committee.slug if dataset.data_access_committee_id else None
-    )
+    for name in ORGANISATION_FIELDS:
+        org = getattr(dataset, name) if getattr(dataset, f"{name}_id") else None
+        data[name] = org.slug if org is not None else None
     data["indications"] = sorted(i.code for i in dataset.indications.all())
     data["distributions"] = [
         {
@@ -169,11 +181,10 @@ def apply(dataset: Dataset, data: dict[str, Any]) -> None:
             setattr(dataset, name, list(data[name] or []))
     if "country" in data:
         dataset.country = data["country"] or ""
-    if "data_access_committee" in data:
-        slug = data["data_access_committee"]
-        dataset.data_access_committee = (
-            Organisation.objects.filter(slug=slug).first() if slug else None
-        )
+    for name in ORGANISATION_FIELDS:
+        if name in data:
+            slug = data[name]
+            setattr(dataset, name, Organisation.objects.filter(slug=slug).first() if slug else None)
     dataset.save()
     if "indications" in data:
         dataset.indications.set(CancerIndication.objects.filter(code__in=data["indications"]))
@@ -241,7 +252,7 @@ class Change:
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     """Field-by-field differences, in the order of the form."""
     order = [*SCALAR_FIELDS, *DATE_FIELDS, *LIST_FIELDS]
-    order += ["country", "indications", "data_access_committee", "distributions"]
+    order += ["country", "indications", *ORGANISATION_FIELDS, "distributions"]
     return [
         Change(
             name, LABELS.get(name, name), display(name, old.get(name)), display(name, new.get(name))
@@ -256,6 +267,8 @@ DISPLAY_ORDER = [
     "keywords",
     "indications",
     "data_categories",
+    "health_categories",
+    "dataset_type",
     "population_coverage",
     "number_of_individuals",
     "number_of_records",
@@ -269,12 +282,14 @@ DISPLAY_ORDER = [
     "cdm_version",
     "vocabulary_version",
     "coding_systems",
+    "provenance",
     "access_rights",
     "access_modes",
     "legal_basis",
     "purposes",
     "applicable_legislation",
     "data_access_committee",
+    "hdab",
     "contact_name",
     "contact_email",
     "terms_of_use_text",
@@ -293,6 +308,7 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         "cdm_version": dict(CdmVersion.choices),
         "access_rights": dict(AccessRights.choices),
         "legal_basis": dict(LegalBasis.choices),
+        "dataset_type": dict(DatasetType.choices),
     }
     indication_names = dict(CancerIndication.objects.values_list("code", "name"))
     org_names = dict(Organisation.objects.values_list("slug", "name"))
@@ -305,7 +321,7 @@ def rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
             shown = str(countries.name(value) or value)
         elif name == "indications":
             shown = ", ".join(indication_names.get(c, c) for c in value or []) or "—"
-        elif name == "data_access_committee" and value:
+        elif name in ORGANISATION_FIELDS and value:
             shown = org_names.get(value, value)
         else:
             shown = display(name, value)

@@ -54,8 +54,29 @@ class CodingSystem(models.TextChoices):
 
 
 class AccessRights(models.TextChoices):
+    # The two levels of HealthDCAT-AP (EU access-right table): patient-level health data is
+    # NON_PUBLIC (access through a permit); PUBLIC is for data anyone may use (e.g. aggregates).
     NON_PUBLIC = "NON_PUBLIC", "Non-public"
-    RESTRICTED = "RESTRICTED", "Restricted"
+    PUBLIC = "PUBLIC", "Public"
+
+
+class DatasetType(models.TextChoices):
+    # Codes of the EU "dataset-type" authority table that fit the network's datasets.
+    STATISTICAL = "STATISTICAL", "Statistical data (records of individuals or aggregates)"
+    SYNTHETIC_DATA = "SYNTHETIC_DATA", "Synthetic data"
+    TEST_DATA = "TEST_DATA", "Test data"
+
+
+class HealthCategory(models.TextChoices):
+    # Codes of the EHDS health-category table (Article 51 of Regulation (EU) 2025/327) that the
+    # network's OMOP datasets fall under.
+    EHRS = "EHRS", "Electronic health records"
+    HGPD = "HGPD", "Human genetic, epigenomic and genomic data"
+    HPML = "HPML", "Other human molecular data (proteomic, metabolomic, lipidomic)"
+    RQSH = "RQSH", "Research cohorts, questionnaires and surveys related to health"
+    PHDR = "PHDR", "Population-based public health registries"
+    MRMR = "MRMR", "Medical and mortality registries"
+    EHCT = "EHCT", "Clinical trials, clinical studies and investigations"
 
 
 class UpdateFrequency(models.TextChoices):
@@ -86,6 +107,11 @@ class Legislation(models.TextChoices):
     GDPR = "http://data.europa.eu/eli/reg/2016/679/oj", "GDPR (Regulation (EU) 2016/679)"
     EHDS = "http://data.europa.eu/eli/reg/2025/327/oj", "EHDS (Regulation (EU) 2025/327)"
     DGA = "http://data.europa.eu/eli/reg/2022/868/oj", "Data Governance Act (EU) 2022/868"
+
+
+def default_legislation() -> list[str]:
+    """The EHDS regulation: every dataset of the network is made available under it."""
+    return [Legislation.EHDS.value]
 
 
 class CancerIndication(models.Model):
@@ -161,14 +187,32 @@ class Dataset(models.Model):
     vocabulary_version = models.CharField(max_length=100, blank=True)
     coding_systems = models.JSONField(default=list, blank=True)
     access_rights = models.CharField(
-        max_length=20, choices=AccessRights.choices, default=AccessRights.RESTRICTED
+        max_length=20, choices=AccessRights.choices, default=AccessRights.NON_PUBLIC
     )
     access_modes = models.JSONField(
         default=list, blank=True, help_text="Codes of AccessMode offered for this dataset."
     )
     legal_basis = models.CharField(max_length=20, choices=LegalBasis.choices, blank=True)
     purposes = models.TextField(blank=True)
-    applicable_legislation = models.JSONField(default=list, blank=True)
+    applicable_legislation = models.JSONField(default=default_legislation, blank=True)
+    # --- HealthDCAT-AP (empty values are exported with the defaults of catalogue.rdf) -----------
+    dataset_type = models.CharField(
+        max_length=30, choices=DatasetType.choices, default=DatasetType.STATISTICAL, blank=True
+    )
+    health_categories = models.JSONField(
+        default=list, blank=True, help_text="Codes of the EHDS health categories (HealthCategory)."
+    )
+    provenance = models.TextField(
+        blank=True, help_text="Where the data comes from and how it was transformed (the ETL)."
+    )
+    hdab = models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="hdab_datasets",
+        verbose_name="health data access body",
+    )
     data_access_committee = models.ForeignKey(
         Organisation,
         on_delete=models.PROTECT,
@@ -218,6 +262,11 @@ class Dataset(models.Model):
         unknown = set(self.coding_systems or []) - set(CodingSystem.values)
         if unknown:
             errors["coding_systems"] = f"Unknown coding systems: {', '.join(sorted(unknown))}."
+        unknown = set(self.health_categories or []) - set(HealthCategory.values)
+        if unknown:
+            errors["health_categories"] = (
+                f"Unknown health categories: {', '.join(sorted(unknown))}."
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -34,6 +34,7 @@ EDITABLE_FIELDS = [
     *metadata.LIST_FIELDS,
     "country",
     "data_access_committee",
+    "hdab",
     "version_notes",
 ]
 
@@ -227,7 +228,7 @@ def version_create(
 ) -> DatasetVersion:
     """Freeze the working copy into the next version and make it the listed one."""
     dataset = (
-        Dataset.objects.select_related("publisher", "data_access_committee")
+        Dataset.objects.select_related("publisher", "data_access_committee", "hdab")
         .prefetch_related("indications", "distributions")
         .get(pk=dataset.pk)
     )

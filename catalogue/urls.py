@@ -26,4 +26,6 @@ urlpatterns = [
         name="restore",
     ),
     path("datasets/<str:identifier>/dcat.ttl", export_views.dataset_ttl, name="dataset_ttl"),
+    path("datasets/<str:identifier>/dcat.<str:fmt>", export_views.dataset_rdf, name="dataset_rdf"),
+    path("ns", export_views.namespace, name="namespace"),
 ]

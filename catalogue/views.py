@@ -9,10 +9,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from accounts.htmx import render_page
 
-from . import forms, metadata, permissions, selectors, services
+from . import export, export_views, forms, metadata, permissions, selectors, services
 from .models import DatasetVersion, Status
 from .validation import ViolationsFound
 
@@ -52,7 +53,12 @@ def _version_numbers(dataset) -> list[DatasetVersion]:
     )
 
 
+@vary_on_headers("Accept")
 def detail(request, identifier: str):
+    # Content negotiation: an RDF client asking for the dataset's IRI gets its HealthDCAT-AP.
+    fmt = export.negotiate_rdf(request.headers.get("Accept", ""), html=True)
+    if fmt is not None:
+        return export_views.dataset_response(request, identifier, fmt)
     dataset = selectors.dataset_get_for_user(user=request.user, identifier=identifier)
     may_see_working_copy = permissions.can_see_working_copy(request.user, dataset)
     show_working = request.GET.get("view") == "draft" and may_see_working_copy

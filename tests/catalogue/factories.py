@@ -33,7 +33,7 @@ COMPLETE = {
     "cdm_version": "5.4",
     "vocabulary_version": "v5.0 31-AUG-24",
     "coding_systems": ["snomed_ct", "icd10", "loinc"],
-    "access_rights": "RESTRICTED",
+    "access_rights": "NON_PUBLIC",
     "access_modes": ["federated_analytics", "federated_learning"],
     "legal_basis": "gdpr_9_2_j",
     "purposes": "Scientific research on cancer outcomes.",

@@ -220,7 +220,7 @@ def test_submitting_an_incomplete_draft_shows_violations_next_to_fields(
         {
             "publisher": hospital_a.pk,
             "title": "Half done",
-            "access_rights": "RESTRICTED",
+            "access_rights": "NON_PUBLIC",
             "action": "submit",
         },
     )

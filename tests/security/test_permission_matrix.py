@@ -231,6 +231,8 @@ _ENTRIES = [
     E("catalogue:versions", "200 200 200 200 200 200 200 200"),
     E("catalogue:restore", "L 404 R 404 404 404 404 404", POST),
     E("catalogue:dataset_ttl", "200 200 200 200 200 200 200 200"),
+    E("catalogue:dataset_rdf", "200 200 200 200 200 200 200 200", fmt="=jsonld"),
+    E("catalogue:namespace", "200 200 200 200 200 200 200 200"),
     E("governance:home", "L 200 200 200 200 200 200 200"),
     E("governance:basket", "L 200 200 200 200 200 200 200"),
     E("governance:basket_add", "L 404 404 404 404 404 404 404"),
