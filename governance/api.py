@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -657,7 +657,11 @@ class AccessRequestViewSet(
         kwargs = (
             {} if decision_action == "start-review" else {"reason": data.validated_data["reason"]}
         )
-        fn(actor=request.user, decision=decision, **kwargs)
+        try:
+            fn(actor=request.user, decision=decision, **kwargs)
+        except permissions.ConflictOfInterest as exc:
+            # 403 with the reason and a code a client can act on (the error envelope of the API).
+            raise exceptions.PermissionDenied(str(exc), code=exc.code) from exc
         return self._out(access_request)
 
     @extend_schema(methods=["get"], responses=RequestCommentSerializer(many=True))
