@@ -165,7 +165,7 @@ class AgreementOutSerializer(serializers.ModelSerializer):
         if unknown:
             user = getattr(self.context.get("request"), "user", None)
             visible = set(
-                ds.visible_to(user, Dataset.objects.filter(pk__in=unknown)).values_list(
+                ds.catalogue_visible(user, Dataset.objects.filter(pk__in=unknown)).values_list(
                     "pk", flat=True
                 )
             )
@@ -219,7 +219,7 @@ class AgreementInSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         # A dataset the user cannot see in the catalogue is answered as if it did not exist.
         user = getattr(self.context.get("request"), "user", None)
-        self.fields["datasets"].child_relation.queryset = ds.visible_to(user)
+        self.fields["datasets"].child_relation.queryset = ds.catalogue_visible(user)
 
 
 class AgreementUpdateSerializer(AgreementInSerializer):

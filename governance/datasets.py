@@ -15,7 +15,7 @@ def published() -> object:
     return Dataset.objects.filter(PUBLIC)
 
 
-def visible_to(user, queryset: QuerySet | None = None) -> QuerySet:
+def catalogue_visible(user, queryset: QuerySet | None = None) -> QuerySet:
     """The datasets ``user`` may see in the catalogue (its one access choke point): drafts of other
     organisations are not among them, so governance never shows their titles."""
     base = Dataset.objects.all() if queryset is None else queryset

@@ -155,7 +155,7 @@ def agreement_detail(request, pk: int):
 
     covered = agreement.datasets.select_related("current_version")
     # Titles only of datasets the reader sees in the catalogue; the others are counted, not named.
-    visible = list(ds.visible_to(request.user, covered))
+    visible = list(ds.catalogue_visible(request.user, covered))
 
     return render(
         request,
