@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from accounts.models import Organisation
 
 from .models import (
@@ -174,6 +176,8 @@ def apply(dataset: Dataset, data: dict[str, Any]) -> None:
         dataset.data_access_committee = (
             Organisation.objects.filter(slug=slug).first() if slug else None
         )
+        if problem := dataset.committee_error():
+            raise ValidationError({"data_access_committee": [problem]})
     dataset.save()
     if "indications" in data:
         dataset.indications.set(CancerIndication.objects.filter(code__in=data["indications"]))
