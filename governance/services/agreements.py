@@ -432,6 +432,8 @@ def agreement_new_version(*, actor, agreement: Agreement) -> Agreement:
     )
     if Agreement.objects.filter(previous_version=agreement).exists():
         raise ValidationError({"status": ["A newer version of this agreement already exists."]})
+    # A new version is a creation: the same check of the parties and the actor's role in one.
+    _check_parties(actor, [(p.organisation, p.role) for p in agreement.parties.all()])
     new = Agreement.objects.create(
         template=agreement.template,
         kind=agreement.kind,
