@@ -14,6 +14,7 @@ class OrganisationAdmin(admin.ModelAdmin):
     list_filter = ["kind", "is_test_site", "country"]
     search_fields = ["name", "ror_id"]
     prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["designated_committees"]
 
 
 @admin.register(Membership)

@@ -51,6 +51,14 @@ class Organisation(models.Model):
     is_test_site = models.BooleanField("implementation test site", default=False)
     time_zone = models.CharField(max_length=64, default="Europe/Brussels")
     website = models.URLField(blank=True)
+    designated_committees = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="committee_for",
+        help_text="Other organisations whose data access committee may decide on this "
+        "organisation's datasets (its own committee always may).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -67,6 +75,21 @@ class Organisation(models.Model):
     @property
     def ror_url(self) -> str:
         return f"https://ror.org/{self.ror_id}" if self.ror_id else ""
+
+    def designates(self, committee: Organisation | int | None) -> bool:
+        """May ``committee``'s DAC decide on this organisation's datasets? Its own, or designated."""
+        if committee is None:
+            return True
+        committee_id = committee if isinstance(committee, int) else committee.pk
+        return (
+            committee_id == self.pk or self.designated_committees.filter(pk=committee_id).exists()
+        )
+
+    def committees(self) -> models.QuerySet:
+        """The organisations whose committee may decide on this organisation's datasets."""
+        return Organisation.objects.filter(
+            models.Q(pk=self.pk) | models.Q(committee_for=self)
+        ).distinct()
 
 
 class Membership(models.Model):

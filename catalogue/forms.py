@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 
 from accounts.models import Organisation
 
@@ -131,7 +132,17 @@ class DatasetForm(forms.ModelForm):
         for name, field in self.fields.items():
             # The same labels as the dataset page, the diff and the validation messages.
             field.label = metadata.LABELS.get(name, field.label)
-        self.fields["data_access_committee"].queryset = Organisation.objects.order_by("name")
+        # Only committees the publisher designates (the model's clean checks it again on save).
+        publisher_ids = (
+            [self.instance.publisher_id] if self.instance.pk else list(steward_orgs or [])
+        )
+        self.fields["data_access_committee"].queryset = (
+            Organisation.objects.filter(
+                Q(pk__in=publisher_ids) | Q(committee_for__in=publisher_ids)
+            )
+            .distinct()
+            .order_by("name")
+        )
         self.fields["hdab"].queryset = Organisation.objects.order_by("name")
         self.fields[
             "hdab"

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from accounts.models import Organisation
 
 from .models import (
@@ -185,6 +187,8 @@ def apply(dataset: Dataset, data: dict[str, Any]) -> None:
         if name in data:
             slug = data[name]
             setattr(dataset, name, Organisation.objects.filter(slug=slug).first() if slug else None)
+    if "data_access_committee" in data and (problem := dataset.committee_error()):
+        raise ValidationError({"data_access_committee": [problem]})
     dataset.save()
     if "indications" in data:
         dataset.indications.set(CancerIndication.objects.filter(code__in=data["indications"]))

@@ -267,8 +267,23 @@ class Dataset(models.Model):
             errors["health_categories"] = (
                 f"Unknown health categories: {', '.join(sorted(unknown))}."
             )
+        committee = self.committee_error()
+        if committee:
+            errors["data_access_committee"] = committee
         if errors:
             raise ValidationError(errors)
+
+    def committee_error(self) -> str | None:
+        """Only the publisher's own committee or one the publisher designates may decide on its
+        data (Organisation.designated_committees); checked on every write of the dataset."""
+        if self.data_access_committee_id is None or self.publisher_id is None:
+            return None
+        if self.publisher.designates(self.data_access_committee_id):
+            return None
+        return (
+            f"{self.data_access_committee} is not a data access committee {self.publisher} "
+            f"designates: choose {self.publisher} itself or a committee it designates."
+        )
 
     @property
     def is_public(self) -> bool:

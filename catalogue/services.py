@@ -351,6 +351,11 @@ def dataset_import(
     Returns "created", "updated", "unchanged" or why it was left alone. Idempotent by identifier.
     """
     identifier = data["identifier"]
+    committee = data.get("data_access_committee")
+    if committee and not publisher.designates(
+        Organisation.objects.filter(slug=committee).values_list("pk", flat=True).first()
+    ):
+        return f"data access committee {committee} is not one the publisher designates"
     dataset = Dataset.objects.select_for_update().filter(identifier=identifier).first()
     if dataset is not None:
         if dataset.publisher_id != publisher.pk:

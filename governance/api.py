@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -116,7 +116,12 @@ class AgreementOutSerializer(serializers.ModelSerializer):
     reference = serializers.CharField(read_only=True)
     parties = serializers.SerializerMethodField()
     signatures = SignatureOutSerializer(many=True, read_only=True)
-    datasets = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    datasets = serializers.SerializerMethodField(
+        help_text="Ids of the covered datasets you can see in the catalogue."
+    )
+    datasets_not_visible = serializers.SerializerMethodField(
+        help_text="How many covered datasets you cannot see in the catalogue (not named)."
+    )
     template_version = serializers.IntegerField(source="template.version")
     document_url = serializers.SerializerMethodField()
     signed_document_url = serializers.SerializerMethodField()
@@ -140,6 +145,7 @@ class AgreementOutSerializer(serializers.ModelSerializer):
             "expiry_date",
             "parties",
             "datasets",
+            "datasets_not_visible",
             "signatures",
             "sent_at",
             "activated_at",
@@ -148,6 +154,30 @@ class AgreementOutSerializer(serializers.ModelSerializer):
             "document_url",
             "signed_document_url",
         ]
+
+    def _covered(self, obj) -> tuple[list[int], int]:
+        ids = [d.pk for d in obj.datasets.all()]
+        if not ids:
+            return [], 0
+        # Visibility follows the catalogue's own rule, asked once per set of datasets.
+        seen = self.context.setdefault("_visible_dataset_ids", {})
+        unknown = [pk for pk in ids if pk not in seen]
+        if unknown:
+            user = getattr(self.context.get("request"), "user", None)
+            visible = set(
+                ds.catalogue_visible(user, Dataset.objects.filter(pk__in=unknown)).values_list(
+                    "pk", flat=True
+                )
+            )
+            seen.update({pk: pk in visible for pk in unknown})
+        shown = sorted(pk for pk in ids if seen[pk])
+        return shown, len(ids) - len(shown)
+
+    def get_datasets(self, obj) -> list[int]:
+        return self._covered(obj)[0]
+
+    def get_datasets_not_visible(self, obj) -> int:
+        return self._covered(obj)[1]
 
     def get_parties(self, obj) -> list[dict]:
         return [
@@ -178,8 +208,18 @@ class AgreementInSerializer(serializers.Serializer):
     expiry_date = serializers.DateField()
     parties = PartySerializer(many=True)
     datasets = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=Dataset.objects.all(), required=False, default=list
+        many=True,
+        queryset=Dataset.objects.none(),
+        required=False,
+        default=list,
+        help_text="Published datasets of the parties. Covered datasets you cannot see stay covered.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A dataset the user cannot see in the catalogue is answered as if it did not exist.
+        user = getattr(self.context.get("request"), "user", None)
+        self.fields["datasets"].child_relation.queryset = ds.catalogue_visible(user)
 
 
 class AgreementUpdateSerializer(AgreementInSerializer):
@@ -233,11 +273,13 @@ class AgreementViewSet(
 
     def _out(self, agreement, code=status.HTTP_200_OK):
         fresh = self.get_queryset().get(pk=agreement.pk)
-        return Response(AgreementOutSerializer(fresh).data, status=code)
+        return Response(
+            AgreementOutSerializer(fresh, context=self.get_serializer_context()).data, status=code
+        )
 
     @extend_schema(request=AgreementInSerializer, responses={201: AgreementOutSerializer})
     def create(self, request, *args, **kwargs):
-        data = AgreementInSerializer(data=request.data)
+        data = AgreementInSerializer(data=request.data, context=self.get_serializer_context())
         data.is_valid(raise_exception=True)
         v = data.validated_data
         agreement = services.agreement_create(
@@ -255,7 +297,9 @@ class AgreementViewSet(
     @extend_schema(request=AgreementUpdateSerializer, responses=AgreementOutSerializer)
     def partial_update(self, request, *args, **kwargs):
         agreement = self.get_object()
-        data = AgreementUpdateSerializer(data=request.data, partial=True)
+        data = AgreementUpdateSerializer(
+            data=request.data, partial=True, context=self.get_serializer_context()
+        )
         data.is_valid(raise_exception=True)
         v = dict(data.validated_data)
         if "parties" in v:
@@ -657,7 +701,11 @@ class AccessRequestViewSet(
         kwargs = (
             {} if decision_action == "start-review" else {"reason": data.validated_data["reason"]}
         )
-        fn(actor=request.user, decision=decision, **kwargs)
+        try:
+            fn(actor=request.user, decision=decision, **kwargs)
+        except permissions.ConflictOfInterest as exc:
+            # 403 with the reason and a code a client can act on (the error envelope of the API).
+            raise exceptions.PermissionDenied(str(exc), code=exc.code) from exc
         return self._out(access_request)
 
     @extend_schema(methods=["get"], responses=RequestCommentSerializer(many=True))

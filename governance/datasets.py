@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
 from catalogue.models import AccessMode, Dataset
-from catalogue.permissions import PUBLIC
+from catalogue.permissions import PUBLIC, restrict
 
 ACCESS_MODE_LABELS = dict(AccessMode.choices)
 
@@ -11,6 +13,13 @@ ACCESS_MODE_LABELS = dict(AccessMode.choices)
 def published() -> object:
     """Datasets readers can see and request (published, not retired)."""
     return Dataset.objects.filter(PUBLIC)
+
+
+def catalogue_visible(user, queryset: QuerySet | None = None) -> QuerySet:
+    """The datasets ``user`` may see in the catalogue (its one access choke point): drafts of other
+    organisations are not among them, so governance never shows their titles."""
+    base = Dataset.objects.all() if queryset is None else queryset
+    return restrict(base, user, "view")
 
 
 def title(dataset: Dataset) -> str:

@@ -14,6 +14,7 @@ import nh3
 from django.core.files.base import ContentFile
 from django.template.loader import render_to_string
 
+from . import datasets as ds
 from .models import Agreement
 from .models.agreements import PLACEHOLDER_RE
 
@@ -40,9 +41,8 @@ def placeholder_values(agreement: Agreement) -> dict[str, str]:
 
 
 def covered_dataset_titles(agreement: Agreement) -> list[str]:
-    if not hasattr(agreement, "datasets"):
-        return []
-    return sorted(str(d.title) for d in agreement.datasets.all())
+    """The published titles (never a working copy's unpublished edits): every party reads these."""
+    return sorted(ds.title(d) for d in agreement.datasets.select_related("current_version"))
 
 
 def fill_placeholders(body: str, values: dict[str, str]) -> str:

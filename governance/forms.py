@@ -41,7 +41,7 @@ class AgreementForm(forms.Form):
         help_text="Leave empty to cover every dataset of the data-providing parties.",
     )
 
-    def __init__(self, *args, party_org_ids=None, **kwargs):
+    def __init__(self, *args, party_org_ids=None, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         latest_ids = [
             t.pk
@@ -50,11 +50,13 @@ class AgreementForm(forms.Form):
         ]
         self.fields["template"].queryset = AgreementTemplate.objects.filter(pk__in=latest_ids)
         if party_org_ids:
-            # Only the parties' published datasets; on a new draft datasets are chosen when editing.
-            self.fields["datasets"].queryset = (
+            # Only the parties' published datasets the user sees in the catalogue; on a new draft
+            # datasets are chosen when editing.
+            self.fields["datasets"].queryset = ds.catalogue_visible(
+                user,
                 ds.published()
                 .filter(publisher_id__in=party_org_ids)
-                .select_related("current_version")
+                .select_related("current_version"),
             )
             self.fields["datasets"].label_from_instance = ds.title
         else:

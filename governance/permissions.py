@@ -7,6 +7,7 @@ the services (they answer 403 with a message, because the person can already see
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
 from accounts import permissions as base
@@ -95,6 +96,42 @@ def is_team(user, access_request) -> bool:
 
 def can_decide(user, decision) -> bool:
     return base.has_role(user, decision.custodian_id, Role.DAC_MEMBER)
+
+
+class ConflictOfInterest(PermissionDenied):
+    """A committee member may not decide on a request they have a stake in (answered 403)."""
+
+    code = "conflict_of_interest"
+
+
+def decision_conflict(access_request, user, custodian_id: int | None = None) -> str | None:
+    """Why ``user`` may not decide on ``access_request``, or None: the one conflict-of-interest rule.
+
+    A committee member is conflicted when they are the applicant, on the request's team, or a
+    member of the applicant's organisation. The last does not apply when the applicant's
+    organisation is the deciding custodian itself: its committee members all belong to it, and an
+    organisation's own committee decides on its researchers' requests for its own data.
+    """
+    user_id = getattr(user, "pk", None)
+    if user_id is None:
+        return None
+    if access_request.applicant_id == user_id:
+        return "Conflict of interest: you are the applicant of this request."
+    if access_request.team_members.filter(pk=user_id).exists():
+        return "Conflict of interest: you are a member of this request's team."
+    org_id = access_request.organisation_id
+    if org_id != custodian_id and org_id in base.member_org_ids(user):
+        return (
+            "Conflict of interest: you belong to the applicant's organisation "
+            f"({access_request.organisation}); another committee member must decide."
+        )
+    return None
+
+
+def require_no_conflict(access_request, user, custodian_id: int | None = None) -> None:
+    reason = decision_conflict(access_request, user, custodian_id)
+    if reason:
+        raise ConflictOfInterest(reason)
 
 
 def visible_thread_custodian_ids(user, access_request, custodian_ids) -> set[int]:

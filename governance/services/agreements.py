@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import Organisation, Role
+from catalogue.models import Dataset
 
+from .. import datasets as ds
 from .. import documents, permissions
 from ..models import (
     Agreement,
@@ -91,9 +93,65 @@ def _check_dates(effective_date: date, expiry_date: date) -> None:
         raise ValidationError({"expiry_date": ["The expiry date must follow the effective date."]})
 
 
-def _set_datasets(agreement: Agreement, datasets) -> None:
-    if hasattr(agreement, "datasets"):
-        agreement.datasets.set(list(datasets or []))
+def _check_parties(actor, parties) -> list[tuple[Organisation, str]]:
+    """What creation checks and every change of parties checks again: well-formed parties, and the
+    actor manages agreements for one of them (a creator cannot hand a draft to other organisations)."""
+    parties = _clean_parties(parties)
+    if not permissions.can_create_agreement(actor, [o.pk for o, _ in parties]):
+        raise PermissionDenied(
+            "You can draft an agreement only for an organisation where you are an organisation "
+            "admin, signatory or DAC member."
+        )
+    return parties
+
+
+def _covered_datasets(
+    *, actor, agreement: Agreement | None, chosen, party_org_ids: set[int]
+) -> list | None:
+    """The datasets the agreement will cover, checked; None when coverage does not change.
+
+    ``chosen`` is what the actor asks for (None: keep the current datasets). A dataset the actor
+    cannot see in the catalogue cannot be added ("no such dataset", as if it did not exist) and is
+    not removed by them either: it stays covered, untitled for them. Newly covered datasets must be
+    published in the catalogue, and every covered dataset must be published by a party."""
+    current = list(agreement.datasets.select_related("current_version")) if agreement else []
+    visible_ids = set(
+        ds.catalogue_visible(
+            actor, Dataset.objects.filter(pk__in=[d.pk for d in current])
+        ).values_list("pk", flat=True)
+    )
+    if chosen is None:
+        final, added = current, []
+    else:
+        chosen = list(chosen)
+        seeable = set(
+            ds.catalogue_visible(
+                actor, Dataset.objects.filter(pk__in=[d.pk for d in chosen])
+            ).values_list("pk", flat=True)
+        )
+        unseen = sorted(d.pk for d in chosen if d.pk not in seeable)
+        if unseen:
+            raise ValidationError(
+                {"datasets": [f"No such dataset: {', '.join(map(str, unseen))}."]}
+            )
+        current_ids = {d.pk for d in current}
+        added = [d for d in chosen if d.pk not in current_ids]
+        hidden = [d for d in current if d.pk not in visible_ids]
+        final = list({d.pk: d for d in [*chosen, *hidden]}.values())
+        visible_ids |= seeable
+    listed = set(ds.published().filter(pk__in=[d.pk for d in added]).values_list("pk", flat=True))
+    errors = [
+        f"{ds.title(d)} is not published in the catalogue; only published datasets can be covered."
+        for d in added
+        if d.pk not in listed
+    ]
+    for d in final:
+        if d.publisher_id not in party_org_ids:
+            name = ds.title(d) if d.pk in visible_ids else "A covered dataset you cannot see"
+            errors.append(f"{name} is not published by a party of this agreement.")
+    if errors:
+        raise ValidationError({"datasets": errors})
+    return None if chosen is None and agreement is not None else final
 
 
 @transaction.atomic
@@ -108,13 +166,11 @@ def agreement_create(
     purposes: str = "",
     datasets=(),
 ) -> Agreement:
-    parties = _clean_parties(parties)
-    if not permissions.can_create_agreement(actor, [o.pk for o, _ in parties]):
-        raise PermissionDenied(
-            "You can draft an agreement only for an organisation where you are an organisation "
-            "admin, signatory or DAC member."
-        )
+    parties = _check_parties(actor, parties)
     _check_dates(effective_date, expiry_date)
+    covered = _covered_datasets(
+        actor=actor, agreement=None, chosen=datasets or [], party_org_ids={o.pk for o, _ in parties}
+    )
     agreement = Agreement.objects.create(
         template=template,
         kind=template.kind,
@@ -129,7 +185,7 @@ def agreement_create(
     AgreementParty.objects.bulk_create(
         [AgreementParty(agreement=agreement, organisation=o, role=r) for o, r in parties]
     )
-    _set_datasets(agreement, datasets)
+    agreement.datasets.set(covered)
     _audit(
         "agreement.created",
         actor=actor,
@@ -163,13 +219,27 @@ def agreement_update(
     datasets=None,
     template: AgreementTemplate | None = None,
 ) -> Agreement:
-    """Edit a draft. After sending, every change needs a new version (and new signatures)."""
+    """Edit a draft. After sending, every change needs a new version (and new signatures).
+
+    Every edit checks again what creation checks, on the agreement as it will be: its parties (and
+    that the actor manages agreements for one of them), its dates and its covered datasets."""
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
     _require_manager(actor, agreement)
     _require_status(
         agreement,
         AgreementStatus.DRAFT,
         message="This agreement was sent for signature: changes need a new version.",
+    )
+    if parties is None:
+        current = agreement.parties.select_related("organisation")
+        new_parties = _check_parties(actor, [(p.organisation, p.role) for p in current])
+    else:
+        new_parties = _check_parties(actor, parties)
+    covered = _covered_datasets(
+        actor=actor,
+        agreement=agreement,
+        chosen=datasets,
+        party_org_ids={o.pk for o, _ in new_parties},
     )
     changed = {}
     for field, value in (
@@ -189,15 +259,14 @@ def agreement_update(
     _check_dates(agreement.effective_date, agreement.expiry_date)
     agreement.save()
     if parties is not None:
-        parties = _clean_parties(parties)
         agreement.parties.all().delete()
         AgreementParty.objects.bulk_create(
-            [AgreementParty(agreement=agreement, organisation=o, role=r) for o, r in parties]
+            [AgreementParty(agreement=agreement, organisation=o, role=r) for o, r in new_parties]
         )
-        changed["parties"] = [[o.slug, r] for o, r in parties]
-    if datasets is not None:
-        _set_datasets(agreement, datasets)
-        changed["datasets"] = sorted(d.pk for d in datasets)
+        changed["parties"] = [[o.slug, r] for o, r in new_parties]
+    if covered is not None:
+        agreement.datasets.set(covered)
+        changed["datasets"] = sorted(d.pk for d in covered)
     _audit("agreement.updated", actor=actor, agreement=agreement, changed=changed)
     return agreement
 
@@ -221,6 +290,11 @@ def agreement_send(*, actor, agreement: Agreement) -> Agreement:
     if without:
         raise ValidationError(
             {"parties": ["No signatory is registered for: " + ", ".join(without) + "."]}
+        )
+    party_org_ids = {p.organisation_id for p in parties}
+    if agreement.datasets.exclude(publisher_id__in=party_org_ids).exists():
+        raise ValidationError(
+            {"datasets": ["The agreement covers datasets no party publishes; edit the draft."]}
         )
     agreement.rendered_markdown = documents.render_markdown(agreement)
     pdf = documents.render_agreement_pdf(agreement)
@@ -358,6 +432,8 @@ def agreement_new_version(*, actor, agreement: Agreement) -> Agreement:
     )
     if Agreement.objects.filter(previous_version=agreement).exists():
         raise ValidationError({"status": ["A newer version of this agreement already exists."]})
+    # A new version is a creation: the same check of the parties and the actor's role in one.
+    _check_parties(actor, [(p.organisation, p.role) for p in agreement.parties.all()])
     new = Agreement.objects.create(
         template=agreement.template,
         kind=agreement.kind,
@@ -376,8 +452,7 @@ def agreement_new_version(*, actor, agreement: Agreement) -> Agreement:
             for p in agreement.parties.all()
         ]
     )
-    if hasattr(agreement, "datasets"):
-        new.datasets.set(agreement.datasets.all())
+    new.datasets.set(agreement.datasets.all())
     _audit("agreement.version_created", actor=actor, agreement=new, previous=agreement.reference)
     return new
 

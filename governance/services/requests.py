@@ -464,6 +464,7 @@ def _lock_decision(actor, decision: Decision) -> tuple[Decision, AccessRequest]:
         raise PermissionDenied(
             f"Only members of the data access committee of {decision.custodian} decide here."
         )
+    permissions.require_no_conflict(access_request, actor, decision.custodian_id)
     if access_request.status not in OPEN_STATUSES:
         _refuse(
             "status",

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.permissions import get_for_user_or_404
 
+from .. import datasets as ds
 from .. import permissions, services
 from ..forms import PARTY_ROWS, AgreementForm, ReasonForm, SignForm, TemplateForm
 from ..models import Agreement, AgreementKind, AgreementStatus, AgreementTemplate
@@ -114,6 +115,7 @@ def agreement_edit(request, pk: int):
         request.POST or None,
         initial=initial,
         party_org_ids=list(agreement.parties.values_list("organisation_id", flat=True)),
+        user=request.user,
     )
     form.fields["template"].queryset = AgreementTemplate.objects.filter(kind=agreement.kind)
     if request.method == "POST" and form.is_valid():
@@ -151,13 +153,18 @@ def agreement_detail(request, pk: int):
     parties = list(agreement.parties.select_related("organisation", "signature__user"))
     from accounts.selectors import audit_events_for_object
 
+    covered = agreement.datasets.select_related("current_version")
+    # Titles only of datasets the reader sees in the catalogue; the others are counted, not named.
+    visible = list(ds.catalogue_visible(request.user, covered))
+
     return render(
         request,
         "governance/agreement_detail.html",
         {
             "agreement": agreement,
             "parties": parties,
-            "datasets": list(agreement.datasets.select_related("current_version")),
+            "datasets": [ds.title(d) for d in visible],
+            "hidden_datasets": covered.count() - len(visible),
             "can_manage": permissions.can_manage_agreement(request.user, agreement),
             "signable": permissions.signable_parties(request.user, agreement)
             if agreement.status == AgreementStatus.OUT_FOR_SIGNATURE

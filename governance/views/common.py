@@ -29,12 +29,24 @@ def refused(request, *, status: int, messages: list[str], back: str = ""):
     )
 
 
-def perform(request, action, *, success_url: str, success_message: str = "", back: str = ""):
-    """Run a service call from a POST: redirect on success, 400/403 with the message otherwise."""
+def perform(
+    request,
+    action,
+    *,
+    success_url: str,
+    success_message: str = "",
+    back: str = "",
+    reraise: tuple[type[Exception], ...] = (),
+):
+    """Run a service call from a POST: redirect on success, 400/403 with the message otherwise.
+
+    Exceptions listed in ``reraise`` are left to the caller (to answer them on its own page)."""
     from django.contrib import messages
 
     try:
         action()
+    except reraise:
+        raise
     except PermissionDenied as exc:
         return refused(
             request, status=403, messages=[str(exc) or "You may not do this."], back=back

@@ -218,7 +218,11 @@ def _submit_or_resubmit(user, access_request):
 
 @login_required
 def request_detail(request, pk: int):
-    access_request = _get(request, pk)
+    return _detail_page(request, _get(request, pk))
+
+
+def _detail_page(request, access_request, *, status: int = 200, errors: list[str] = ()):
+    """The request page; a refused decision is shown on it (with ``status``) next to its panel."""
     user = request.user
     decisions = list(access_request.decisions.select_related("custodian", "decided_by"))
     custodian_ids = [d.custodian_id for d in decisions]
@@ -229,13 +233,24 @@ def request_detail(request, pk: int):
     panels = []
     for d in decisions:
         deciding = permissions.can_decide(user, d)
+        waiting = d.status in (
+            DecisionStatus.PENDING,
+            DecisionStatus.UNDER_REVIEW,
+        ) and access_request.status not in (
+            RequestStatus.WITHDRAWN,
+            RequestStatus.APPROVED,
+            RequestStatus.REJECTED,
+        )
+        conflict = (
+            permissions.decision_conflict(access_request, user, d.custodian_id)
+            if deciding and waiting
+            else None
+        )
         panels.append(
             {
                 "decision": d,
-                "can_decide": deciding
-                and d.status in (DecisionStatus.PENDING, DecisionStatus.UNDER_REVIEW)
-                and access_request.status
-                not in (RequestStatus.WITHDRAWN, RequestStatus.APPROVED, RequestStatus.REJECTED),
+                "conflict": conflict,
+                "can_decide": deciding and waiting and not conflict,
                 "gaps": services.agreement_gaps(d) if deciding else [],
                 "thread_visible": d.custodian_id in visible,
                 "comments": comments.get(d.custodian_id, []),
@@ -270,7 +285,9 @@ def request_detail(request, pk: int):
             "entitlements": access_request.entitlements.select_related(
                 "holder", "dataset__current_version"
             ),
+            "errors": list(errors),
         },
+        status=status,
     )
 
 
@@ -323,13 +340,22 @@ def decision_action(request, pk: int, custodian_id: int, action: str):
         return refused(request, status=400, messages=["Unknown action."], back=_detail(pk))
     fn, takes_reason, message = DECISION_ACTIONS[action]
     kwargs = {"reason": request.POST.get("reason", "")} if takes_reason else {}
-    return perform(
-        request,
-        lambda: fn(actor=request.user, decision=decision, **kwargs),
-        success_url=_detail(pk),
-        success_message=message,
-        back=_detail(pk),
-    )
+
+    def act():
+        fn(actor=request.user, decision=decision, **kwargs)
+
+    try:
+        return perform(
+            request,
+            act,
+            success_url=_detail(pk),
+            success_message=message,
+            back=_detail(pk),
+            reraise=(permissions.ConflictOfInterest,),
+        )
+    except permissions.ConflictOfInterest as exc:
+        # Refused on the decision page itself, where the conflict is shown and the form disabled.
+        return _detail_page(request, access_request, status=403, errors=[str(exc)])
 
 
 @login_required
