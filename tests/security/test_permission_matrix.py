@@ -207,7 +207,7 @@ _ENTRIES = [
     E("accounts:invitation_accept", "404 404 404 404 404 404 404 404"),
     E("accounts:organisations", "L 200 200 200 200 200 200 200"),
     E("accounts:organisation", "L 404 200 404 200 200 404 200"),
-    E("accounts:invitation_create", "L 404 400 404 400 400 404 400", POST),
+    E("accounts:invitation_create", "L 404 404 404 404 404 404 400", POST),
     E("accounts:membership_edit", "L 404 404 404 404 404 404 200"),
     E("accounts:audit", "L 404 404 404 404 404 404 200"),
     E("accounts:audit_export", "L 404 404 404 404 404 404 200"),
