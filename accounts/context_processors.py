@@ -18,7 +18,7 @@ NAV = [
     ("Feedback", "feedback:list", "authenticated"),
     ("Organisations", "accounts:organisations", "authenticated"),
     ("Audit trail", "accounts:audit", "auditor"),
-    ("API", "api-docs", "anyone"),
+    ("API", "api-docs", "authenticated"),
 ]
 
 

@@ -28,8 +28,7 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        # Swagger UI and ReDoc need inline bootstrapping; they carry no user data.
-        if not request.path.startswith(("/api/docs", "/api/redoc", "/admin/")):
+        if not request.path.startswith("/admin/"):
             response.headers.setdefault("Content-Security-Policy", self.csp)
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=()"

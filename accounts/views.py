@@ -60,12 +60,27 @@ def _org_for_member(request, slug: str) -> Organisation:
     return organisation
 
 
+def _can_admin_org(user, organisation: Organisation) -> bool:
+    return permissions.is_platform_admin(user) or permissions.has_role(
+        user, organisation, Role.ORG_ADMIN
+    )
+
+
+def _org_for_admin(request, slug: str) -> Organisation:
+    """Administration of an organisation: its administrators and platform admins (404 otherwise).
+
+    Checked before any form is read, so a member's invalid POST never renders the admin panel.
+    """
+    organisation = _org_for_member(request, slug)
+    if not _can_admin_org(request.user, organisation):
+        raise Http404("No such organisation page.")
+    return organisation
+
+
 @login_required
 def organisation_detail(request, slug: str):
     organisation = _org_for_member(request, slug)
-    can_admin = permissions.is_platform_admin(request.user) or permissions.has_role(
-        request.user, organisation, Role.ORG_ADMIN
-    )
+    can_admin = _can_admin_org(request.user, organisation)
     memberships = organisation.memberships.select_related("user").prefetch_related("roles")
     invitations = organisation.invitations.filter(accepted_at__isnull=True) if can_admin else []
     return render(
@@ -85,7 +100,7 @@ def organisation_detail(request, slug: str):
 @login_required
 @require_POST
 def invitation_create(request, slug: str):
-    organisation = _org_for_member(request, slug)
+    organisation = _org_for_admin(request, slug)
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
@@ -97,8 +112,11 @@ def invitation_create(request, slug: str):
             )
         except PermissionDenied as exc:
             raise Http404 from exc
-        messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
-        return redirect("accounts:organisation", slug=slug)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("accounts:organisation", slug=slug)
     memberships = organisation.memberships.select_related("user").prefetch_related("roles")
     return render(
         request,
@@ -118,12 +136,7 @@ def invitation_create(request, slug: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def membership_edit(request, slug: str, user_id: int):
-    organisation = _org_for_member(request, slug)
-    if not (
-        permissions.is_platform_admin(request.user)
-        or permissions.has_role(request.user, organisation, Role.ORG_ADMIN)
-    ):
-        raise Http404
+    organisation = _org_for_admin(request, slug)
     membership = get_object_or_404(
         Membership.objects.select_related("user"), organisation=organisation, user_id=user_id
     )

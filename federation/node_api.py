@@ -18,7 +18,6 @@ from pydantic import ValidationError as PydanticValidationError
 from rest_framework import authentication, exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from accounts.api_errors import error_response
@@ -27,6 +26,7 @@ from optima_node.schemas import Heartbeat, HeartbeatAck, RunAssignment, RunResul
 from . import services
 from .models import Node, NodeStatus, Run
 from .services import ResultOutcome
+from .throttles import NodeRateThrottle
 
 
 class NodeTokenAuthentication(authentication.BaseAuthentication):
@@ -75,22 +75,6 @@ class NodeTokenScheme(OpenApiAuthenticationExtension):
 class IsNode(BasePermission):
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, Node)
-
-
-class NodeRateThrottle(SimpleRateThrottle):
-    """Per-node rate limit (``NODE_API_RATE``, default 300/min; an agent polls every 30 s).
-
-    Counted in the default cache: use a shared cache (``CACHE_URL``) with several server processes.
-    """
-
-    scope = "node"
-
-    def get_rate(self) -> str:
-        return getattr(settings, "NODE_API_RATE", "300/min")
-
-    def get_cache_key(self, request, view):
-        node = request.auth
-        return self.cache_format % {"scope": self.scope, "ident": node.pk} if node else None
 
 
 class PayloadTooLarge(exceptions.APIException):

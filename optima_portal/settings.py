@@ -262,17 +262,30 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "accounts.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"anon": "120/min", "user": "600/min"},
+    # Counted in the shared cache (CACHE_URL); rates read per request from the settings below.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.throttles.AnonRateThrottle",
+        "accounts.throttles.UserRateThrottle",
+    ],
+    # Which client address anonymous limits count by: 0 = the TCP peer (X-Forwarded-For is never
+    # trusted); behind one proxy that appends X-Forwarded-For, 1.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
+API_ANON_RATE = env.str("API_ANON_RATE", default="120/min")
+API_USER_RATE = env.str("API_USER_RATE", default="600/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "OPTIMA Portal API",
     "DESCRIPTION": "Catalogue, access governance, federated analysis, clinical decision support and feedback.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No third-party validator badge (it would send the schema URL to swagger.io).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The document is the API for people; the node API is described in docs/node-agent.md.
+    "PREPROCESSING_HOOKS": ["optima_portal.schema.exclude_node_api"],
     # The schema says what the URL resolver accepts (the API fuzzer sends what the schema allows).
     "PATH_CONVERTER_OVERRIDES": {"slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}},
     "APPEND_COMPONENTS": {
@@ -288,6 +301,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Caching and logging --------------------------------------------------------------------
+# Rate-limit counters live here: production with several server processes needs a shared cache
+# (Redis); the in-process default counts per process (``check --deploy`` warns, accounts.checks).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache_url("CACHE_URL")}

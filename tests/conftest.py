@@ -22,10 +22,13 @@ def _eager_celery(settings, tmp_path):
     # force_login users are not asked for a second factor; tests/security/test_two_factor.py
     # switches it back on.
     settings.OTP_ENFORCED = False
-    # Rate-limit counters (per-node throttling) live in the cache: every test starts afresh.
+    # Rate-limit counters live in the cache: every test starts afresh. The API's anonymous and
+    # per-user limits are out of reach here (the permission matrix and the fuzzer send hundreds of
+    # requests a minute); tests/security/test_rate_limits.py sets real ones.
     from django.core.cache import cache
 
     cache.clear()
+    settings.API_ANON_RATE = settings.API_USER_RATE = "1000000/min"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     yield
     app.conf.task_always_eager = previous

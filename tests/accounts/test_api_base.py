@@ -5,7 +5,8 @@ def test_errors_share_one_json_shape(api):
     assert set(error) >= {"status", "code", "message"}
 
 
-def test_it_serves_the_openapi_schema_and_docs_offline(client, db):
+def test_it_serves_the_openapi_schema_and_docs_offline(client_as, researcher):
+    client = client_as(researcher)
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     assert b"openapi: 3" in schema.content

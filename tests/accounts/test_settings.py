@@ -36,10 +36,25 @@ def test_check_deploy_is_silent_with_production_settings(tmp_path):
         SECRET_KEY="x" * 20 + "a-very-long-and-random-production-secret-key-0123456789",
         ALLOWED_HOSTS="portal.example.org",
         SECURE_HTTPS="1",
+        CACHE_URL="redis://127.0.0.1:6379/1",  # rate limits need a cache shared by workers
         OPTIMA_VAR_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_about_a_per_process_cache(tmp_path):
+    result = _run(
+        ["check", "--deploy", "--fail-level", "WARNING"],
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "a-very-long-and-random-production-secret-key-0123456789",
+        ALLOWED_HOSTS="portal.example.org",
+        SECURE_HTTPS="1",
+        CACHE_URL="",  # the in-process default
+        OPTIMA_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode != 0
+    assert "accounts.W001" in result.stdout + result.stderr
 
 
 def test_secrets_may_come_from_files(tmp_path):
