@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from catalogue import selectors as catalogue_selectors
 from catalogue.models import AccessMode, Dataset
-from catalogue.permissions import PUBLIC
 
 ACCESS_MODE_LABELS = dict(AccessMode.choices)
 
 
 def published() -> object:
     """Datasets readers can see and request (published, not retired)."""
-    return Dataset.objects.filter(PUBLIC)
+    return catalogue_selectors.dataset_list_published()
+
+
+def visible_to(user, *, published_only: bool = False):
+    """Datasets ``user`` may see in the catalogue (the catalogue's visibility rules)."""
+    return catalogue_selectors.dataset_list_for_user(user=user, published_only=published_only)
 
 
 def title(dataset: Dataset) -> str:
