@@ -61,7 +61,7 @@ def test_it_answers_a_draft_id_exactly_like_an_unknown_one(api_as, researcher, w
     draft = start(client, world["draft"].pk)
     unknown = start(client, UNKNOWN_ID)
     assert draft.status_code == unknown.status_code == 400
-    assert "datasets" in draft.json()["fields"]
+    assert "datasets" in draft.json()["error"]["fields"]
     assert DRAFT_TITLE not in draft.content.decode()
     assert _without_ids(draft.content) == _without_ids(unknown.content)
     assert not Analysis.objects.exists()

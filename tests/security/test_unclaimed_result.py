@@ -126,7 +126,7 @@ def test_a_released_cell_of_3_is_refused_audited_and_never_shown(
     with django_capture_on_commit_callbacks(execute=True):
         response = sim.post(forged(run, count=3))
     assert response.status_code == 422
-    assert "minimum cell count 5" in response.json()["detail"]
+    assert "minimum cell count 5" in response.json()["error"]["message"]
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.result is None
     event = AuditEvent.objects.get(action="run.result_refused")
