@@ -49,9 +49,7 @@ def steward(exported):
 
 @pytest.fixture
 def reviewer(exported):
-    platform = Organisation.objects.create(name="Import review", slug="import-review", country="BE")
-    platform.kind = "platform"
-    platform.save()
+    platform = Organisation.objects.get(slug="optima")  # the demo's platform operator
     return user_with(Role.CURATOR, [platform], "import-curator")
 
 

@@ -95,9 +95,7 @@ def assert_nothing_stored(run: Run, status: str) -> None:
     assert run.result is None and run.result_hash == "" and run.answered_at is None
 
 
-def test_a_result_for_a_run_never_claimed_is_409_and_never_shown(
-    sim, analysis, api_as, researcher
-):
+def test_a_result_for_a_run_never_claimed_is_409_and_never_shown(sim, analysis, api_as, researcher):
     run = analysis.runs.get()
     assert run.status == RunStatus.DISPATCHED
     response = sim.post(forged(run))
