@@ -103,16 +103,12 @@ def basket_add(request):
 @require_POST
 def basket_remove(request):
     dataset_id = request.POST.get("dataset", "")
-    item = (
-        BasketItem.objects.filter(
-            user=request.user,
-            dataset_id=int(dataset_id) if dataset_id.isdigit() and len(dataset_id) < 19 else 0,
-        )
-        .select_related("dataset")
-        .first()
+    # Only the user's own basket is looked at: 404 for anything not in it, whether it exists or not.
+    item = get_object_or_404(
+        BasketItem.objects.filter(user=request.user).select_related("dataset"),
+        dataset_id=int(dataset_id) if dataset_id.isdigit() and len(dataset_id) < 19 else 0,
     )
-    if item is not None:
-        services.basket_remove(user=request.user, dataset=item.dataset)
+    services.basket_remove(user=request.user, dataset=item.dataset)
     return redirect("governance:basket")
 
 
