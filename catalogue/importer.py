@@ -65,6 +65,7 @@ class Refusal:
     identifier: str
     reason: str
     organisation: Organisation | None = None  # whose dataset or name it was
+    dataset: Dataset | None = None  # the existing dataset it would have changed
 
 
 @dataclass
@@ -319,10 +320,15 @@ def import_graph(g: Graph, *, source: str, actor) -> ImportReport:
             record(
                 "dataset.import_refused",
                 actor=actor,
+                obj=refusal.dataset,
                 organisation=refusal.organisation,
-                object_type="catalogue.dataset",
-                object_id=refusal.identifier[:64],
-                payload={"source": source, "reason": refusal.reason},
+                object_type="" if refusal.dataset else "catalogue.dataset",
+                object_id="" if refusal.dataset else refusal.identifier[:64],
+                payload={
+                    "source": source,
+                    "identifier": refusal.identifier,
+                    "reason": refusal.reason,
+                },
             )
         raise ImportRefused(report) from None
     return report
@@ -357,6 +363,7 @@ def _import(g: Graph, *, source: str, actor, report: ImportReport) -> None:
                     identifier,
                     f"a dataset of another publisher ({existing.publisher.slug})",
                     existing.publisher,
+                    existing,
                 )
             )
             continue
@@ -366,6 +373,7 @@ def _import(g: Graph, *, source: str, actor, report: ImportReport) -> None:
                     identifier,
                     f"{actor.get_username()} is not a data steward of {publisher.slug}",
                     publisher,
+                    existing,
                 )
             )
             continue

@@ -75,6 +75,7 @@ def test_a_steward_of_a_cannot_overwrite_bs_dataset_or_its_committee(
     assert_untouched(victim)
     event = AuditEvent.objects.get(action="dataset.import_refused")
     assert event.actor == steward_a and event.organisation == hospital_b
+    assert event.object_id == str(victim.pk)
     assert "not a data steward of hospital-b" in event.payload["reason"]
 
 
