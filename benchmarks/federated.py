@@ -614,6 +614,7 @@ from django.db import transaction
 from django.utils import timezone
 from accounts.models import ApiToken, Membership, MembershipRole, Organisation, Role
 from catalogue.models import Dataset
+from catalogue.services import version_create
 from governance.models import AccessRequest, Entitlement
 
 with transaction.atomic():
@@ -639,6 +640,9 @@ with transaction.atomic():
             description="Synthetic OMOP CDM for the federated benchmark.",
             access_modes=["federated_analytics"],
         )
+        # Analyses name published datasets only (federation.selectors.analysis_datasets_by_ids).
+        version = version_create(dataset=dataset, user=None, notes="")
+        Dataset.objects.filter(pk=dataset.pk).update(current_version=version, status="published")
         Entitlement.objects.create(
             holder=user, dataset=dataset, access_mode="federated_analytics",
             ends_at=timezone.now() + timedelta(days=1), request=access,

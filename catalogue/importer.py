@@ -1,7 +1,12 @@
 """Import datasets from another DCAT-AP catalogue: the reverse of ``catalogue.rdf``.
 
-Each ``dcat:Dataset`` becomes a published dataset, keyed by ``dct:identifier`` (idempotent). The
-whole import runs in one transaction: a malformed graph or any error imports nothing.
+The import acts as a named user with that user's rights: each ``dcat:Dataset`` (keyed by
+``dct:identifier``, idempotent) must be published by an organisation where the user is a data
+steward, and becomes a draft, or a new draft of a published dataset, that reaches the catalogue
+through submit and review like any edit. Organisations are never created: an unknown publisher or
+committee is an error. A dataset of an organisation the user does not steward, or an identifier of
+another publisher's dataset, is refused. The whole import runs in one transaction: a malformed
+graph, a refusal or any error imports nothing (refusals are audited after the rollback).
 """
 
 from __future__ import annotations
@@ -12,21 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.text import slugify
 from django_countries import countries
 from rdflib import Graph, Literal
 from rdflib.namespace import DCTERMS, FOAF, RDF, RDFS
 
-from accounts.models import Organisation, OrganisationKind
+from accounts.audit import record
+from accounts.models import Organisation
 
-from . import rdf, services, validation
+from . import permissions, rdf, services, validation
 from .models import (
     AccessMode,
     AccessRights,
     CancerIndication,
     DataCategory,
+    Dataset,
     DatasetType,
     DistributionKind,
     HealthCategory,
@@ -56,11 +63,30 @@ class ImportFailed(Exception):
 
 
 @dataclass
+class Refusal:
+    identifier: str
+    reason: str
+    organisation: Organisation | None = None  # whose dataset or name it was
+    dataset: Dataset | None = None  # the existing dataset it would have changed
+
+
+@dataclass
 class ImportReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+
+class ImportRefused(ImportFailed):
+    """The source names datasets or organisations the acting user may not write; nothing was
+    imported. ``report.refused`` says which and why."""
+
+    def __init__(self, report: ImportReport) -> None:
+        self.report = report
+        names = "; ".join(f"{r.identifier}: {r.reason}" for r in report.refused)
+        super().__init__(f"Refused: {names}.")
 
 
 def load(source: str, fmt: str | None = None) -> Graph:
@@ -156,33 +182,23 @@ class _Mapper:
             "kind": {v: k for k, v in rdf.PUBLISHER_TYPES.items()},
         }
 
-    def organisation(self, agent, fallback_country: str) -> Organisation | None:
-        if agent is None:
-            return None
+    def organisation(self, agent) -> Organisation | None:
+        """The portal's organisation an agent names (by URI, identifier or name); never created."""
         if str(agent) in self.orgs:
             return self.orgs[str(agent)]
         g = self.g
         slug = _text(g, agent, DCTERMS.identifier) or slugify(_text(g, agent, FOAF.name))[:80]
-        name = _text(g, agent, FOAF.name) or slug
-        if not slug:
-            return None
-        org = (
-            Organisation.objects.filter(slug=slug).first()
-            or Organisation.objects.filter(name=name).first()
-        )
-        if org is None:
-            spatial = g.value(agent, DCTERMS.spatial)
-            country = _country(spatial) or fallback_country or "BE"
-            agent_type = str(g.value(agent, DCTERMS.type) or "")
-            kind = self.reverse["kind"].get(agent_type) or (
-                OrganisationKind.INDUSTRY
-                if agent_type.endswith(("/Company", "-company"))
-                else OrganisationKind.HOSPITAL
-            )
-            org = Organisation.objects.create(name=name, slug=slug, country=country, kind=kind)
-            self.report.notes.append(f"Created organisation {name} ({slug}).")
-        self.orgs[str(agent)] = org
+        name = _text(g, agent, FOAF.name)
+        org = Organisation.objects.filter(slug=slug).first() if slug else None
+        if org is None and name:
+            org = Organisation.objects.filter(name=name).first()
+        if org is not None:
+            self.orgs[str(agent)] = org
         return org
+
+    def agent_label(self, agent) -> str:
+        g = self.g
+        return _text(g, agent, DCTERMS.identifier) or _text(g, agent, FOAF.name) or str(agent)
 
     def snapshot(self, ds) -> dict[str, Any]:
         g, opt = self.g, self.opt
@@ -317,53 +333,132 @@ def _country(uri) -> str:
     return next((code for code, _ in countries if countries.alpha3(code) == alpha3), "")
 
 
-def import_graph(g: Graph, *, source: str, actor=None) -> ImportReport:
-    """Create or update one published dataset per ``dcat:Dataset``; all or nothing."""
+class _Refuse(Exception):
+    """Leave the import's transaction: it must write nothing."""
+
+
+def import_graph(g: Graph, *, source: str, actor) -> ImportReport:
+    """Create or update, as ``actor``, one draft per ``dcat:Dataset``; all or nothing.
+
+    Raises ImportRefused (nothing written, each refusal audited) when the graph names a publisher
+    or committee the portal does not know, a publisher where ``actor`` is not a data steward, or
+    the identifier of another publisher's dataset.
+    """
+    if not getattr(actor, "is_authenticated", False) or not actor.is_active:
+        raise ImportFailed("An import acts as an active user (--as USERNAME).")
     report = ImportReport()
-    with transaction.atomic():
-        mapper = _Mapper(g, report)
-        subjects = sorted(set(g.subjects(RDF.type, rdf.DCAT.Dataset)), key=str)
-        if not subjects:
-            raise ImportFailed(f"{source} describes no dcat:Dataset.")
-        for ds in subjects:
-            data = mapper.snapshot(ds)
-            identifier = data["identifier"]
-            if not data["title"]:
-                report.skipped.append((identifier, "no dct:title"))
-                continue
-            publisher = mapper.organisation(g.value(ds, DCTERMS.publisher), data["country"])
-            if publisher is None:
-                report.skipped.append((identifier, "no dct:publisher"))
-                continue
-            data["publisher"] = publisher.slug
-            dac = g.value(ds, mapper.opt.dataAccessCommittee)
-            dac_org = mapper.organisation(dac, data["country"]) if dac is not None else None
-            data["data_access_committee"] = dac_org.slug if dac_org else None
-            hdab = g.value(ds, rdf.HEALTH.hdab)
-            hdab_org = mapper.organisation(hdab, data["country"]) if hdab is not None else None
-            data["hdab"] = hdab_org.slug if hdab_org else None
-            problems = validation.validate_snapshot(data, portal_rules=False)["violations"]
-            if problems:
-                report.skipped.append(
-                    (identifier, "DCAT-AP violations: " + "; ".join(p["message"] for p in problems))
-                )
-                continue
-            issued = _date(g, ds, DCTERMS.issued)
-            outcome = services.dataset_import(
+    try:
+        with transaction.atomic():
+            _import(g, source=source, actor=actor, report=report)
+            if report.refused:
+                raise _Refuse
+    except _Refuse:
+        for refusal in report.refused:
+            record(
+                "dataset.import_refused",
                 actor=actor,
+                obj=refusal.dataset,
+                organisation=refusal.organisation,
+                object_type="" if refusal.dataset else "catalogue.dataset",
+                object_id="" if refusal.dataset else refusal.identifier[:64],
+                payload={
+                    "source": source,
+                    "identifier": refusal.identifier,
+                    "reason": refusal.reason,
+                },
+            )
+        raise ImportRefused(report) from None
+    return report
+
+
+def _import(g: Graph, *, source: str, actor, report: ImportReport) -> None:
+    mapper = _Mapper(g, report)
+    stewarded = permissions.steward_org_ids(actor)
+    subjects = sorted(set(g.subjects(RDF.type, rdf.DCAT.Dataset)), key=str)
+    if not subjects:
+        raise ImportFailed(f"{source} describes no dcat:Dataset.")
+    for ds in subjects:
+        data = mapper.snapshot(ds)
+        identifier = data["identifier"]
+        if not data["title"]:
+            report.skipped.append((identifier, "no dct:title"))
+            continue
+        agent = g.value(ds, DCTERMS.publisher)
+        if agent is None:
+            report.skipped.append((identifier, "no dct:publisher"))
+            continue
+        publisher = mapper.organisation(agent)
+        if publisher is None:
+            report.refused.append(
+                Refusal(identifier, f"unknown publisher {mapper.agent_label(agent)}")
+            )
+            continue
+        existing = Dataset.objects.filter(identifier=identifier).select_related("publisher").first()
+        if existing is not None and existing.publisher_id != publisher.pk:
+            report.refused.append(
+                Refusal(
+                    identifier,
+                    f"a dataset of another publisher ({existing.publisher.slug})",
+                    existing.publisher,
+                    existing,
+                )
+            )
+            continue
+        if publisher.pk not in stewarded:
+            report.refused.append(
+                Refusal(
+                    identifier,
+                    f"{actor.get_username()} is not a data steward of {publisher.slug}",
+                    publisher,
+                    existing,
+                )
+            )
+            continue
+        data["publisher"] = publisher.slug
+        committee = g.value(ds, mapper.opt.dataAccessCommittee)
+        dac_org = mapper.organisation(committee) if committee is not None else None
+        if committee is not None and dac_org is None:
+            report.refused.append(
+                Refusal(
+                    identifier,
+                    f"unknown data access committee {mapper.agent_label(committee)}",
+                    publisher,
+                )
+            )
+            continue
+        data["data_access_committee"] = dac_org.slug if dac_org else None
+        hdab = g.value(ds, rdf.HEALTH.hdab)
+        hdab_org = mapper.organisation(hdab) if hdab is not None else None
+        if hdab is not None and hdab_org is None:
+            report.notes.append(
+                f"{identifier}: health data access body {mapper.agent_label(hdab)} is not an "
+                "organisation of the portal; left empty (the committee or publisher stands in)."
+            )
+        data["hdab"] = hdab_org.slug if hdab_org else None
+        problems = validation.validate_snapshot(data, portal_rules=False)["violations"]
+        if problems:
+            report.skipped.append(
+                (identifier, "DCAT-AP violations: " + "; ".join(p["message"] for p in problems))
+            )
+            continue
+        try:
+            outcome = services.dataset_import(
+                user=actor,
                 publisher=publisher,
                 data=data,
-                version_number=_int(g, ds, rdf.DCAT.version),
                 notes=_text(g, ds, rdf.ADMS.versionNotes),
-                published_at=(
-                    timezone.make_aware(dt.datetime.fromisoformat(issued)) if issued else None
-                ),
                 source=source,
             )
-            if outcome == "created":
-                report.created.append(identifier)
-            elif outcome == "updated":
-                report.updated.append(identifier)
-            else:
-                report.skipped.append((identifier, outcome))
-    return report
+        except PermissionDenied as exc:
+            report.refused.append(Refusal(identifier, str(exc), publisher))
+            continue
+        except ValidationError as exc:
+            # The lifecycle's own rules (e.g. which committee a publisher may name).
+            report.refused.append(Refusal(identifier, "; ".join(exc.messages), publisher))
+            continue
+        if outcome == "created":
+            report.created.append(identifier)
+        elif outcome == "updated":
+            report.updated.append(identifier)
+        else:
+            report.skipped.append((identifier, outcome))

@@ -199,6 +199,29 @@ def apply(dataset: Dataset, data: dict[str, Any]) -> None:
         )
 
 
+def fields_from_snapshot(
+    data: dict[str, Any],
+) -> tuple[dict[str, Any], list[CancerIndication], list[dict[str, Any]]]:
+    """A snapshot as the arguments of the lifecycle services (``dataset_create``/``_update``):
+    model field values, indications and distribution rows. Unknown slugs and codes are left out
+    (the importer checks organisations before it gets here)."""
+    fields: dict[str, Any] = {}
+    for name in SCALAR_FIELDS:
+        value = data.get(name)
+        fields[name] = "" if value is None and name not in _NULLABLE else value
+    for name in DATE_FIELDS:
+        fields[name] = date.fromisoformat(data[name]) if data.get(name) else None
+    for name in LIST_FIELDS:
+        fields[name] = list(data.get(name) or [])
+    fields["country"] = data.get("country") or ""
+    for name in ORGANISATION_FIELDS:
+        slug = data.get(name)
+        fields[name] = Organisation.objects.filter(slug=slug).first() if slug else None
+    indications = list(CancerIndication.objects.filter(code__in=data.get("indications") or []))
+    distributions = [dict(d) for d in data.get("distributions") or []]
+    return fields, indications, distributions
+
+
 _NULLABLE = {"number_of_individuals", "number_of_records", "min_typical_age", "max_typical_age"}
 
 

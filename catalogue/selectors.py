@@ -391,13 +391,64 @@ def _facet_counts(
 # --- datasets -----------------------------------------------------------------------------------
 
 
-def dataset_get_for_user(*, user, identifier: str, action: str = "view") -> Dataset:
+def dataset_list_for_user(
+    *,
+    user,
+    action: str = "view",
+    ids: Iterable[int] | QuerySet | None = None,
+    published_only: bool = False,
+) -> QuerySet[Dataset]:
+    """Datasets ``user`` may see (or ``action`` on): the one way other apps look datasets up.
+
+    ``published_only`` keeps the published face (listed, not retired) even for members of the
+    publisher and curators, who also see drafts. ``ids`` may be a list or a subquery.
+    """
+    qs = permissions.restrict(Dataset.objects.all(), user, action)
+    if published_only:
+        qs = qs.filter(permissions.PUBLIC)
+    if ids is not None:
+        qs = qs.filter(pk__in=ids)
+    return qs.select_related("publisher", "current_version")
+
+
+def dataset_list_by_ids(
+    *, user, ids: Iterable[int], action: str = "view", published_only: bool = False
+) -> dict[int, Dataset]:
+    """The datasets among ``ids`` the user may see, by id. An id that does not exist and one the
+    user may not see are both simply absent, so the caller cannot tell them apart."""
+    ids = [i for i in ids if isinstance(i, int)]
+    if not ids:
+        return {}
+    qs = dataset_list_for_user(user=user, action=action, ids=ids, published_only=published_only)
+    return {d.pk: d for d in qs}
+
+
+def dataset_get_for_user(
+    *, user, identifier: str | None = None, pk: int | None = None, action: str = "view"
+) -> Dataset:
+    """One dataset the user may see, by identifier or id; 404 when it is unknown or invisible."""
     from accounts.permissions import get_for_user_or_404
 
     qs = permissions.restrict(Dataset.objects.all(), user, action).select_related(
         "publisher", "data_access_committee", "current_version"
     )
+    if pk is not None:
+        return get_for_user_or_404(qs, pk=pk)
     return get_for_user_or_404(qs, identifier=identifier)
+
+
+def dataset_list_published() -> QuerySet[Dataset]:
+    """The published face (listed, not retired): the same for every reader."""
+    return Dataset.objects.filter(permissions.PUBLIC)
+
+
+def datasets_of_publisher(*, organisation, ids: Iterable[int] | None = None) -> QuerySet[Dataset]:
+    """Datasets published by ``organisation`` (drafts included), for callers already authorised
+    for that organisation (its site administrators managing a node, operators' commands)."""
+    qs = Dataset.objects.filter(publisher=organisation).select_related("publisher")
+    if ids is not None:
+        qs = qs.filter(pk__in=list(ids))
+    return qs.order_by("title", "pk")
 
 
 def dataset_with_relations(dataset: Dataset) -> Dataset:

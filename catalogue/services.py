@@ -335,60 +335,72 @@ def dataset_restore_version(*, user, dataset: Dataset, version: DatasetVersion) 
     return dataset
 
 
+def _comparable(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in snapshot.items() if k != "publisher"}
+
+
 @transaction.atomic
 def dataset_import(
     *,
-    actor,
+    user,
     publisher: Organisation,
     data: dict[str, Any],
-    version_number: int | None = None,
     notes: str = "",
-    published_at=None,
     source: str = "",
 ) -> str:
-    """Create or update a published dataset from another catalogue's description.
+    """Create or update the working copy of ``publisher``'s dataset from another catalogue's
+    description (a metadata snapshot), as ``user``, a data steward of ``publisher``.
 
-    Returns "created", "updated", "unchanged" or why it was left alone. Idempotent by identifier.
+    The import is an edit like any other: it goes through ``dataset_create``/``dataset_update``,
+    so a new dataset is a draft and a published one gets a new draft while its published version
+    stays; both reach the catalogue only through submit and review. Returns "created", "updated",
+    "unchanged" or why it was left alone; PermissionDenied for another publisher's dataset.
     """
+    _require(permissions.can_create_for(user, publisher), "Only data stewards of the publisher.")
     identifier = data["identifier"]
-    committee = data.get("data_access_committee")
-    if committee and not publisher.designates(
-        Organisation.objects.filter(slug=committee).values_list("pk", flat=True).first()
-    ):
-        return f"data access committee {committee} is not one the publisher designates"
+    fields, indications, distributions = metadata.fields_from_snapshot(data)
+    if notes:
+        fields["version_notes"] = notes
     dataset = Dataset.objects.select_for_update().filter(identifier=identifier).first()
-    if dataset is not None:
-        if dataset.publisher_id != publisher.pk:
-            return "identifier belongs to another publisher"
-        if dataset.status in (Status.DRAFT, Status.SUBMITTED, Status.CHANGES_REQUESTED):
-            return "has a local draft in progress"
-        current = dataset.current_version.metadata if dataset.current_version_id else None
-        if current is not None and {k: v for k, v in current.items() if k != "publisher"} == {
-            k: v for k, v in data.items() if k != "publisher"
-        }:
-            return "unchanged"
-        outcome = "updated"
-    else:
-        dataset = Dataset.objects.create(
-            identifier=identifier, publisher=publisher, title=data["title"], created_by=None
+    if dataset is None:
+        dataset = dataset_create(
+            user=user,
+            publisher=publisher,
+            data=fields,
+            indications=indications,
+            distributions=distributions,
+            identifier=identifier,
         )
         outcome = "created"
-    metadata.apply(dataset, data)
-    version = version_create(
-        dataset=dataset,
-        user=actor,
-        notes=notes,
-        published_at=published_at,
-        number=version_number,
-    )
-    Dataset.objects.filter(pk=dataset.pk).update(
-        current_version=version, status=Status.PUBLISHED, validation_report={}
-    )
+    else:
+        _require(
+            dataset.publisher_id == publisher.pk,
+            f"{identifier} is a dataset of another publisher.",
+        )
+        if dataset.status == Status.SUBMITTED:
+            return "submitted for review; import again after the review"
+        if dataset.status == Status.RETIRED:
+            return "retired"
+        working = metadata.snapshot(
+            Dataset.objects.select_related("publisher", "data_access_committee")
+            .prefetch_related("indications", "distributions")
+            .get(pk=dataset.pk)
+        )
+        if _comparable(working) == _comparable(data):
+            return "unchanged"
+        dataset_update(
+            user=user,
+            dataset=dataset,
+            data=fields,
+            indications=indications,
+            distributions=distributions,
+        )
+        outcome = "updated"
     record(
-        f"dataset.imported_{outcome}",
-        actor=actor,
+        "dataset.imported",
+        actor=user,
         obj=dataset,
         organisation=publisher,
-        payload={"source": source, "version": version.number},
+        payload={"source": source, "outcome": outcome},
     )
     return outcome

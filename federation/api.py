@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.apps import apps
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
@@ -12,6 +11,10 @@ from rest_framework.response import Response
 from . import selectors, services
 from .analysis_types import KINDS, TYPE_CHOICES
 from .models import Analysis, Node
+
+
+def unavailable_datasets(ids) -> list[str]:
+    return [f"Dataset {i} is unknown or not available for analyses." for i in ids]
 
 
 class AnalysisCreateSerializer(serializers.Serializer):
@@ -110,14 +113,12 @@ class AnalysisViewSet(
         data = AnalysisCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        dataset_model = apps.get_model("catalogue", "Dataset")
         ids = list(dict.fromkeys(values["datasets"]))
-        found = {d.pk: d for d in dataset_model.objects.filter(pk__in=ids)}
-        unknown = [i for i in ids if i not in found]
-        if unknown:
-            raise serializers.ValidationError(
-                {"datasets": [f"No dataset with id {i}." for i in unknown]}
-            )
+        found = selectors.analysis_datasets_by_ids(user=request.user, ids=ids)
+        unavailable = [i for i in ids if i not in found]
+        if unavailable:
+            # Unknown, invisible (another publisher's draft) and unpublished look the same.
+            raise serializers.ValidationError({"datasets": unavailable_datasets(unavailable)})
         analysis = services.analysis_create(
             researcher=request.user,
             analysis_type=values["type"],

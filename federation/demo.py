@@ -130,10 +130,9 @@ def seed(stdout=None) -> list[Node]:
 
 
 def _demo_datasets(organisation):
-    from django.apps import apps
+    from catalogue.selectors import datasets_of_publisher
 
-    dataset_model = apps.get_model("catalogue", "Dataset")
-    datasets = list(dataset_model.objects.filter(publisher=organisation))
+    datasets = list(datasets_of_publisher(organisation=organisation))
     federated = [d for d in datasets if "federated_analytics" in (d.access_modes or [])]
     return federated or datasets
 

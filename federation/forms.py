@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from django import forms
-from django.apps import apps
 
 from .analysis_types import KINDS
 
@@ -116,13 +115,14 @@ class AnalysisForm(forms.Form):
         help_text="When given, these parameters are used instead of the fields above.",
     )
 
-    def __init__(self, *args, datasets=None, **kwargs):
+    def __init__(self, *args, datasets, **kwargs):
         super().__init__(*args, **kwargs)
-        dataset_model = apps.get_model("catalogue", "Dataset")
-        self.fields["datasets"].queryset = (
-            datasets if datasets is not None else dataset_model.objects.none()
+        # federation.selectors.analysable_datasets: published, entitled, served by a node.
+        self.fields["datasets"].queryset = datasets
+        # The published title: a published dataset's working copy may hold an unreviewed edit.
+        self.fields["datasets"].label_from_instance = lambda d: (
+            f"{d.current_version.title if d.current_version_id else d.title} ({d.publisher})"
         )
-        self.fields["datasets"].label_from_instance = lambda d: f"{d.title} ({d.publisher})"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

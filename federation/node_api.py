@@ -1,8 +1,9 @@
 """The node agents' API under /api/node/: exactly the protocol of ``optima_node.client``.
 
 ``Authorization: Node <token>``. Heartbeat → HeartbeatAck; claim → RunAssignment or 204; result →
-201 (stored), 200 (the same result again), 409 (a different result), 410 (expired or cancelled),
-400 (malformed). Payloads are validated with the agent's own pydantic models.
+201 (stored), 200 (the same result again), 409 (a different result, or no current claim by this
+node), 410 (expired or cancelled), 422 (a count below the node's minimum cell count), 400
+(malformed). Payloads are validated with the agent's own pydantic models.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ RESULT_STATUS = {
     ResultOutcome.CONFLICT: status.HTTP_409_CONFLICT,
     ResultOutcome.GONE: status.HTTP_410_GONE,
     ResultOutcome.INVALID: status.HTTP_400_BAD_REQUEST,
+    ResultOutcome.DISCLOSURE: status.HTTP_422_UNPROCESSABLE_ENTITY,
 }
 
 
@@ -186,7 +188,14 @@ RESULT_STATUS = {
             OpenApiTypes.OBJECT, description="The same result was already stored."
         ),
         400: OpenApiResponse(OpenApiTypes.OBJECT, description="The result does not validate."),
-        409: OpenApiResponse(OpenApiTypes.OBJECT, description="A different result is stored."),
+        409: OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description="A different result is stored, or this node holds no current claim.",
+        ),
+        422: OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description="A released count is below the node's minimum cell count; the run fails.",
+        ),
         410: OpenApiResponse(OpenApiTypes.OBJECT, description="The run expired or was cancelled."),
     },
 )

@@ -8,10 +8,50 @@ from datetime import timedelta
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
-from .models import Analysis, Node, NodeHeartbeat, Run, RunStatus
+from catalogue import selectors as catalogue_selectors
+
+from .models import Analysis, Node, NodeDataset, NodeHeartbeat, NodeStatus, Run, RunStatus
 from .permissions import restrict_analyses, restrict_nodes, restrict_runs
 
 AVAILABILITY_DAYS = 7
+
+
+# --- datasets (always through the catalogue's selectors) ---------------------------------------
+
+
+def _served_ids():
+    return NodeDataset.objects.filter(node__status=NodeStatus.APPROVED).values("dataset_id")
+
+
+def analysable_datasets(*, user, access_mode: str = "federated_analytics"):
+    """Published datasets the user holds a usable ``access_mode`` entitlement for and an approved
+    node serves: what the analysis forms offer (nothing the user could not start)."""
+    from governance.selectors import entitled_dataset_ids
+
+    return (
+        catalogue_selectors.dataset_list_for_user(
+            user=user,
+            ids=entitled_dataset_ids(user=user, access_mode=access_mode),
+            published_only=True,
+        )
+        .filter(pk__in=_served_ids())
+        .order_by("title", "pk")
+    )
+
+
+def analysis_datasets_by_ids(*, user, ids) -> dict:
+    """The datasets among ``ids`` an analysis may name: published ones the user can see. Unknown
+    and invisible ids are both absent (the caller answers the same for both)."""
+    return catalogue_selectors.dataset_list_by_ids(user=user, ids=ids, published_only=True)
+
+
+def stewarded_served_datasets(*, user):
+    """Datasets the user stewards that an approved node serves (the metadata refresh)."""
+    return (
+        catalogue_selectors.dataset_list_for_user(user=user, action="edit")
+        .filter(pk__in=_served_ids())
+        .order_by("title", "pk")
+    )
 
 
 def analysis_list(*, user) -> QuerySet[Analysis]:

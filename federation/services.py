@@ -289,13 +289,15 @@ def require_entitled_and_served(*, researcher, datasets: Sequence, access_mode: 
     """The approved node links serving ``datasets``, after the two checks every start makes:
     403 (PermissionDenied) naming each dataset without an active entitlement for ``access_mode``,
     400 (ValidationError) naming each dataset no approved node serves."""
+    from governance.datasets import title
     from governance.selectors import missing_entitlements
 
     from .models import NodeDataset
 
     missing = missing_entitlements(user=researcher, datasets=datasets, access_mode=access_mode)
     if missing:
-        names = "; ".join(f"{d} (id {d.pk})" for d in missing)
+        # The published title: callers pass datasets the researcher can see (their selectors).
+        names = "; ".join(f"{title(d)} (id {d.pk})" for d in missing)
         raise PermissionDenied(
             f"You hold no active entitlement for {access_mode.replace('_', ' ')} on: {names}. "
             "Request access to these datasets first."
@@ -309,7 +311,11 @@ def require_entitled_and_served(*, researcher, datasets: Sequence, access_mode: 
     unserved = [d for d in datasets if d.pk not in served]
     if unserved:
         raise ValidationError(
-            {"datasets": [f"{d} (id {d.pk}) is not served by any approved node." for d in unserved]}
+            {
+                "datasets": [
+                    f"{title(d)} (id {d.pk}) is not served by any approved node." for d in unserved
+                ]
+            }
         )
     return links
 
@@ -711,6 +717,7 @@ class ResultOutcome:
     CONFLICT = "conflict"
     GONE = "gone"
     INVALID = "invalid"
+    DISCLOSURE = "disclosure"
 
 
 _HELD_BY_RESULT = (
@@ -726,7 +733,11 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
     """Store a node's answer once. Returns (outcome, message).
 
     Same answer again → duplicate (stored once); a different answer → conflict (409); a run that
-    expired or was cancelled → gone (410); a result that does not validate → the run fails.
+    expired or was cancelled → gone (410); a result that does not validate → the run fails. Only
+    the node holding the current claim answers: a run it never claimed (still dispatched, or
+    re-offered after its lease ran out) or an older attempt → conflict, nothing stored. A result
+    releasing a count below the node's minimum cell count → disclosure (422), the run fails and
+    the numbers are dropped (federation.release_check).
     """
     run = (
         Run.objects.select_for_update()
@@ -740,8 +751,11 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
         return ResultOutcome.CONFLICT, "A different result is already stored for this run."
     if run.status in (RunStatus.EXPIRED, RunStatus.CANCELLED) or run.status in FINAL_RUN_STATUSES:
         return ResultOutcome.GONE, f"The run is {run.get_status_display().lower()}."
-    if run.status not in (RunStatus.RUNNING, RunStatus.DISPATCHED):
-        return ResultOutcome.CONFLICT, f"The run is {run.get_status_display().lower()}."
+    if run.node_id != node.pk or run.status != RunStatus.RUNNING or run.claimed_at is None:
+        # Only the claim holder answers: a dispatched run was never claimed (or its lease ran out).
+        return ResultOutcome.CONFLICT, (
+            f"The run is {run.get_status_display().lower()}; this node holds no claim on it."
+        )
     if payload.attempt != run.attempt:
         # Replay protection: only the current attempt (handed out by the last claim) may answer.
         return (
@@ -764,6 +778,9 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
             )
             _enqueue_advance(run.analysis_id)
             return ResultOutcome.INVALID, problem
+        refused = _release_refusal(run, node, payload.result or {}, actor=actor, common=common)
+        if refused:
+            return ResultOutcome.DISCLOSURE, refused
         if _differencing_risk(run, payload.result or {}):
             _refuse_differencing(run, actor=actor, **common)
             return (
@@ -791,6 +808,32 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
         _transition(run, RunStatus.FAILED, actor=actor, reason=payload.reason_code.value, **common)
         _enqueue_advance(run.analysis_id)
     return ResultOutcome.STORED, "Stored."
+
+
+def _release_refusal(run: Run, node: Node, result: dict[str, Any], *, actor, common) -> str:
+    """The portal's re-check of the released cells; on a small count the run fails, the numbers
+    are dropped (never stored or shown) and the refusal is audited. Returns the message or ""."""
+    from . import release_check
+
+    k = release_check.min_cell_count(node)
+    cells = release_check.small_cells(run.analysis.type, run.analysis.version, result, k)
+    if not cells:
+        return ""
+    message = (
+        f"Refused by the portal: {len(cells)} released count(s) below the site's minimum cell "
+        f"count {k} ({', '.join(cells[:5])})."
+    )
+    fields = {key: value for key, value in common.items() if key != "result_hash"}
+    _transition(run, RunStatus.FAILED, actor=actor, reason=message, result=None, **fields)
+    record(
+        "run.result_refused",
+        actor=actor,
+        obj=run,
+        organisation=node.organisation,
+        payload={"analysis": run.analysis_id, "min_cell_count": k, "cells": cells[:50]},
+    )
+    _enqueue_advance(run.analysis_id)
+    return message
 
 
 def _result_problem(run: Run, result: dict[str, Any]) -> str:

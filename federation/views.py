@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,21 +12,12 @@ from django.views.decorators.http import require_POST
 from accounts.htmx import render_page
 from accounts.models import Organisation, Role
 from accounts.permissions import is_platform_admin, org_ids_with_role
+from catalogue import selectors as catalogue_selectors
 
 from . import exports, selectors, services
 from .forms import AnalysisForm, DeclineForm, NodeDatasetsForm, NodeRegisterForm
 from .models import AnalysisStatus, NodeStatus, RunStatus
 from .permissions import sees_node_registry
-
-
-def _served_datasets():
-    dataset_model = apps.get_model("catalogue", "Dataset")
-    return (
-        dataset_model.objects.filter(federated_nodes__node__status=NodeStatus.APPROVED)
-        .select_related("publisher")
-        .distinct()
-        .order_by("title")
-    )
 
 
 def _form_errors(form, exc: ValidationError) -> None:
@@ -51,9 +41,7 @@ def _form_errors(form, exc: ValidationError) -> None:
 @login_required
 def home(request):
     analyses = selectors.analysis_list(user=request.user).order_by("-created_at")[:100]
-    stewarded = _served_datasets().filter(
-        publisher_id__in=org_ids_with_role(request.user, Role.DATA_STEWARD)
-    )
+    stewarded = selectors.stewarded_served_datasets(user=request.user)
     return render(
         request,
         "federation/analysis_list.html",
@@ -65,11 +53,7 @@ def home(request):
 @require_POST
 def dataset_refresh(request, pk: int):
     """A steward asks the nodes for a characterisation that refreshes the catalogue entry."""
-    dataset = (
-        _served_datasets()
-        .filter(pk=pk, publisher_id__in=org_ids_with_role(request.user, Role.DATA_STEWARD))
-        .first()
-    )
+    dataset = selectors.stewarded_served_datasets(user=request.user).filter(pk=pk).first()
     if dataset is None:
         raise Http404("No such dataset.")
     try:
@@ -83,7 +67,9 @@ def dataset_refresh(request, pk: int):
 
 @login_required
 def analysis_create(request):
-    form = AnalysisForm(request.POST or None, datasets=_served_datasets())
+    form = AnalysisForm(
+        request.POST or None, datasets=selectors.analysable_datasets(user=request.user)
+    )
     status = 200
     if request.method == "POST":
         status = 400
@@ -244,14 +230,13 @@ def node_register(request):
 
 
 def _node_context(request, node, **extra) -> dict:
-    dataset_model = apps.get_model("catalogue", "Dataset")
     can_manage = selectors.node_list(user=request.user, action="manage").filter(pk=node.pk).exists()
     served = list(node.served_datasets.select_related("dataset"))
     datasets_form = None
     if can_manage:
         datasets_form = NodeDatasetsForm(
             initial={"datasets": [s.dataset_id for s in served]},
-            datasets=dataset_model.objects.filter(publisher=node.organisation),
+            datasets=catalogue_selectors.datasets_of_publisher(organisation=node.organisation),
         )
     recent = node.runs.select_related("analysis").order_by("-created_at")[:20]
     return {
@@ -311,9 +296,9 @@ def node_revoke(request, pk: int):
 @require_POST
 def node_datasets(request, pk: int):
     node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
-    dataset_model = apps.get_model("catalogue", "Dataset")
     form = NodeDatasetsForm(
-        request.POST, datasets=dataset_model.objects.filter(publisher=node.organisation)
+        request.POST,
+        datasets=catalogue_selectors.datasets_of_publisher(organisation=node.organisation),
     )
     if not form.is_valid():
         return render(

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from accounts.models import Organisation
 from accounts.permissions import get_for_user_or_404
-from catalogue.models import AccessMode, Dataset
+from catalogue.models import AccessMode
 
 from . import datasets as ds
 from . import permissions, selectors, services, statistics
@@ -37,6 +37,27 @@ from .models import (
 )
 
 User = get_user_model()
+
+
+def _int_or_zero(value) -> int:
+    text = str(value)
+    return int(text) if text.isdigit() and len(text) < 19 else 0
+
+
+class VisibleDatasetField(serializers.PrimaryKeyRelatedField):
+    """A dataset id the requesting user can see in the catalogue (``published_only``: a published
+    one). Unknown and invisible ids get the same "does not exist" error, naming nothing."""
+
+    def __init__(self, *, published_only: bool = False, **kwargs):
+        self.published_only = published_only
+        kwargs.setdefault("queryset", ds.published())  # the model, for the OpenAPI schema
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        if request is None:
+            return ds.published()
+        return ds.visible_to(request.user, published_only=self.published_only)
 
 
 class UserRefSerializer(serializers.Serializer):
@@ -164,11 +185,7 @@ class AgreementOutSerializer(serializers.ModelSerializer):
         unknown = [pk for pk in ids if pk not in seen]
         if unknown:
             user = getattr(self.context.get("request"), "user", None)
-            visible = set(
-                ds.catalogue_visible(user, Dataset.objects.filter(pk__in=unknown)).values_list(
-                    "pk", flat=True
-                )
-            )
+            visible = set(ds.visible_to(user).filter(pk__in=unknown).values_list("pk", flat=True))
             seen.update({pk: pk in visible for pk in unknown})
         shown = sorted(pk for pk in ids if seen[pk])
         return shown, len(ids) - len(shown)
@@ -207,19 +224,12 @@ class AgreementInSerializer(serializers.Serializer):
     effective_date = serializers.DateField()
     expiry_date = serializers.DateField()
     parties = PartySerializer(many=True)
-    datasets = serializers.PrimaryKeyRelatedField(
+    datasets = VisibleDatasetField(
         many=True,
-        queryset=Dataset.objects.none(),
         required=False,
         default=list,
         help_text="Published datasets of the parties. Covered datasets you cannot see stay covered.",
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # A dataset the user cannot see in the catalogue is answered as if it did not exist.
-        user = getattr(self.context.get("request"), "user", None)
-        self.fields["datasets"].child_relation.queryset = ds.catalogue_visible(user)
 
 
 class AgreementUpdateSerializer(AgreementInSerializer):
@@ -369,7 +379,7 @@ class BasketItemSerializer(serializers.ModelSerializer):
 
 
 class BasketAddSerializer(serializers.Serializer):
-    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    dataset = VisibleDatasetField(published_only=True)
 
 
 class BasketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -389,14 +399,21 @@ class BasketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=BasketAddSerializer, responses={201: BasketItemSerializer})
     def create(self, request):
-        data = BasketAddSerializer(data=request.data)
+        data = BasketAddSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         item = services.basket_add(user=request.user, dataset=data.validated_data["dataset"])
         return Response(BasketItemSerializer(item).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, dataset=None):
-        services.basket_remove(user=request.user, dataset=get_object_or_404(Dataset, pk=dataset))
+        # Idempotent, and the same answer whether or not such a dataset exists.
+        item = (
+            BasketItem.objects.filter(user=request.user, dataset_id=_int_or_zero(dataset))
+            .select_related("dataset")
+            .first()
+        )
+        if item is not None:
+            services.basket_remove(user=request.user, dataset=item.dataset)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -459,7 +476,7 @@ class AccessRequestOutSerializer(serializers.ModelSerializer):
 
 
 class ItemInSerializer(serializers.Serializer):
-    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    dataset = VisibleDatasetField(published_only=True)
     access_mode = serializers.ChoiceField(choices=AccessMode.choices, required=False)
     accept_terms = serializers.BooleanField(
         required=False, default=False, help_text="Accept the dataset's current terms of use."
@@ -592,7 +609,7 @@ class AccessRequestViewSet(
 
     @extend_schema(request=AccessRequestInSerializer, responses={201: AccessRequestOutSerializer})
     def create(self, request, *args, **kwargs):
-        data = AccessRequestInSerializer(data=request.data)
+        data = AccessRequestInSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         v = dict(data.validated_data)
         items = [
@@ -609,7 +626,9 @@ class AccessRequestViewSet(
     @extend_schema(request=AccessRequestUpdateSerializer, responses=AccessRequestOutSerializer)
     def partial_update(self, request, *args, **kwargs):
         access_request = self.get_object()
-        data = AccessRequestUpdateSerializer(data=request.data, partial=True)
+        data = AccessRequestUpdateSerializer(
+            data=request.data, partial=True, context={"request": request}
+        )
         data.is_valid(raise_exception=True)
         v = dict(data.validated_data)
         items_in = v.pop("items", None)
@@ -620,7 +639,11 @@ class AccessRequestViewSet(
             kwargs["add_datasets"] = [
                 i["dataset"] for i in items_in if i["dataset"].pk not in present
             ]
-            kwargs["remove_datasets"] = list(Dataset.objects.filter(pk__in=present - wanted))
+            kwargs["remove_datasets"] = [
+                i.dataset
+                for i in access_request.items.select_related("dataset")
+                if i.dataset_id in present - wanted
+            ]
             kwargs["items"] = {
                 i["dataset"].pk: {
                     **({"access_mode": i["access_mode"]} if i.get("access_mode") else {}),

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from catalogue import selectors as catalogue_selectors
 from catalogue.models import AccessMode, Dataset
-from catalogue.permissions import PUBLIC, restrict
 
 ACCESS_MODE_LABELS = dict(AccessMode.choices)
 
 
 def published() -> object:
     """Datasets readers can see and request (published, not retired)."""
-    return Dataset.objects.filter(PUBLIC)
+    return catalogue_selectors.dataset_list_published()
+
+
+def visible_to(user, *, published_only: bool = False):
+    """Datasets ``user`` may see in the catalogue (the catalogue's visibility rules)."""
+    return catalogue_selectors.dataset_list_for_user(user=user, published_only=published_only)
 
 
 def catalogue_visible(user, queryset: QuerySet | None = None) -> QuerySet:
     """The datasets ``user`` may see in the catalogue (its one access choke point): drafts of other
     organisations are not among them, so governance never shows their titles."""
-    base = Dataset.objects.all() if queryset is None else queryset
-    return restrict(base, user, "view")
+    return catalogue_selectors.dataset_list_for_user(
+        user=user, ids=None if queryset is None else queryset.values("pk")
+    )
 
 
 def title(dataset: Dataset) -> str:

@@ -8,6 +8,7 @@ from datetime import date
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from catalogue import selectors as catalogue_selectors
 from catalogue.models import Dataset
 
 from . import permissions
@@ -43,10 +44,16 @@ def _usable_entitlements(*, user, access_mode: str) -> QuerySet[Entitlement]:
     )
 
 
+def entitled_dataset_ids(*, user, access_mode: str) -> QuerySet:
+    """Ids of the datasets the user may use in ``access_mode`` right now (a subquery)."""
+    return _usable_entitlements(user=user, access_mode=access_mode).values("dataset_id")
+
+
 def entitled_datasets(*, user, access_mode: str) -> QuerySet[Dataset]:
-    """Datasets the user may use in ``access_mode`` right now."""
-    ids = _usable_entitlements(user=user, access_mode=access_mode).values("dataset_id")
-    return Dataset.objects.filter(pk__in=ids)
+    """Datasets the user may use in ``access_mode`` right now (and may see in the catalogue)."""
+    return catalogue_selectors.dataset_list_for_user(
+        user=user, ids=entitled_dataset_ids(user=user, access_mode=access_mode)
+    )
 
 
 def missing_entitlements(*, user, datasets: Iterable[Dataset], access_mode: str) -> list[Dataset]:

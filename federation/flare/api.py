@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -11,6 +10,8 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from .. import selectors as federation_selectors
+from ..api import unavailable_datasets
 from ..models import FlJob, TrainedModel
 from . import selectors
 from . import services as fl
@@ -102,14 +103,12 @@ class FlJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def create(self, request):
         data = FlJobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        dataset_model = apps.get_model("catalogue", "Dataset")
         ids = list(dict.fromkeys(data.validated_data["datasets"]))
-        datasets = list(dataset_model.objects.filter(pk__in=ids))
-        if len(datasets) != len(ids):
-            found = {d.pk for d in datasets}
-            raise serializers.ValidationError(
-                {"datasets": [f"No dataset with id {i}." for i in ids if i not in found]}
-            )
+        found = federation_selectors.analysis_datasets_by_ids(user=request.user, ids=ids)
+        unavailable = [i for i in ids if i not in found]
+        if unavailable:
+            raise serializers.ValidationError({"datasets": unavailable_datasets(unavailable)})
+        datasets = [found[i] for i in ids]
         try:
             fl_job = fl.fl_create(
                 researcher=request.user,

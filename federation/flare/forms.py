@@ -14,7 +14,8 @@ COVARIATES = [
 
 class DatasetChoice(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj) -> str:
-        return f"{obj.title} — {obj.publisher}"
+        title = obj.current_version.title if obj.current_version_id else obj.title
+        return f"{title} — {obj.publisher}"
 
 
 class FlJobForm(forms.Form):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,20 +13,15 @@ from django.views.decorators.http import require_POST
 
 from accounts.htmx import render_page
 
-from ..models import NodeStatus
+from .. import selectors as federation_selectors
 from . import nvflare_available, selectors
 from . import services as fl
 from .forms import DeclineForm, FlJobForm, ReleaseForm
+from .services import FEDERATED_LEARNING
 
 
-def _fl_datasets():
-    dataset_model = apps.get_model("catalogue", "Dataset")
-    return (
-        dataset_model.objects.filter(federated_nodes__node__status=NodeStatus.APPROVED)
-        .select_related("publisher")
-        .distinct()
-        .order_by("title")
-    )
+def _fl_datasets(user):
+    return federation_selectors.analysable_datasets(user=user, access_mode=FEDERATED_LEARNING)
 
 
 @login_required
@@ -45,7 +39,7 @@ def home(request):
 
 @login_required
 def create(request):
-    form = FlJobForm(request.POST or None, datasets=_fl_datasets())
+    form = FlJobForm(request.POST or None, datasets=_fl_datasets(request.user))
     status = 200
     if request.method == "POST":
         status = 400

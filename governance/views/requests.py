@@ -12,7 +12,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Organisation
 from accounts.permissions import get_for_user_or_404
 from accounts.selectors import audit_events_for_object
-from catalogue.models import Dataset
 
 from .. import datasets as ds
 from .. import permissions, selectors, services
@@ -103,8 +102,13 @@ def basket_add(request):
 @login_required
 @require_POST
 def basket_remove(request):
-    dataset = get_object_or_404(Dataset, pk=request.POST.get("dataset") or 0)
-    services.basket_remove(user=request.user, dataset=dataset)
+    dataset_id = request.POST.get("dataset", "")
+    # Only the user's own basket is looked at: 404 for anything not in it, whether it exists or not.
+    item = get_object_or_404(
+        BasketItem.objects.filter(user=request.user).select_related("dataset"),
+        dataset_id=int(dataset_id) if dataset_id.isdigit() and len(dataset_id) < 19 else 0,
+    )
+    services.basket_remove(user=request.user, dataset=item.dataset)
     return redirect("governance:basket")
 
 

@@ -80,16 +80,29 @@ class SimNode:
 ALL_CAPABILITIES = list(CAPABILITIES)
 
 
-def make_dataset(publisher, title: str = "Lung cancer cohort"):
-    """A catalogue dataset row (the catalogue's own factories need its services)."""
+def make_dataset(publisher, title: str = "Lung cancer cohort", *, published: bool = True):
+    """A catalogue dataset row (the catalogue's own factories need its services), published
+    unless asked otherwise: analyses name published datasets only."""
     from catalogue.models import Dataset
 
-    return Dataset.objects.create(
+    dataset = Dataset.objects.create(
         publisher=publisher,
         title=title,
         description="Synthetic OMOP cohort.",
         access_modes=["federated_analytics"],
     )
+    return publish(dataset) if published else dataset
+
+
+def publish(dataset):
+    """Freeze the dataset's working copy as its published version (no review in these tests)."""
+    from catalogue.models import Dataset, Status
+    from catalogue.services import version_create
+
+    version = version_create(dataset=dataset, user=None, notes="")
+    Dataset.objects.filter(pk=dataset.pk).update(current_version=version, status=Status.PUBLISHED)
+    dataset.refresh_from_db()
+    return dataset
 
 
 def grant_federated_analytics(user, dataset) -> None:

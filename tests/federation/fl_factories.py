@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from federation.models import Node, NodeDataset
-from tests.federation.factories import make_node
+from tests.federation.factories import make_node, publish
 
 FL_POLICY = {
     "require_approval": False,
@@ -32,11 +32,13 @@ FL_PARAMS = {
 def make_fl_dataset(publisher, title: str = "Cancer cohort"):
     from catalogue.models import Dataset
 
-    return Dataset.objects.create(
-        publisher=publisher,
-        title=title,
-        description="Synthetic OMOP cohort.",
-        access_modes=["federated_analytics", "federated_learning"],
+    return publish(
+        Dataset.objects.create(
+            publisher=publisher,
+            title=title,
+            description="Synthetic OMOP cohort.",
+            access_modes=["federated_analytics", "federated_learning"],
+        )
     )
 
 

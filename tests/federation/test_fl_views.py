@@ -85,17 +85,20 @@ def test_a_researcher_starts_a_job_from_the_form_and_follows_it(
     assert fl_job.status == FlJobStatus.ABORTED
 
 
-def test_the_form_answers_403_without_entitlement_and_400_with_messages(
+def test_the_form_offers_only_entitled_datasets_and_answers_400_with_messages(
     client_as, researcher, hospital_a, hospital_b, flare
 ):
     sites = [make_fl_site(hospital_a, "a-omop"), make_fl_site(hospital_b, "b-omop")]
     datasets = [s.served_datasets.get().dataset for s in sites]
     client = client_as(researcher)
+    page = client.get("/federation/learning/new/").content.decode()
+    assert not any(d.title in page for d in datasets)
     response = client.post(
         "/federation/learning/new/", {**FORM, "datasets": [d.pk for d in datasets]}
     )
-    assert response.status_code == 403
-    assert "no active entitlement for federated learning" in response.content.decode()
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    assert not FlJob.objects.exists()
     for dataset in datasets:
         grant_federated_learning(researcher, dataset)
     response = client.post(

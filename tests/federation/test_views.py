@@ -77,11 +77,15 @@ def test_a_researcher_runs_a_kaplan_meier_from_the_form_and_sees_the_plot(
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
-def test_the_form_shows_the_missing_entitlement_with_403(client_as, researcher, served):
+def test_the_form_offers_only_entitled_datasets(client_as, researcher, served):
     datasets, _ = served
-    response = create_via_form(client_as(researcher), datasets)
-    assert response.status_code == 403
-    assert "no active entitlement" in response.content.decode()
+    grant_federated_analytics(researcher, datasets[0])
+    client = client_as(researcher)
+    page = client.get("/federation/analyses/new/").content.decode()
+    assert datasets[0].title in page and datasets[1].title not in page
+    response = create_via_form(client, datasets)
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
     assert not Analysis.objects.exists()
 
 

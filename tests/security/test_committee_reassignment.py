@@ -109,17 +109,21 @@ def test_restoring_a_version_rechecks_the_committee(steward_a, curator, hospital
     assert _committee(dataset) is None
 
 
-def test_the_import_skips_a_dataset_naming_an_undesignated_committee(hospital_a, hospital_b):
-    outcome = services.dataset_import(
-        actor=None,
-        publisher=hospital_a,
-        data={
-            "identifier": "imported-1",
-            "title": "Imported",
-            "data_access_committee": "hospital-b",
-        },
-        source="test",
-    )
-    assert "not one the publisher designates" in outcome
+def test_the_import_refuses_a_dataset_naming_an_undesignated_committee(
+    steward_a, hospital_a, hospital_b
+):
+    """The import goes through the lifecycle services, so the committee rule refuses it."""
+    with pytest.raises(ValidationError) as exc:
+        services.dataset_import(
+            user=steward_a,
+            publisher=hospital_a,
+            data={
+                "identifier": "imported-1",
+                "title": "Imported",
+                "data_access_committee": "hospital-b",
+            },
+            source="test",
+        )
+    assert "data_access_committee" in exc.value.message_dict
     assert not Dataset.objects.filter(identifier="imported-1").exists()
     assert Organisation.objects.get(pk=hospital_a.pk).designates(hospital_a)

@@ -6,10 +6,10 @@ node issues a new token, so the previous one stops working.
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organisation
+from catalogue.selectors import datasets_of_publisher
 from federation import services
 
 
@@ -33,11 +33,12 @@ class Command(BaseCommand):
             ids = [int(part) for part in datasets.split(",") if part.strip()]
         except ValueError as exc:
             raise CommandError("--datasets takes comma-separated numeric ids.") from exc
-        dataset_model = apps.get_model("catalogue", "Dataset")
-        found = {d.pk: d for d in dataset_model.objects.filter(pk__in=ids)}
+        found = {d.pk: d for d in datasets_of_publisher(organisation=organisation, ids=ids)}
         missing = [i for i in ids if i not in found]
         if missing:
-            raise CommandError(f"No dataset with id {', '.join(map(str, missing))}.")
+            raise CommandError(
+                f"No dataset of {organisation.slug} with id {', '.join(map(str, missing))}."
+            )
         node, token = services.node_enrol(
             actor="manage.py node_enrol",
             organisation=organisation,
