@@ -125,6 +125,15 @@ def test_ordinary_nesting_still_parses(token_client):
     assert response.status_code == 201, response.content[:500]
 
 
+def test_deeply_nested_json_in_the_analysis_form_is_a_field_error(client, researcher):
+    client.force_login(researcher)
+    data = {"analysis": "cohort_count:1", "min_nodes": 1, "params_json": _nested_list(DEEP)}
+    response = client.post("/federation/analyses/new/", data)
+    assert response.status_code == 400
+    assert TOO_DEEP in response.content.decode()
+    assert not Analysis.objects.exists()
+
+
 # --- numbers too large for a float ------------------------------------------------------------------
 @pytest.mark.parametrize(
     "ki67",

@@ -149,7 +149,7 @@ def hostile_agreement(
     return services.agreement_create(
         actor=org_admin_a,
         template=template,
-        title=f"Access {refs}"[:300],
+        title=f'Access ![t]({listener.url}/t.png) <img src="{listener.url}/t2">',
         purposes=f"Outcomes research {refs}",
         effective_date=date(2026, 1, 1),
         expiry_date=date(2028, 12, 31),
