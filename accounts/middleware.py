@@ -1,6 +1,32 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpResponseBadRequest, JsonResponse
+
+NUL_MESSAGE = "The URL contains a NUL character."
+
+
+class RejectNulMiddleware:
+    """A NUL byte (``%00``) in the URL path or query string answers 400.
+
+    No URL of the portal contains one, and further in it would reach a ``<str:...>`` lookup
+    (PostgreSQL refuses NUL in text: a 500) or a file-system call (``embedded null byte``).
+    Placed before WhiteNoise, which looks static paths up on disk.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            if request.path.startswith("/api/"):
+                body = {"error": {"status": 400, "code": "invalid", "message": NUL_MESSAGE}}
+                return JsonResponse(body, status=400)
+            return HttpResponseBadRequest(NUL_MESSAGE, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 class SecurityHeadersMiddleware:

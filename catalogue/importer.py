@@ -27,7 +27,7 @@ from rdflib.namespace import DCTERMS, FOAF, RDF, RDFS
 from accounts.audit import record
 from accounts.models import Organisation
 
-from . import permissions, rdf, services, validation
+from . import import_checks, permissions, rdf, services, validation
 from .models import (
     AccessMode,
     AccessRights,
@@ -117,11 +117,20 @@ def load(source: str, fmt: str | None = None) -> Graph:
 
 def parse(data: bytes | str, fmt: str, source: str = "input") -> Graph:
     try:
-        return Graph().parse(data=data, format=fmt)
+        if fmt == "json-ld":
+            import_checks.check_jsonld_contexts(data)  # before rdflib could fetch a context
+        graph = Graph().parse(data=data, format=fmt)
+    except import_checks.Refused as exc:
+        raise ImportFailed(f"{source} is refused: {exc}") from None
     except Exception as exc:  # rdflib raises many exception types for bad syntax
         # rdflib's messages can quote the whole document: keep the first line, briefly.
         reason = " ".join(str(exc).split("\n")[:2])[:300]
         raise ImportFailed(f"{source} is not valid {fmt} RDF: {reason}") from exc
+    try:
+        import_checks.check_graph(graph)
+    except import_checks.Refused as exc:
+        raise ImportFailed(f"{source} is refused: {exc}") from None
+    return graph
 
 
 # --- graph → snapshot ---------------------------------------------------------------------------------

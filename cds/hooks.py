@@ -8,7 +8,6 @@ and is refused with a clear message.
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import parsers
 from accounts.api_errors import error_response
 from accounts.authentication import ApiTokenAuthentication
 
@@ -301,7 +301,7 @@ def http_get_json(url: str, headers: dict[str, str]) -> Any:
     opener = urllib.request.build_opener(_NoRedirect)
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 (scheme checked above)
     with opener.open(request, timeout=FHIR_TIMEOUT_SECONDS) as response:
-        return json.loads(response.read(FHIR_MAX_BYTES))
+        return parsers.loads(response.read(FHIR_MAX_BYTES))
 
 
 def fetch_missing_prefetch(

@@ -34,9 +34,9 @@ def patient_html(evaluation: Evaluation, request=None) -> str:
 
 def render_pdf(html: str) -> bytes:
     # Imported here: WeasyPrint loads Pango at import time, which only PDF requests need.
-    from weasyprint import CSS, HTML
+    from accounts.pdf import render_pdf as render_safely
 
-    return HTML(string=html).write_pdf(stylesheets=[CSS(filename=str(PRINT_CSS))])
+    return render_safely(html, stylesheets=[PRINT_CSS])
 
 
 def tumour_board_pdf(evaluation: Evaluation, request=None) -> bytes:

@@ -107,11 +107,10 @@ def plot_context(analysis: Analysis) -> dict[str, Any]:
 
 
 def to_pdf(analysis: Analysis, runs) -> bytes:
-    from weasyprint import CSS, HTML
+    from accounts.pdf import render_pdf  # imported lazily: loading WeasyPrint costs a second
 
     html = render_to_string(
         "federation/report.html",
         {"analysis": analysis, "runs": runs, "result": analysis.result, **plot_context(analysis)},
     )
-    stylesheet = CSS(filename=str(Path(__file__).with_name("report.css")))
-    return HTML(string=html).write_pdf(stylesheets=[stylesheet])
+    return render_pdf(html, stylesheets=[Path(__file__).with_name("report.css")])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
+
+from accounts import parsers
 
 from .analysis_types import KINDS
 
@@ -131,9 +132,12 @@ class AnalysisForm(forms.Form):
         data["type"], data["version"] = analysis_type, int(version or 1)
         if data.get("params_json"):
             try:
-                data["params"] = json.loads(data["params_json"])
-            except ValueError:
-                self.add_error("params_json", "This is not valid JSON.")
+                data["params"] = parsers.loads(data["params_json"])
+            except ValueError as exc:
+                too_deep = str(exc) == parsers.TOO_DEEP
+                self.add_error(
+                    "params_json", parsers.TOO_DEEP if too_deep else "This is not valid JSON."
+                )
             return data
         if data.get("cancer"):
             concepts = CANCER_PRESETS[data["cancer"]][1]

@@ -17,12 +17,13 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Organisation
+from accounts.parsers import DepthLimitedJSONParser
 
 from . import links, permissions, selectors, services
 from .models import (
@@ -275,7 +276,7 @@ class FeedbackItemViewSet(
     serializer_class = FeedbackItemSerializer
     permission_classes = [IsAuthenticated]
     filterset_class = selectors.FeedbackFilter
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [DepthLimitedJSONParser, FormParser, MultiPartParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -1,10 +1,11 @@
-"""Markdown for descriptions and comments, rendered and then cleaned with nh3 (no raw HTML gets through)."""
+"""Markdown for descriptions and comments, rendered and then cleaned with nh3 (no raw HTML gets
+through, no images: accounts.markdown)."""
 
 from __future__ import annotations
 
-import markdown as md
-import nh3
 from django.utils.safestring import SafeString, mark_safe
+
+from accounts import markdown as user_markdown
 
 TAGS = {
     "p", "br", "hr", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li",
@@ -14,16 +15,7 @@ ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 
 
 def render(text: str) -> SafeString:
-    html = md.markdown(
-        text or "",
-        extensions=["fenced_code", "tables", "sane_lists"],
-        output_format="html",
-    )
-    cleaned = nh3.clean(
-        html,
-        tags=TAGS,
-        attributes=ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
+    cleaned = user_markdown.to_html(
+        text, tags=TAGS, attributes=ATTRIBUTES, extensions=["fenced_code", "tables", "sane_lists"]
     )
     return mark_safe(cleaned)  # noqa: S308 - nh3 produced it from an allow-list

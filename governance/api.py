@@ -10,11 +10,12 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.models import Organisation
+from accounts.parsers import DepthLimitedJSONParser
 from accounts.permissions import get_for_user_or_404
 from catalogue.models import AccessMode
 
@@ -769,7 +770,7 @@ class AccessRequestViewSet(
     @action(
         detail=True,
         methods=["get", "post"],
-        parser_classes=[MultiPartParser, FormParser, JSONParser],
+        parser_classes=[MultiPartParser, FormParser, DepthLimitedJSONParser],
     )
     def attachments(self, request, pk=None):
         """Files of the request (ethics approval, protocol); upload as multipart form data."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import markdown
 import nh3
 from django.core.files.base import ContentFile
 from django.template.loader import render_to_string
+
+from accounts import markdown as user_markdown
 
 from . import datasets as ds
 from .models import Agreement
@@ -50,8 +51,9 @@ def fill_placeholders(body: str, values: dict[str, str]) -> str:
 
 
 def markdown_to_html(text: str) -> str:
-    html = markdown.markdown(text, extensions=["tables", "sane_lists"])
-    return nh3.clean(html)
+    """The agreement text as HTML: nh3's default tags and attributes, without images (the
+    agreement's title and purposes are user text; see accounts.markdown)."""
+    return user_markdown.to_html(text, tags=nh3.ALLOWED_TAGS, attributes=nh3.ALLOWED_ATTRIBUTES)
 
 
 def render_markdown(agreement: Agreement) -> str:
@@ -59,11 +61,9 @@ def render_markdown(agreement: Agreement) -> str:
 
 
 def _pdf(html: str) -> bytes:
-    import weasyprint  # imported lazily: loading it costs a second
+    from accounts.pdf import render_pdf  # imported lazily: loading WeasyPrint costs a second
 
-    return weasyprint.HTML(string=html, base_url=str(_CSS.parent)).write_pdf(
-        stylesheets=[weasyprint.CSS(filename=str(_CSS))]
-    )
+    return render_pdf(html, stylesheets=[_CSS])
 
 
 def sha256(data: bytes) -> str:

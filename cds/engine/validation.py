@@ -194,6 +194,8 @@ def _to_float(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError("Not a number.") from None
+    except OverflowError:  # float(10**400)
+        raise ValueError("Not a finite number.") from None
     if not math.isfinite(number):
         raise ValueError("Not a finite number.")
     return number

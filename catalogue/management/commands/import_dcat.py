@@ -25,6 +25,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, source: str, username: str, format: str | None = None, **options):
+        try:
+            # The file is read and checked first: its problems need no database.
+            graph = importer.load(source, format)
+        except importer.ImportFailed as exc:
+            raise CommandError(f"{exc} Nothing was imported.") from exc
         user_model = get_user_model()
         actor = user_model.objects.filter(
             **{user_model.USERNAME_FIELD: username}, is_active=True
@@ -32,7 +37,6 @@ class Command(BaseCommand):
         if actor is None:
             raise CommandError(f"No active user {username!r}. Nothing was imported.")
         try:
-            graph = importer.load(source, format)
             report = importer.import_graph(graph, source=source, actor=actor)
         except importer.ImportRefused as exc:
             for refusal in exc.report.refused:
