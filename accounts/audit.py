@@ -1,18 +1,24 @@
-"""The tamper-evident audit trail: a hash chain over canonical JSON.
+"""The tamper-evident audit trail: a keyed hash chain over canonical JSON.
 
 Every governance or analysis state change calls :func:`record` inside the transaction that makes
-the change, so the event and the change commit together or not at all.
+the change, so the event and the change commit together or not at all. Each event's ``hash`` is
+HMAC-SHA256 under ``settings.AUDIT_HMAC_KEY`` (kept outside the database) of the event and the
+previous event's hash, so rewriting history needs the key as well as the database; signed
+checkpoints outside the database (``accounts.checkpoints``) catch even a key holder rewriting or
+truncating what they cover.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
@@ -33,7 +39,12 @@ def _normalise(payload: Any) -> Any:
     return json.loads(canonical_json(payload or {}))
 
 
-def event_digest(event: AuditEvent) -> str:
+def chain_key() -> bytes:
+    return settings.AUDIT_HMAC_KEY.encode()
+
+
+def event_body(event: AuditEvent) -> bytes:
+    """What the chain authenticates: every field of the event and the previous event's hash."""
     body = {
         "seq": event.seq,
         "timestamp": event.timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -46,7 +57,14 @@ def event_digest(event: AuditEvent) -> str:
         "payload": event.payload,
         "prev_hash": event.prev_hash,
     }
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    return canonical_json(body).encode()
+
+
+def event_digest(event: AuditEvent, *, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of :func:`event_body` under the chain key."""
+    return hmac.new(
+        chain_key() if key is None else key, event_body(event), hashlib.sha256
+    ).hexdigest()
 
 
 def _object_ref(obj: models.Model | None) -> tuple[str, str]:
@@ -101,24 +119,36 @@ class ChainReport:
     broken_seq: int | None = None
     broken_id: int | None = None
     reason: str = ""
+    head_hash: str = GENESIS_HASH
+    # Hashes of the events asked for with ``remember`` (to compare with checkpoints).
+    hashes: dict[int, str] = field(default_factory=dict)
 
 
-def _iter_chain(batch: int = 2000) -> Iterator[AuditEvent]:
+def _iter_chain(upto: int | None = None, batch: int = 2000) -> Iterator[AuditEvent]:
     last = 0
     while True:
-        rows = list(AuditEvent.objects.filter(seq__gt=last).order_by("seq")[:batch])
+        rows = AuditEvent.objects.filter(seq__gt=last).order_by("seq")
+        if upto is not None:
+            rows = rows.filter(seq__lte=upto)
+        rows = list(rows[:batch])
         if not rows:
             return
         yield from rows
         last = rows[-1].seq
 
 
-def verify_chain() -> ChainReport:
-    """Walk the chain in order; report the first event that was altered, inserted or removed."""
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
+def verify_chain(*, upto: int | None = None, remember: Collection[int] = ()) -> ChainReport:
+    """Walk the chain in order; report the first event that was altered, inserted or removed.
+
+    ``upto`` stops at that event (a head read earlier, while writers may append) instead of
+    comparing the end with the chain head row; ``remember`` collects the hashes of those events.
+    """
+    key = chain_key()
+    expected_prev, expected_seq = GENESIS_HASH, 1
     count = 0
-    for event in _iter_chain():
+    wanted = set(remember)
+    hashes: dict[int, str] = {}
+    for event in _iter_chain(upto=upto):
         if event.seq != expected_seq:
             return ChainReport(
                 False,
@@ -126,18 +156,40 @@ def verify_chain() -> ChainReport:
                 event.seq,
                 event.pk,
                 f"sequence gap: expected #{expected_seq} (an event was deleted or inserted)",
+                expected_prev,
+                hashes,
             )
         if event.prev_hash != expected_prev:
             return ChainReport(
-                False, count, event.seq, event.pk, "prev_hash does not match the previous event"
+                False,
+                count,
+                event.seq,
+                event.pk,
+                "prev_hash does not match the previous event",
+                expected_prev,
+                hashes,
             )
-        if event_digest(event) != event.hash:
+        if not hmac.compare_digest(event_digest(event, key=key), event.hash):
             return ChainReport(
-                False, count, event.seq, event.pk, "content does not match its hash (altered)"
+                False,
+                count,
+                event.seq,
+                event.pk,
+                "content does not match its keyed hash (altered, or rechained without the key)",
+                expected_prev,
+                hashes,
             )
+        if event.seq in wanted:
+            hashes[event.seq] = event.hash
         expected_prev = event.hash
         expected_seq += 1
         count += 1
+    if upto is not None:
+        if count != upto:
+            return ChainReport(
+                False, count, upto, None, f"the chain ends at #{count}", expected_prev, hashes
+            )
+        return ChainReport(True, count, head_hash=expected_prev, hashes=hashes)
     head = AuditChainHead.objects.filter(pk=1).first()
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     if head_seq != count or head_hash != expected_prev:
@@ -147,5 +199,7 @@ def verify_chain() -> ChainReport:
             head_seq,
             None,
             f"chain head names #{head_seq} but the chain ends at #{count} (events removed at the end)",
+            expected_prev,
+            hashes,
         )
-    return ChainReport(True, count)
+    return ChainReport(True, count, head_hash=expected_prev, hashes=hashes)

@@ -1,3 +1,10 @@
+from django.conf import settings
+
 SCHEDULE = {
     "worker-heartbeat": {"task": "accounts.worker_heartbeat", "schedule": 30.0},
+    # Signed audit checkpoints outside the database (accounts/checkpoints.py).
+    "audit-checkpoint": {
+        "task": "accounts.audit_checkpoint",
+        "schedule": settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS,
+    },
 }

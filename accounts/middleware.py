@@ -69,7 +69,8 @@ class TwoFactorMiddleware:
 
     Runs after django_otp's OTPMiddleware. Pages redirect to the verify (or enrol) step; session
     API calls answer 403 JSON. Token-authenticated API calls never reach here as a logged-in user
-    (DRF authenticates them in the view), so they are exempt by construction.
+    (DRF authenticates them in the view): ``accounts.authentication`` applies the same predicate
+    (``otp.second_factor_required``) and refuses tokens of such people without a confirmed device.
     """
 
     EXEMPT_PREFIXES = (
@@ -92,12 +93,11 @@ class TwoFactorMiddleware:
 
         user = getattr(request, "user", None)
         if (
-            otp.enforced()
-            and user is not None
+            user is not None
             and user.is_authenticated
             and not request.path.startswith(self.EXEMPT_PREFIXES)
             and not (hasattr(user, "is_verified") and user.is_verified())
-            and otp.required_for(user)
+            and otp.second_factor_required(user)
         ):
             return self._challenge(request, otp)
         return self.get_response(request)

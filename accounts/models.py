@@ -174,7 +174,12 @@ class Invitation(models.Model):
 
 
 class ApiToken(models.Model):
-    """A personal API token: shown once, stored as a SHA-256 hash."""
+    """A personal API token: shown once, stored as a SHA-256 hash.
+
+    ``scope`` is what its owner held when it was issued (see :meth:`scope_of`). A token acts only
+    while the owner's current scope stays within it, so roles granted later never flow into an
+    old token; ``None`` (tokens issued before scopes were recorded) covers nothing.
+    """
 
     PREFIX_LEN = 8
 
@@ -188,12 +193,34 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scope = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Roles (organisation id:role) and staff status held when the token was issued.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def scope_of(user) -> list[str]:
+        """Everything that widens what a person may do: staff status and each role in each org."""
+        from .permissions import roles_by_org
+
+        held = [
+            f"{org_id}:{role}" for org_id, roles in roles_by_org(user).items() for role in roles
+        ]
+        if user.is_staff:
+            held.append("staff")
+        if user.is_superuser:
+            held.append("superuser")
+        return sorted(held)
+
+    def covers(self, scope: list[str]) -> bool:
+        return self.scope is not None and set(scope) <= set(self.scope)
 
     @classmethod
     def issue(cls, *, user, name: str, expires_at=None) -> tuple[ApiToken, str]:
@@ -204,6 +231,7 @@ class ApiToken(models.Model):
             prefix=raw[: cls.PREFIX_LEN],
             token_hash=_hash_secret(raw),
             expires_at=expires_at,
+            scope=cls.scope_of(user),
         )
         return token, raw
 

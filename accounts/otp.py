@@ -6,8 +6,9 @@
 - How: after the password step, ``accounts.middleware.TwoFactorMiddleware`` sends such a person to
   ``/accounts/2fa/verify/`` (or ``/accounts/2fa/enrol/`` when they have no confirmed device yet)
   for every page until a code from their authenticator app is accepted for this session.
-- API requests authenticated with a personal API token are not asked for a code: a token is a
-  separate, revocable credential created from a verified session (see docs/security.md).
+- API requests authenticated with a personal API token are not asked for a code, but a token of
+  such a person acts only once they have a confirmed device (``accounts.authentication``), and only
+  while their roles stay within those held when it was issued (see docs/security.md).
 - Demo: ``manage.py seed_demo`` gives ``admin`` and every ``dac.*`` user a device with the fixed
   secret ``DEMO_TOTP_KEY``; ``manage.py demo_totp USERNAME`` prints the current code.
 """
@@ -47,6 +48,14 @@ def required_for(user) -> bool:
         return True
     roles = getattr(settings, "OTP_REQUIRED_ROLES", ("dac_member",))
     return bool(roles) and base.has_any_role(user, *roles)
+
+
+def second_factor_required(user) -> bool:
+    """Must this person prove a second factor (enforcement on, and staff or a listed role)?
+
+    The one predicate behind the session middleware and API token authentication.
+    """
+    return enforced() and required_for(user)
 
 
 def confirmed_devices(user):

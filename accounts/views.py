@@ -213,7 +213,10 @@ def api_tokens(request):
                 form.add_error(field if field in form.fields else None, errors)
         else:
             form = ApiTokenForm()
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = list(ApiToken.objects.filter(user=request.user))
+    scope = ApiToken.scope_of(request.user)
+    for token in tokens:
+        token.needs_renewal = not token.covers(scope)
     return render(
         request,
         "accounts/api_tokens.html",

@@ -413,6 +413,7 @@ class Portal:
             CELERY_TASK_ALWAYS_EAGER="1" if self.eager else "0",
             DEBUG="0",
             SECRET_KEY=self._secret,
+            AUDIT_HMAC_KEY="benchmark-audit-key-" + self._secret,
             SECURE_HTTPS="0",
             ALLOWED_HOSTS="127.0.0.1,localhost",
             LOG_LEVEL="WARNING",

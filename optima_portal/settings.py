@@ -32,6 +32,19 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "dev-insecure-only-for-local-development-do-not-use-in-production"
 
+# The audit chain is keyed (HMAC-SHA256) with a secret kept outside the database, so someone who can
+# only write to the database cannot recompute it (accounts/audit.py, docs/security.md).
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
+if not AUDIT_HMAC_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "AUDIT_HMAC_KEY is not set: with DEBUG=0 set AUDIT_HMAC_KEY (or AUDIT_HMAC_KEY_FILE) to a "
+            "long random value kept outside the database; it keys the audit hash chain."
+        )
+    AUDIT_HMAC_KEY = "dev-insecure-audit-chain-key-only-for-local-development"
+elif len(AUDIT_HMAC_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_HMAC_KEY is too short: use at least 32 random characters.")
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
@@ -334,6 +347,12 @@ LOGGING = {
 # --- Portal ---------------------------------------------------------------------------------
 PORTAL_VERSION = "0.1.0"
 AUDIT_EXPORT_MAX_ROWS = env.int("AUDIT_EXPORT_MAX_ROWS", default=100_000)
+# Signed audit checkpoints (head hash, count, time), one file each, written by the beat task
+# accounts.audit_checkpoint; in production a place the database role cannot write (docs/security.md).
+AUDIT_CHECKPOINT_DIR = Path(
+    env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints"))
+)
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = env.float("AUDIT_CHECKPOINT_INTERVAL_SECONDS", default=3600.0)
 # Access requests waiting longer than this for a decision remind the data access committee.
 GOVERNANCE_REQUEST_REMINDER_DAYS = env.int("GOVERNANCE_REQUEST_REMINDER_DAYS", default=14)
 # Federated analysis: how long a node holds a claimed run, and how often the beat sweep runs.

@@ -18,6 +18,8 @@ def _eager_celery(settings, tmp_path):
     app.conf.task_always_eager = True
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Audit checkpoints belong to one database: each test starts with none.
+    settings.AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
     settings.AXES_ENABLED = False
     # force_login users are not asked for a second factor; tests/security/test_two_factor.py
     # switches it back on.

@@ -29,7 +29,15 @@ def database_url_for_subprocess() -> str:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "PYTHONUNBUFFERED": "1"}
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "PYTHONUNBUFFERED": "1",
+        # The test's own checkpoints (tests/conftest.py), not those of the development database.
+        "AUDIT_CHECKPOINT_DIR": str(settings.AUDIT_CHECKPOINT_DIR),
+    }
     env.pop("PYTEST_CURRENT_TEST", None)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(extra)

@@ -135,3 +135,66 @@ def test_it_stays_linear_with_parallel_writers():
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(
         range(1, writers * per_writer + 1)
     )
+
+
+# --- Keying an unkeyed chain (migration 0004) -------------------------------------------------
+def _as_previous_release_wrote_it(count: int) -> list[str]:
+    """Events hashed with plain SHA-256, as before the chain was keyed; returns their hashes."""
+    import hashlib
+
+    for i in range(count):
+        audit.record("test.legacy", payload={"n": i})
+    prev, hashes = audit.GENESIS_HASH, []
+    with connection.cursor() as cursor:
+        for event in AuditEvent.objects.order_by("seq"):
+            event.prev_hash = prev
+            prev = hashlib.sha256(audit.event_body(event)).hexdigest()
+            hashes.append(prev)
+            cursor.execute(
+                "UPDATE accounts_auditevent SET prev_hash = %s, hash = %s WHERE id = %s",
+                [event.prev_hash, prev, event.pk],
+            )
+        cursor.execute("UPDATE accounts_auditchainhead SET hash = %s WHERE id = 1", [prev])
+    return hashes
+
+
+def _key_the_chain() -> None:
+    import importlib
+
+    from django.db.migrations.executor import MigrationExecutor
+
+    migration = importlib.import_module("accounts.migrations.0005_audit_chain_keyed")
+    state = MigrationExecutor(connection).loader.project_state(
+        ("accounts", "0005_audit_chain_keyed")
+    )
+    migration.key_the_chain(state.apps, None)
+
+
+def test_the_migration_keys_an_unkeyed_chain_and_records_its_old_head(db):
+    legacy = _as_previous_release_wrote_it(3)
+    assert not audit.verify_chain().ok  # unkeyed hashes do not pass the keyed check
+    _key_the_chain()
+    report = audit.verify_chain()
+    assert report.ok and report.count == 4
+    marker = AuditEvent.objects.get(seq=4)
+    assert marker.action == "audit.chain_keyed"
+    assert marker.payload["unkeyed_head"] == legacy[-1]
+    assert marker.payload["unkeyed_verification"] == "intact"
+    assert AuditChainHead.objects.get(pk=1).hash == marker.hash
+
+
+def test_the_migration_refuses_to_key_a_broken_chain(db, monkeypatch):
+    _as_previous_release_wrote_it(3)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_auditevent SET payload = %s WHERE seq = 2", ['{"n": 9}'])
+    with pytest.raises(RuntimeError, match="broken at #2"):
+        _key_the_chain()
+    monkeypatch.setenv("AUDIT_REKEY_ACCEPT_BROKEN", "1")
+    _key_the_chain()
+    assert audit.verify_chain().ok
+    assert "#2" in AuditEvent.objects.get(seq=4).payload["unkeyed_verification"]
+
+
+def test_the_migration_leaves_an_empty_trail_empty(db):
+    _key_the_chain()
+    assert not AuditEvent.objects.exists()

@@ -35,7 +35,9 @@ def _production_settings(tmp_path) -> dict:
         if k not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "OTP_ENFORCED"}
         and not k.startswith(("PYTEST", "SECURE_", "SESSION_"))
     }
-    env.update(DEBUG="0", SECRET_KEY="s" * 64, OPTIMA_VAR_DIR=str(tmp_path))
+    env.update(
+        DEBUG="0", SECRET_KEY="s" * 64, AUDIT_HMAC_KEY="a" * 64, OPTIMA_VAR_DIR=str(tmp_path)
+    )
     out = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
