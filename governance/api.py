@@ -14,6 +14,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
+from accounts import limits
 from accounts.models import Organisation
 from accounts.permissions import get_for_user_or_404
 from catalogue.models import AccessMode, Dataset
@@ -62,12 +63,19 @@ class DatasetRefSerializer(serializers.Serializer):
 
 # --- Agreement templates ----------------------------------------------------------------------
 class AgreementTemplateSerializer(serializers.ModelSerializer):
-    kind = serializers.CharField(help_text="One of: " + ", ".join(AgreementKind.values))
+    kind = serializers.CharField(
+        help_text="One of: " + ", ".join(AgreementKind.values), max_length=20
+    )
 
     class Meta:
         model = AgreementTemplate
         fields = ["id", "kind", "version", "title", "body", "notes", "created_at"]
         read_only_fields = ["version", "created_at"]
+        extra_kwargs = {
+            "title": limits.chars(limits.TEXT_SHORT),
+            "body": limits.chars(limits.TEXT_DOCUMENT),
+            "notes": limits.chars(limits.TEXT_MEDIUM),
+        }
 
 
 class AgreementTemplateViewSet(
@@ -172,13 +180,15 @@ class AgreementOutSerializer(serializers.ModelSerializer):
 
 class AgreementInSerializer(serializers.Serializer):
     template = serializers.PrimaryKeyRelatedField(queryset=AgreementTemplate.objects.all())
-    title = serializers.CharField(max_length=200)
-    purposes = serializers.CharField(required=False, allow_blank=True, default="")
-    effective_date = serializers.DateField()
-    expiry_date = serializers.DateField()
-    parties = PartySerializer(many=True)
-    datasets = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=Dataset.objects.all(), required=False, default=list
+    title = serializers.CharField(**limits.chars(limits.TEXT_SHORT))
+    purposes = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_LONG)
+    )
+    effective_date = serializers.DateField(validators=[limits.check_date])
+    expiry_date = serializers.DateField(validators=[limits.check_date])
+    parties = PartySerializer(many=True, max_length=limits.LIST_SHORT)
+    datasets = limits.many_related(
+        queryset=Dataset.objects.all(), max_length=limits.LIST_LONG, required=False, default=list
     )
 
 
@@ -195,12 +205,14 @@ class SignInSerializer(serializers.Serializer):
     organisation = serializers.SlugRelatedField(
         slug_field="slug", queryset=Organisation.objects.all(), help_text="The party you sign for."
     )
-    full_name = serializers.CharField(allow_blank=True)
+    full_name = serializers.CharField(allow_blank=True, **limits.chars(limits.TEXT_SHORT))
     confirm = serializers.BooleanField()
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_MEDIUM)
+    )
 
 
 class AgreementViewSet(
@@ -423,20 +435,33 @@ class ItemInSerializer(serializers.Serializer):
 
 
 class AccessRequestInSerializer(serializers.Serializer):
-    project_title = serializers.CharField(max_length=300)
-    research_question = serializers.CharField(required=False, allow_blank=True)
-    lay_summary = serializers.CharField(required=False, allow_blank=True)
+    project_title = serializers.CharField(**limits.chars(limits.TITLE))
+    research_question = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
+    lay_summary = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
     purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, allow_blank=True)
-    requested_end_date = serializers.DateField(required=False, allow_null=True)
-    ethics_reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    team_members = serializers.ListField(
-        child=serializers.CharField(),
+    requested_end_date = serializers.DateField(
         required=False,
+        allow_null=True,
+        validators=[limits.check_requested_end_date],
+        help_text=f"At most {limits.REQUESTED_END_YEARS} years ahead.",
+    )
+    ethics_reference = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_SHORT)
+    )
+    team_members = serializers.ListField(
+        child=serializers.CharField(max_length=limits.USERNAME),
+        required=False,
+        max_length=limits.LIST_SHORT,
         help_text="Usernames of people of your organisation.",
     )
     items = ItemInSerializer(
         many=True,
         required=False,
+        max_length=limits.LIST_SHORT,
         help_text="On PATCH the complete list: datasets left out are removed (drafts only).",
     )
     from_basket = serializers.BooleanField(required=False, default=False)
@@ -457,6 +482,7 @@ class RequestCommentSerializer(serializers.ModelSerializer):
         model = Comment
         fields = ["id", "custodian", "author", "body", "created_at"]
         read_only_fields = ["created_at"]
+        extra_kwargs = {"body": limits.chars(limits.TEXT_LONG)}
 
 
 class RequestAttachmentSerializer(serializers.ModelSerializer):
@@ -481,7 +507,9 @@ class RequestAttachmentSerializer(serializers.ModelSerializer):
 
 
 class AttachmentInSerializer(serializers.Serializer):
-    kind = serializers.CharField(help_text="One of: " + ", ".join(AttachmentKind.values))
+    kind = serializers.CharField(
+        help_text="One of: " + ", ".join(AttachmentKind.values), max_length=20
+    )
     file = serializers.FileField()
 
 

@@ -48,3 +48,22 @@ def perform(request, action, *, success_url: str, success_message: str = "", bac
 
 def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
+
+
+def posted(request, form_class, *, back: str = ""):
+    """Bind a small POST form (a reason, a comment): ``(cleaned_data, None)`` when valid, else
+    ``(None, a 400 page)`` naming each field's problem, e.g. its length limit."""
+    form = form_class(request.POST)
+    if form.is_valid():
+        return form.cleaned_data, None
+    messages = [
+        f"{_label(form, name)}: {message}"
+        for name, errors in form.errors.items()
+        for message in errors
+    ]
+    return None, refused(request, status=400, messages=messages, back=back)
+
+
+def _label(form, name: str) -> str:
+    field = form.fields.get(name)
+    return str(field.label or name.replace("_", " ").capitalize()) if field else name
