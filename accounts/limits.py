@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from rest_framework import serializers
 
 from optima_node.schemas import (
     AGE_MAX,
@@ -127,24 +128,28 @@ def formfield_callback(**field_limits: int | dict[str, Any]):
     return callback
 
 
-def many_related(*, queryset, max_length: int, **kwargs):
-    """A DRF ``PrimaryKeyRelatedField(many=True)`` that refuses more than ``max_length`` ids
-    before looking any of them up (DRF's ``many=True`` takes no ``max_length``)."""
-    from rest_framework import serializers
+class LimitedManyRelatedField(serializers.ManyRelatedField):
+    """``PrimaryKeyRelatedField(many=True)`` with ``max_length``: more ids are refused before any
+    is looked up (DRF's ``many=True`` takes no ``max_length``). Build it with many_related()."""
 
-    class LimitedManyRelatedField(serializers.ManyRelatedField):
-        def to_internal_value(self, data):
-            if isinstance(data, list | tuple) and len(data) > max_length:
-                raise serializers.ValidationError(
-                    f"Ensure this list has at most {max_length:,} items."
-                )
-            return super().to_internal_value(data)
+    def __init__(self, *, max_length: int, **kwargs):
+        self.max_length = max_length
+        super().__init__(**kwargs)
 
-    field = LimitedManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(queryset=queryset), **kwargs
+    def to_internal_value(self, data):
+        if isinstance(data, list | tuple) and len(data) > self.max_length:
+            raise serializers.ValidationError(
+                f"Ensure this list has at most {self.max_length:,} items."
+            )
+        return super().to_internal_value(data)
+
+
+def many_related(*, queryset, max_length: int, **kwargs) -> LimitedManyRelatedField:
+    return LimitedManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(queryset=queryset),
+        max_length=max_length,
+        **kwargs,
     )
-    field.max_length = max_length
-    return field
 
 
 def check_concept_ids(ids: list[int]) -> None:

@@ -291,27 +291,36 @@ CAPABILITIES: tuple[tuple[str, int], ...] = tuple(RESULT_MODELS)
 # --- protocol payloads ------------------------------------------------------------------------
 
 
+# What a node reports is stored in the portal's columns: strings fit them, numbers are bounded.
+Name = Annotated[str, Field(max_length=40)]
+VersionText = Annotated[str, Field(max_length=40)]
+DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
 class Capability(_Strict):
-    type: str
-    version: int
+    type: Name
+    version: Annotated[int, Field(ge=1, le=100)]
 
 
 class PolicySummary(_Strict):
     require_approval: bool
     review_before_release: bool
-    min_cell_count: int
-    allowed_types: list[str]
+    min_cell_count: Annotated[int, Field(ge=0, le=1_000_000)]
+    allowed_types: Annotated[list[Name], Field(max_length=100)]
     federated_learning: bool
-    allowed_model_templates: list[str] = Field(default_factory=list)
+    allowed_model_templates: Annotated[list[Name], Field(max_length=100)] = Field(
+        default_factory=list
+    )
 
 
 class Heartbeat(_Strict):
-    agent_version: str
-    capabilities: list[Capability]
-    cdm_version: str
-    vocabulary_version: str
+    agent_version: VersionText
+    capabilities: Annotated[list[Capability], Field(max_length=100)]
+    cdm_version: VersionText
+    vocabulary_version: Annotated[str, Field(max_length=80)]
     dialect: Literal["sqlite", "postgresql"]
-    person_count: NonNegInt  # rounded to tens so the heartbeat is not an exact count
+    # rounded to tens so the heartbeat is not an exact count
+    person_count: Annotated[int, Field(ge=0, le=2**31 - 1)]
     policy: PolicySummary
 
 
@@ -343,13 +352,13 @@ RunStatus = Literal["completed", "refused", "failed"]
 
 
 class RunResult(_Strict):
-    run_id: int
-    attempt: int
+    run_id: DbId
+    attempt: Annotated[int, Field(ge=1, le=32_767)]
     status: RunStatus
     result: dict[str, Any] | None
     reason_code: ReasonCode | None
     hold_for_release: bool
-    agent_version: str
+    agent_version: VersionText
 
     @model_validator(mode="after")
     def _result_only_when_completed(self) -> RunResult:
