@@ -59,12 +59,13 @@ LIST_LONG = 1_000  # concept ids, datasets of an analysis
 ID_MAX = 2**63 - 1  # database primary keys (64-bit)
 PERSONS_MAX = 10**9  # persons in a dataset
 RECORDS_MAX = 10**12  # records in a dataset
-PERCENT_MIN, PERCENT_MAX = 0, 100
 NODES_MAX = 1_000  # nodes an analysis may wait for
 ANALYSIS_VERSION_MAX = 100
 
 # --- dates ------------------------------------------------------------------------------------
 REQUESTED_END_YEARS = 10  # an access request asks for at most ten years of access
+TOKEN_YEARS = 10  # an API token expires at most ten years ahead
+# Percentages and clinical ranges of CDS inputs are declared per input in cds/pathways/*.yaml.
 
 
 def chars(limit: int) -> dict[str, Any]:
@@ -162,9 +163,6 @@ def check_concept_ids(ids: list[int]) -> None:
             f"Concept ids are whole numbers from {CONCEPT_ID_MIN} to {CONCEPT_ID_MAX:,}; "
             f"not {', '.join(str(i)[:20] for i in bad[:3])}."
         )
-
-
-TOKEN_YEARS = 10  # an API token expires at most ten years ahead
 
 
 def check_token_expiry(value) -> None:

@@ -184,6 +184,34 @@ def test_a_9_mb_reason_is_refused_by_the_html_views(client_as, researcher, draft
     assert draft.status == "draft"
 
 
+def test_more_datasets_than_the_limit_are_refused_before_any_lookup(
+    api_as, platform_admin, django_assert_max_num_queries
+):
+    body = {"title": "Big", "datasets": list(range(1, limits.LIST_LONG + 2))}
+    with django_assert_max_num_queries(10):  # not one query per id
+        response = api_as(platform_admin).post("/api/agreements/", body, format="json")
+    assert response.status_code == 400
+    assert "at most 1,000 items" in str(_fields(response)["datasets"])
+
+
+@pytest.mark.parametrize(
+    "expires_at, message",
+    [
+        ("9999-12-31T23:59:59Z", "out of range"),  # DRF: beyond what a datetime can hold
+        ("2300-01-01T00:00:00Z", "at most 10 years"),
+    ],
+)
+def test_an_api_token_cannot_live_for_centuries(api_as, researcher, expires_at, message):
+    from accounts.models import ApiToken
+
+    response = api_as(researcher).post(
+        "/api/tokens/", {"name": "forever", "expires_at": expires_at}, format="json"
+    )
+    assert response.status_code == 400
+    assert message in str(_fields(response)["expires_at"])
+    assert not ApiToken.objects.filter(name="forever").exists()
+
+
 # --- analyses ---------------------------------------------------------------------------------
 
 
