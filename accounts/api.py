@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from . import permissions, services
+from . import limits, permissions, services
 from .models import ApiToken, AuditEvent, Membership, Organisation
 from .selectors import AuditEventFilter, restrict_audit
 
@@ -100,6 +100,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
         read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+        extra_kwargs = {"expires_at": {"validators": [limits.check_token_expiry]}}
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):

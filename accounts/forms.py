@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from . import limits
 from .models import Role
 
 
@@ -29,6 +30,7 @@ class ApiTokenForm(forms.Form):
     )
     expires_at = forms.DateTimeField(
         required=False,
+        validators=[limits.check_token_expiry],
         help_text="Optional, e.g. 2027-06-30 18:00.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
@@ -44,8 +46,18 @@ class SignupForm(forms.Form):
     )
     first_name = forms.CharField(max_length=150)
     last_name = forms.CharField(max_length=150)
-    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
-    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+    password1 = forms.CharField(
+        label="Password",
+        widget=forms.PasswordInput,
+        strip=False,
+        **limits.chars(limits.PASSWORD),
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        widget=forms.PasswordInput,
+        strip=False,
+        **limits.chars(limits.PASSWORD),
+    )
 
     def clean_username(self):
         from django.contrib.auth import get_user_model

@@ -21,6 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
 
+from accounts import limits
 from accounts.models import Organisation
 
 from . import metadata, permissions, selectors, services
@@ -146,78 +147,129 @@ class AccessModeField(serializers.ChoiceField):
 
 def _codes(choices, **kwargs):
     return serializers.ListField(
-        child=serializers.ChoiceField(choices=choices), required=False, **kwargs
+        child=serializers.ChoiceField(choices=choices),
+        required=False,
+        max_length=len(choices),
+        **kwargs,
     )
 
 
 class DistributionInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=DistributionKind.choices)
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    access_url = serializers.URLField(required=False, allow_blank=True, default="")
+    title = serializers.CharField(**limits.chars(limits.TEXT_SHORT))
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_MEDIUM)
+    )
+    access_url = serializers.URLField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.URL)
+    )
     node_ref = serializers.CharField(
-        required=False, allow_blank=True, allow_null=True, default=None, max_length=100
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
+        **limits.chars(limits.IDENTIFIER),
     )
 
 
 class DatasetInputSerializer(serializers.Serializer):
     publisher = serializers.SlugField(
-        help_text="Slug of the publishing organisation (create only)."
+        help_text="Slug of the publishing organisation (create only).",
+        max_length=limits.IDENTIFIER,
     )
-    title = serializers.CharField(max_length=300)
-    description = serializers.CharField(required=False, allow_blank=True)
-    keywords = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
-    contact_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    contact_email = serializers.EmailField(required=False, allow_blank=True)
+    title = serializers.CharField(**limits.chars(limits.TITLE))
+    description = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
+    keywords = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=limits.LIST_SHORT
+    )
+    contact_name = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_SHORT)
+    )
+    contact_email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     indications = serializers.ListField(
-        child=serializers.SlugField(), required=False, help_text="Indication codes, e.g. nsclc."
+        child=serializers.SlugField(max_length=limits.IDENTIFIER),
+        required=False,
+        max_length=limits.LIST_SHORT,
+        help_text="Indication codes, e.g. nsclc.",
     )
     data_categories = _codes(DataCategory.choices)
-    population_coverage = serializers.CharField(required=False, allow_blank=True)
-    number_of_individuals = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    number_of_records = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    population_coverage = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_MEDIUM)
+    )
+    number_of_individuals = serializers.IntegerField(
+        required=False, allow_null=True, **limits.between(0, limits.PERSONS_MAX)
+    )
+    number_of_records = serializers.IntegerField(
+        required=False, allow_null=True, **limits.between(0, limits.RECORDS_MAX)
+    )
     min_typical_age = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=150
+        required=False, allow_null=True, **limits.between(0, limits.AGE_MAX)
     )
     max_typical_age = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=150
+        required=False, allow_null=True, **limits.between(0, limits.AGE_MAX)
     )
-    temporal_start = serializers.DateField(required=False, allow_null=True)
-    temporal_end = serializers.DateField(required=False, allow_null=True)
+    temporal_start = serializers.DateField(
+        required=False, allow_null=True, validators=[limits.check_date]
+    )
+    temporal_end = serializers.DateField(
+        required=False, allow_null=True, validators=[limits.check_date]
+    )
     country = serializers.CharField(required=False, allow_blank=True, max_length=2)
     update_frequency = serializers.ChoiceField(
         choices=UpdateFrequency.choices, required=False, allow_blank=True
     )
-    last_refreshed = serializers.DateField(required=False, allow_null=True)
+    last_refreshed = serializers.DateField(
+        required=False, allow_null=True, validators=[limits.check_date]
+    )
     cdm_version = serializers.ChoiceField(
         choices=CdmVersion.choices, required=False, allow_blank=True
     )
-    vocabulary_version = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    vocabulary_version = serializers.CharField(
+        required=False, allow_blank=True, max_length=limits.IDENTIFIER
+    )
     coding_systems = _codes(CodingSystem.choices)
     access_rights = serializers.ChoiceField(choices=AccessRights.choices, required=False)
-    access_modes = serializers.ListField(child=AccessModeField(), required=False)
+    access_modes = serializers.ListField(
+        child=AccessModeField(), required=False, max_length=len(AccessMode.choices)
+    )
     legal_basis = serializers.ChoiceField(
         choices=LegalBasis.choices, required=False, allow_blank=True
     )
-    purposes = serializers.CharField(required=False, allow_blank=True)
+    purposes = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_MEDIUM)
+    )
     applicable_legislation = _codes(Legislation.choices)
     data_access_committee = serializers.SlugField(
-        required=False, allow_null=True, help_text="Slug of the organisation whose DAC decides."
+        required=False,
+        allow_null=True,
+        max_length=limits.IDENTIFIER,
+        help_text="Slug of the organisation whose DAC decides.",
     )
-    terms_of_use_text = serializers.CharField(required=False, allow_blank=True)
+    terms_of_use_text = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
+    version_notes = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_MEDIUM)
+    )
+    distributions = DistributionInputSerializer(
+        many=True, required=False, max_length=limits.LIST_SHORT
+    )
     dataset_type = serializers.ChoiceField(
         choices=DatasetType.choices, required=False, allow_blank=True
     )
     health_categories = _codes(HealthCategory.choices)
-    provenance = serializers.CharField(required=False, allow_blank=True)
+    provenance = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
     hdab = serializers.SlugField(
         required=False,
         allow_null=True,
+        max_length=limits.IDENTIFIER,
         help_text="Slug of the health data access body (empty: the data access committee, else "
         "the publisher).",
     )
-    version_notes = serializers.CharField(required=False, allow_blank=True)
-    distributions = DistributionInputSerializer(many=True, required=False)
 
     def validate_indications(self, codes: list[str]) -> list[CancerIndication]:
         found = list(CancerIndication.objects.filter(code__in=codes))
@@ -259,15 +311,19 @@ class DatasetInputSerializer(serializers.Serializer):
 
 
 class DatasetCommentSerializer(serializers.Serializer):
-    comment = serializers.CharField()
+    comment = serializers.CharField(**limits.chars(limits.TEXT_MEDIUM))
 
 
 class DatasetPublishSerializer(serializers.Serializer):
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_MEDIUM)
+    )
 
 
 class DatasetRetireSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_MEDIUM)
+    )
 
 
 # --- views ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.db.models import Q
 
+from accounts import limits
 from accounts.models import Organisation
 
 from . import metadata
@@ -48,7 +49,9 @@ class DatasetForm(forms.ModelForm):
         help_text="The organisation providing the data; you must be one of its data stewards.",
     )
     keywords = forms.CharField(
-        required=False, help_text="Separated by commas, e.g. immunotherapy, real-world evidence."
+        required=False,
+        help_text="Separated by commas, e.g. immunotherapy, real-world evidence.",
+        **limits.chars(limits.TEXT_MEDIUM),
     )
     indications = IndicationChoiceField(
         queryset=CancerIndication.objects.select_related("parent__parent"),
@@ -69,16 +72,31 @@ class DatasetForm(forms.ModelForm):
     )
     node_ref = forms.CharField(
         required=False,
-        max_length=100,
+        max_length=limits.IDENTIFIER,
         label="Node of the federated OMOP database",
         help_text="The identifier of the hospital's OPTIMA node holding the OMOP database.",
     )
     documentation_url = forms.URLField(
-        required=False, label="Documentation link", assume_scheme="https"
+        required=False, label="Documentation link", assume_scheme="https", max_length=limits.URL
     )
 
     class Meta:
         model = Dataset
+        formfield_callback = limits.formfield_callback(
+            description=limits.TEXT_LONG,
+            population_coverage=limits.TEXT_MEDIUM,
+            purposes=limits.TEXT_MEDIUM,
+            terms_of_use_text=limits.TEXT_LONG,
+            provenance=limits.TEXT_LONG,
+            version_notes=limits.TEXT_MEDIUM,
+            number_of_individuals=limits.between(0, limits.PERSONS_MAX),
+            number_of_records=limits.between(0, limits.RECORDS_MAX),
+            min_typical_age=limits.between(0, limits.AGE_MAX),
+            max_typical_age=limits.between(0, limits.AGE_MAX),
+            temporal_start={"validators": [limits.check_date]},
+            temporal_end={"validators": [limits.check_date]},
+            last_refreshed={"validators": [limits.check_date]},
+        )
         fields = [
             "publisher",
             "title",
@@ -232,7 +250,9 @@ class DatasetForm(forms.ModelForm):
 
 class RequestChangesForm(forms.Form):
     comment = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), help_text="What the steward should change."
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What the steward should change.",
+        **limits.chars(limits.TEXT_MEDIUM),
     )
 
 
@@ -242,8 +262,13 @@ class PublishForm(forms.Form):
         label="Version notes",
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Shown in the version history and exported as adms:versionNotes.",
+        **limits.chars(limits.TEXT_MEDIUM),
     )
 
 
 class RetireForm(forms.Form):
-    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        **limits.chars(limits.TEXT_MEDIUM),
+    )

@@ -12,6 +12,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import limits
+
 from . import selectors, services
 from .models import Evaluation, EvaluationSource, PathwayVersion
 
@@ -179,11 +181,16 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class EvaluateRequestSerializer(serializers.Serializer):
-    pathway = serializers.CharField(help_text="Id of an active pathway, e.g. prostate-eau.")
+    pathway = serializers.CharField(
+        help_text="Id of an active pathway, e.g. prostate-eau.", max_length=limits.IDENTIFIER
+    )
+    # The values are checked against the pathway's input_schema (names, types, minimum and
+    # maximum of each number), which answers 400 with a message per input.
     inputs = serializers.DictField(
         child=serializers.JSONField(allow_null=True),
-        help_text="Input name → value, as described by the pathway's input_schema. A number may "
-        'also be given as {"value": 4.2, "unit": "ug/L"} in an accepted unit.',
+        help_text="Input name → value, as described by the pathway's input_schema (numbers "
+        'within its minimum and maximum). A number may also be given as {"value": 4.2, "unit": '
+        '"ug/L"} in an accepted unit.',
     )
 
 

@@ -22,7 +22,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import parsers
+from accounts import limits, parsers
 from accounts.api_errors import error_response
 from accounts.authentication import ApiTokenAuthentication
 
@@ -87,8 +87,8 @@ class DiscoverySerializer(serializers.Serializer):
 
 class HookRequestSerializer(serializers.Serializer):
     hook = serializers.ChoiceField(choices=[HOOK])
-    hookInstance = serializers.CharField()
-    fhirServer = serializers.URLField(required=False, allow_null=True)
+    hookInstance = serializers.CharField(max_length=limits.TEXT_SHORT)
+    fhirServer = serializers.URLField(required=False, allow_null=True, max_length=limits.URL)
     fhirAuthorization = serializers.DictField(required=False, allow_null=True)
     context = serializers.DictField()
     prefetch = serializers.DictField(
@@ -128,19 +128,23 @@ class CardsSerializer(serializers.Serializer):
 
 class OverrideReasonSerializer(serializers.Serializer):
     reason = serializers.DictField(required=False, help_text="A FHIR Coding.")
-    userComment = serializers.CharField(required=False, allow_blank=True)
+    userComment = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_MEDIUM)
+    )
 
 
 class FeedbackItemSerializer(serializers.Serializer):
     card = serializers.UUIDField()
     outcome = serializers.ChoiceField(choices=["accepted", "overridden"])
-    acceptedSuggestions = serializers.ListField(child=serializers.DictField(), required=False)
+    acceptedSuggestions = serializers.ListField(
+        child=serializers.DictField(), required=False, max_length=limits.LIST_SHORT
+    )
     overrideReason = OverrideReasonSerializer(required=False)
     outcomeTimestamp = serializers.DateTimeField()
 
 
 class FeedbackRequestSerializer(serializers.Serializer):
-    feedback = FeedbackItemSerializer(many=True, allow_empty=False)
+    feedback = FeedbackItemSerializer(many=True, allow_empty=False, max_length=limits.LIST_SHORT)
 
 
 class EmptySerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import limits
 from accounts.htmx import render_page
 
 from . import engine, pdf, selectors, services
@@ -54,10 +55,11 @@ def inputs_form_class(pathway: engine.Pathway) -> type[forms.Form]:
             step = "1" if spec.type == "integer" else "any"
             field = forms.CharField(
                 required=False,
+                max_length=limits.IDENTIFIER,  # the text of a number; the engine checks its range
                 widget=forms.NumberInput(attrs={"step": step, "inputmode": "decimal"}),
             )
         else:
-            field = forms.CharField(required=False, max_length=100)
+            field = forms.CharField(required=False, max_length=limits.IDENTIFIER)
         field.label = label
         field.help_text = help_text
         fields[name] = field
@@ -128,7 +130,7 @@ class OpinionForm(forms.Form):
         required=False,
         label="Reason",
         help_text="Required when you disagree. Do not write patient identifiers.",
-        max_length=4000,
+        **limits.chars(limits.TEXT_MEDIUM),
     )
 
 

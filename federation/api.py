@@ -8,6 +8,8 @@ from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
+from accounts import limits
+
 from . import selectors, services
 from .analysis_types import KINDS, TYPE_CHOICES
 from .models import Analysis, Node
@@ -19,12 +21,19 @@ def unavailable_datasets(ids) -> list[str]:
 
 class AnalysisCreateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[t for t, _ in TYPE_CHOICES])
-    version = serializers.IntegerField(min_value=1, default=1)
+    version = serializers.IntegerField(default=1, **limits.between(1, limits.ANALYSIS_VERSION_MAX))
     datasets = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=False
+        child=serializers.IntegerField(**limits.between(1, limits.ID_MAX)),
+        allow_empty=False,
+        max_length=limits.LIST_LONG,
     )
-    params = serializers.JSONField()
-    min_nodes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    params = serializers.JSONField(
+        help_text="Parameters of the analysis type, checked against its JSON schema "
+        "(GET /api/analysis-types/): e.g. concept ids 1 .. 2**31-1, ages 0 .. 130."
+    )
+    min_nodes = serializers.IntegerField(
+        required=False, allow_null=True, **limits.between(1, limits.NODES_MAX)
+    )
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     deadline_hours = serializers.IntegerField(
         min_value=1,

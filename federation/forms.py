@@ -6,7 +6,8 @@ from typing import Any
 
 from django import forms
 
-from accounts import parsers
+from accounts import limits, parsers
+from optima_node import schemas as contract
 
 from .analysis_types import KINDS
 
@@ -33,7 +34,7 @@ class AnalysisForm(forms.Form):
     )
     min_nodes = forms.IntegerField(
         label="Minimum number of nodes",
-        min_value=1,
+        **limits.between(1, limits.NODES_MAX),
         required=False,
         help_text="Leave empty to require every node; with fewer the result is labelled partial.",
     )
@@ -54,23 +55,34 @@ class AnalysisForm(forms.Form):
     condition_concept_ids = forms.CharField(
         label="Condition concept ids",
         required=False,
+        **limits.chars(limits.TEXT_LONG),
         help_text="OMOP concept ids, comma-separated (used when no cancer is chosen).",
     )
     include_descendants = forms.BooleanField(
         label="Include descendant concepts", required=False, initial=True
     )
-    age_min = forms.IntegerField(label="Minimum age at index", required=False, min_value=0)
-    age_max = forms.IntegerField(label="Maximum age at index", required=False, min_value=0)
+    age_min = forms.IntegerField(
+        label="Minimum age at index", required=False, **limits.between(0, limits.AGE_MAX)
+    )
+    age_max = forms.IntegerField(
+        label="Maximum age at index", required=False, **limits.between(0, limits.AGE_MAX)
+    )
     sex = forms.ChoiceField(
         label="Sex",
         required=False,
         choices=[("", "Any"), ("male", "Male"), ("female", "Female")],
     )
     index_date_min = forms.DateField(
-        label="Index date from", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="Index date from",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[limits.check_date],
     )
     index_date_max = forms.DateField(
-        label="Index date until", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="Index date until",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[limits.check_date],
     )
     stratify_by = forms.MultipleChoiceField(
         label="Stratify counts by",
@@ -86,16 +98,22 @@ class AnalysisForm(forms.Form):
         help_text="Kaplan–Meier only.",
     )
     time_unit_days = forms.IntegerField(
-        label="Time unit (days)", required=False, initial=30, min_value=1
+        label="Time unit (days)",
+        required=False,
+        initial=30,
+        **limits.between(1, contract.TIME_UNIT_DAYS_MAX),
     )
     max_time_units = forms.IntegerField(
-        label="Follow-up horizon (time units)", required=False, initial=120, min_value=1
+        label="Follow-up horizon (time units)",
+        required=False,
+        initial=120,
+        **limits.between(1, contract.MAX_TIME_UNITS_MAX),
     )
     outcome_days = forms.IntegerField(
         label="Outcome: death within (days)",
         required=False,
         initial=365,
-        min_value=1,
+        **limits.between(1, contract.OUTCOME_DAYS_MAX),
         help_text="Logistic regression only.",
     )
     covariates = forms.MultipleChoiceField(
@@ -114,6 +132,7 @@ class AnalysisForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="When given, these parameters are used instead of the fields above.",
+        **limits.chars(limits.TEXT_LONG),
     )
 
     def __init__(self, *args, datasets, **kwargs):
@@ -154,6 +173,11 @@ class AnalysisForm(forms.Form):
             if not concepts:
                 self.add_error("condition_concept_ids", "Choose a cancer or enter concept ids.")
                 return data
+            try:
+                limits.check_concept_ids(concepts)
+            except forms.ValidationError as exc:
+                self.add_error("condition_concept_ids", exc)
+                return data
         cohort: dict[str, Any] = {
             "condition_concept_ids": concepts,
             "include_descendants": bool(data.get("include_descendants")),
@@ -185,7 +209,10 @@ class NodeRegisterForm(forms.Form):
     organisation = forms.ModelChoiceField(label="Organisation", queryset=None)
     name = forms.CharField(label="Node name", max_length=100)
     description = forms.CharField(
-        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3})
+        label="Description",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        **limits.chars(limits.TEXT_MEDIUM),
     )
 
     def __init__(self, *args, organisations=None, **kwargs):

@@ -22,6 +22,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import limits
 from accounts.models import Organisation
 from accounts.parsers import DepthLimitedJSONParser
 
@@ -192,11 +193,15 @@ class FeedbackCreateSerializer(serializers.Serializer):
     persona = serializers.ChoiceField(choices=Persona.choices, required=False)
     category = serializers.ChoiceField(choices=Category.choices)
     component = serializers.ChoiceField(choices=Component.choices)
-    component_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    component_version = serializers.CharField(
+        max_length=limits.VERSION, required=False, allow_blank=True
+    )
     severity = serializers.ChoiceField(choices=Severity.choices, required=False, allow_blank=True)
-    title = serializers.CharField(max_length=200)
-    description = serializers.CharField()
-    steps_to_reproduce = serializers.CharField(required=False, allow_blank=True)
+    title = serializers.CharField(**limits.chars(limits.TEXT_SHORT))
+    description = serializers.CharField(**limits.chars(limits.TEXT_LONG))
+    steps_to_reproduce = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
     page_path = serializers.CharField(max_length=500, required=False, allow_blank=True)
     contact_consent = serializers.BooleanField(required=False, default=False)
     shared = serializers.BooleanField(required=False, default=False)
@@ -212,9 +217,11 @@ class FeedbackCreateSerializer(serializers.Serializer):
 
 
 class FeedbackUpdateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False)
-    steps_to_reproduce = serializers.CharField(required=False, allow_blank=True)
+    title = serializers.CharField(required=False, **limits.chars(limits.TEXT_SHORT))
+    description = serializers.CharField(required=False, **limits.chars(limits.TEXT_LONG))
+    steps_to_reproduce = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
     persona = serializers.ChoiceField(choices=Persona.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False, allow_blank=True)
     shared = serializers.BooleanField(required=False)
@@ -229,28 +236,34 @@ class TriageSerializer(serializers.Serializer):
         allow_null=True,
     )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
-    labels = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, max_length=limits.LIST_SHORT
+    )
 
 
 class ResolveSerializer(serializers.Serializer):
-    resolution_note = serializers.CharField()
-    fixed_in_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    resolution_note = serializers.CharField(**limits.chars(limits.TEXT_LONG))
+    fixed_in_version = serializers.CharField(
+        max_length=limits.VERSION, required=False, allow_blank=True
+    )
 
 
 class WontFixSerializer(serializers.Serializer):
-    resolution_note = serializers.CharField()
+    resolution_note = serializers.CharField(**limits.chars(limits.TEXT_LONG))
 
 
 class DuplicateSerializer(serializers.Serializer):
-    duplicate_of = serializers.IntegerField(min_value=1)
+    duplicate_of = serializers.IntegerField(**limits.between(1, limits.ID_MAX))
 
 
 class ReopenSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True)
+    reason = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_MEDIUM)
+    )
 
 
 class CommentCreateSerializer(serializers.Serializer):
-    body = serializers.CharField()
+    body = serializers.CharField(**limits.chars(limits.TEXT_LONG))
 
 
 class AttachmentUploadSerializer(serializers.Serializer):

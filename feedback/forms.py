@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
+from accounts import limits
+
 from . import links
 from .models import Category, Component, FeedbackItem, Persona, Priority, Severity
 
@@ -18,10 +20,11 @@ class WidgetForm(forms.Form):
         choices=[("", "—"), *Severity.choices],
         required=False,
     )
-    title = forms.CharField(max_length=200, label="Summary")
+    title = forms.CharField(label="Summary", **limits.chars(limits.TEXT_SHORT))
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Markdown is supported. Do not include patient data.",
+        **limits.chars(limits.TEXT_LONG),
     )
     contact_consent = forms.BooleanField(
         label="The platform team may contact me about this", required=False
@@ -30,7 +33,7 @@ class WidgetForm(forms.Form):
         label="Share with the other test sites (they see it with its attachments, may comment and vote)",
         required=False,
     )
-    page_path = forms.CharField(widget=forms.HiddenInput, required=False)
+    page_path = forms.CharField(widget=forms.HiddenInput, required=False, max_length=500)
     site = forms.ModelChoiceField(queryset=None, label="Test site", required=False)
 
     def __init__(self, *args, sites=None, **kwargs):
@@ -44,10 +47,13 @@ class FeedbackForm(WidgetForm):
     """The full form: steps, attachments and a link to the object the feedback is about."""
 
     steps_to_reproduce = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}), required=False, help_text="Markdown."
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        help_text="Markdown.",
+        **limits.chars(limits.TEXT_LONG),
     )
     component_version = forms.CharField(
-        max_length=40,
+        max_length=limits.VERSION,
         required=False,
         help_text="Leave empty to record the version running now.",
     )
@@ -90,6 +96,9 @@ class FeedbackForm(WidgetForm):
 
 class EditForm(forms.ModelForm):
     class Meta:
+        formfield_callback = limits.formfield_callback(
+            description=limits.TEXT_LONG, steps_to_reproduce=limits.TEXT_LONG
+        )
         model = FeedbackItem
         fields = [
             "title",
@@ -104,7 +113,10 @@ class EditForm(forms.ModelForm):
 
 class CommentForm(forms.Form):
     body = forms.CharField(
-        label="Comment", widget=forms.Textarea(attrs={"rows": 3}), help_text="Markdown."
+        label="Comment",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Markdown.",
+        **limits.chars(limits.TEXT_LONG),
     )
 
 
@@ -131,24 +143,34 @@ class TriageForm(forms.Form):
 
 class ResolveForm(forms.Form):
     resolution_note = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), help_text="Markdown."
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Markdown.",
+        **limits.chars(limits.TEXT_LONG),
     )
-    fixed_in_version = forms.CharField(max_length=40, required=False)
+    fixed_in_version = forms.CharField(max_length=limits.VERSION, required=False)
 
 
 class WontFixForm(forms.Form):
     resolution_note = forms.CharField(
-        label="Why not", widget=forms.Textarea(attrs={"rows": 3}), help_text="Markdown."
+        label="Why not",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Markdown.",
+        **limits.chars(limits.TEXT_LONG),
     )
 
 
 class DuplicateForm(forms.Form):
-    duplicate_of = forms.IntegerField(label="Duplicate of item #", min_value=1)
+    duplicate_of = forms.IntegerField(
+        label="Duplicate of item #", **limits.between(1, limits.ID_MAX)
+    )
 
 
 class ReopenForm(forms.Form):
     reason = forms.CharField(
-        label="Why reopen", widget=forms.Textarea(attrs={"rows": 2}), required=False
+        label="Why reopen",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        **limits.chars(limits.TEXT_MEDIUM),
     )
 
 

@@ -14,6 +14,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
+from accounts import limits
 from accounts.models import Organisation
 from accounts.parsers import DepthLimitedJSONParser
 from accounts.permissions import get_for_user_or_404
@@ -84,12 +85,19 @@ class DatasetRefSerializer(serializers.Serializer):
 
 # --- Agreement templates ----------------------------------------------------------------------
 class AgreementTemplateSerializer(serializers.ModelSerializer):
-    kind = serializers.CharField(help_text="One of: " + ", ".join(AgreementKind.values))
+    kind = serializers.CharField(
+        help_text="One of: " + ", ".join(AgreementKind.values), max_length=20
+    )
 
     class Meta:
         model = AgreementTemplate
         fields = ["id", "kind", "version", "title", "body", "notes", "created_at"]
         read_only_fields = ["version", "created_at"]
+        extra_kwargs = {
+            "title": limits.chars(limits.TEXT_SHORT),
+            "body": limits.chars(limits.TEXT_DOCUMENT),
+            "notes": limits.chars(limits.TEXT_MEDIUM),
+        }
 
 
 class AgreementTemplateViewSet(
@@ -220,13 +228,16 @@ class AgreementOutSerializer(serializers.ModelSerializer):
 
 class AgreementInSerializer(serializers.Serializer):
     template = serializers.PrimaryKeyRelatedField(queryset=AgreementTemplate.objects.all())
-    title = serializers.CharField(max_length=200)
-    purposes = serializers.CharField(required=False, allow_blank=True, default="")
-    effective_date = serializers.DateField()
-    expiry_date = serializers.DateField()
-    parties = PartySerializer(many=True)
-    datasets = VisibleDatasetField(
-        many=True,
+    title = serializers.CharField(**limits.chars(limits.TEXT_SHORT))
+    purposes = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_LONG)
+    )
+    effective_date = serializers.DateField(validators=[limits.check_date])
+    expiry_date = serializers.DateField(validators=[limits.check_date])
+    parties = PartySerializer(many=True, max_length=limits.LIST_SHORT)
+    datasets = limits.LimitedManyRelatedField(
+        child_relation=VisibleDatasetField(),
+        max_length=limits.LIST_LONG,
         required=False,
         default=list,
         help_text="Published datasets of the parties. Covered datasets you cannot see stay covered.",
@@ -246,12 +257,14 @@ class SignInSerializer(serializers.Serializer):
     organisation = serializers.SlugRelatedField(
         slug_field="slug", queryset=Organisation.objects.all(), help_text="The party you sign for."
     )
-    full_name = serializers.CharField(allow_blank=True)
+    full_name = serializers.CharField(allow_blank=True, **limits.chars(limits.TEXT_SHORT))
     confirm = serializers.BooleanField()
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_MEDIUM)
+    )
 
 
 class AgreementViewSet(
@@ -485,20 +498,33 @@ class ItemInSerializer(serializers.Serializer):
 
 
 class AccessRequestInSerializer(serializers.Serializer):
-    project_title = serializers.CharField(max_length=300)
-    research_question = serializers.CharField(required=False, allow_blank=True)
-    lay_summary = serializers.CharField(required=False, allow_blank=True)
+    project_title = serializers.CharField(**limits.chars(limits.TITLE))
+    research_question = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
+    lay_summary = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
+    )
     purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, allow_blank=True)
-    requested_end_date = serializers.DateField(required=False, allow_null=True)
-    ethics_reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    team_members = serializers.ListField(
-        child=serializers.CharField(),
+    requested_end_date = serializers.DateField(
         required=False,
+        allow_null=True,
+        validators=[limits.check_requested_end_date],
+        help_text=f"At most {limits.REQUESTED_END_YEARS} years ahead.",
+    )
+    ethics_reference = serializers.CharField(
+        required=False, allow_blank=True, **limits.chars(limits.TEXT_SHORT)
+    )
+    team_members = serializers.ListField(
+        child=serializers.CharField(max_length=limits.USERNAME),
+        required=False,
+        max_length=limits.LIST_SHORT,
         help_text="Usernames of people of your organisation.",
     )
     items = ItemInSerializer(
         many=True,
         required=False,
+        max_length=limits.LIST_SHORT,
         help_text="On PATCH the complete list: datasets left out are removed (drafts only).",
     )
     from_basket = serializers.BooleanField(required=False, default=False)
@@ -519,6 +545,7 @@ class RequestCommentSerializer(serializers.ModelSerializer):
         model = Comment
         fields = ["id", "custodian", "author", "body", "created_at"]
         read_only_fields = ["created_at"]
+        extra_kwargs = {"body": limits.chars(limits.TEXT_LONG)}
 
 
 class RequestAttachmentSerializer(serializers.ModelSerializer):
@@ -543,7 +570,9 @@ class RequestAttachmentSerializer(serializers.ModelSerializer):
 
 
 class AttachmentInSerializer(serializers.Serializer):
-    kind = serializers.CharField(help_text="One of: " + ", ".join(AttachmentKind.values))
+    kind = serializers.CharField(
+        help_text="One of: " + ", ".join(AttachmentKind.values), max_length=20
+    )
     file = serializers.FileField()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
+from accounts import limits
 from accounts.models import Organisation
 
 from . import datasets as ds
@@ -14,14 +15,18 @@ PARTY_ROWS = 4
 
 class TemplateForm(forms.Form):
     kind = forms.ChoiceField(choices=AgreementKind.choices)
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(**limits.chars(limits.TEXT_SHORT))
     body = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 18}),
+        **limits.chars(limits.TEXT_DOCUMENT),
         help_text="Markdown. Placeholders: {{ title }}, {{ reference }}, {{ parties }}, "
         "{{ datasets }}, {{ effective_date }}, {{ expiry_date }}, {{ purposes }}.",
     )
     notes = forms.CharField(
-        label="Version notes", required=False, widget=forms.Textarea(attrs={"rows": 3})
+        label="Version notes",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        **limits.chars(limits.TEXT_MEDIUM),
     )
 
 
@@ -30,10 +35,12 @@ class AgreementForm(forms.Form):
         queryset=AgreementTemplate.objects.none(),
         help_text="The newest version of each kind of template.",
     )
-    title = forms.CharField(max_length=200)
-    purposes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    effective_date = forms.DateField(widget=DATE)
-    expiry_date = forms.DateField(widget=DATE)
+    title = forms.CharField(**limits.chars(limits.TEXT_SHORT))
+    purposes = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), **limits.chars(limits.TEXT_LONG)
+    )
+    effective_date = forms.DateField(widget=DATE, validators=[limits.check_date])
+    expiry_date = forms.DateField(widget=DATE, validators=[limits.check_date])
     datasets = forms.ModelMultipleChoiceField(
         queryset=None,
         required=False,
@@ -88,7 +95,9 @@ class AgreementForm(forms.Form):
 
 class SignForm(forms.Form):
     full_name = forms.CharField(
-        label="Your full name", max_length=200, help_text="Type your name as your signature."
+        label="Your full name",
+        help_text="Type your name as your signature.",
+        **limits.chars(limits.TEXT_SHORT),
     )
     confirm = forms.BooleanField(
         label="I have read the document and sign it on behalf of my organisation",
@@ -97,29 +106,41 @@ class SignForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        **limits.chars(limits.TEXT_MEDIUM),
+    )
 
 
 class RequestStartForm(forms.Form):
-    project_title = forms.CharField(max_length=300)
+    project_title = forms.CharField(**limits.chars(limits.TITLE))
 
 
 class RequestForm(forms.Form):
-    project_title = forms.CharField(max_length=300)
-    research_question = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    project_title = forms.CharField(**limits.chars(limits.TITLE))
+    research_question = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), **limits.chars(limits.TEXT_LONG)
+    )
     lay_summary = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Plain language; it appears in the public data-use register if approved.",
+        **limits.chars(limits.TEXT_LONG),
     )
     purpose = forms.ChoiceField(
         choices=[("", "---------"), *Purpose.choices],
         required=False,
         help_text="From the GA4GH Data Use Ontology.",
     )
-    requested_end_date = forms.DateField(required=False, widget=DATE)
+    requested_end_date = forms.DateField(
+        required=False,
+        widget=DATE,
+        validators=[limits.check_requested_end_date],
+        help_text=f"At most {limits.REQUESTED_END_YEARS} years ahead.",
+    )
     ethics_reference = forms.CharField(
-        label="Ethics approval reference", max_length=200, required=False
+        label="Ethics approval reference", required=False, **limits.chars(limits.TEXT_SHORT)
     )
     team_members = forms.ModelMultipleChoiceField(
         queryset=None, required=False, widget=forms.CheckboxSelectMultiple
@@ -174,4 +195,6 @@ class AttachmentForm(forms.Form):
 
 
 class CommentForm(forms.Form):
-    body = forms.CharField(label="Comment", widget=forms.Textarea(attrs={"rows": 3}))
+    body = forms.CharField(
+        label="Comment", widget=forms.Textarea(attrs={"rows": 3}), **limits.chars(limits.TEXT_LONG)
+    )

@@ -100,6 +100,9 @@ def collect(config_file: str | None, environ: Mapping[str, str] | None = None) -
     return raw
 
 
+POLL_INTERVAL_MAX = 3_600.0
+
+
 def load_config(config_file: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
     raw = collect(config_file, environ)
     missing = [KEYS[k] for k in ("portal_url", "node_token", "omop_database_url") if not raw.get(k)]
@@ -115,8 +118,10 @@ def load_config(config_file: str | None = None, environ: Mapping[str, str] | Non
         poll = float(raw.get("poll_interval", 30))
     except ValueError as exc:
         raise ConfigError(f"POLL_INTERVAL must be a number, got {raw['poll_interval']!r}") from exc
-    if poll <= 0:
-        raise ConfigError("POLL_INTERVAL must be positive")
+    if not 0 < poll <= POLL_INTERVAL_MAX:  # also refuses nan and inf
+        raise ConfigError(
+            f"POLL_INTERVAL must be positive and at most {POLL_INTERVAL_MAX:g} seconds"
+        )
     return Config(
         portal_url=raw["portal_url"].rstrip("/"),
         node_token=raw["node_token"],

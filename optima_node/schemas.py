@@ -48,6 +48,19 @@ class ReasonCode(StrEnum):
 
 
 Sex = Literal["male", "female"]
+
+# Parameter limits (docs/security.md "Input limits"); the portal re-exports them from accounts.limits.
+CONCEPT_ID_MIN, CONCEPT_ID_MAX = 1, 2**31 - 1  # OMOP concept_id is a 32-bit signed integer
+CONCEPT_IDS_MAX = 1_000  # concept ids in one cohort
+AGE_MAX = 130
+DATE_MIN, DATE_MAX = date(1900, 1, 1), date(2100, 12, 31)
+TIME_UNIT_DAYS_MAX = 3_660
+MAX_TIME_UNITS_MAX = 10_000
+OUTCOME_DAYS_MAX = 36_600
+
+ConceptId = Annotated[int, Field(ge=CONCEPT_ID_MIN, le=CONCEPT_ID_MAX)]
+Age = Annotated[int, Field(ge=0, le=AGE_MAX)]
+IndexDate = Annotated[date, Field(ge=DATE_MIN, le=DATE_MAX)]
 AGE_GROUPS: tuple[str, ...] = (*(f"{lo}-{lo + 9}" for lo in range(0, 90, 10)), "90+")
 
 
@@ -57,12 +70,14 @@ AGE_GROUPS: tuple[str, ...] = (*(f"{lo}-{lo + 9}" for lo in range(0, 90, 10)), "
 class CohortSpec(_Strict):
     """Who is in the cohort; see docs/node-agent.md "Cohort semantics" for the exact rules."""
 
-    condition_concept_ids: Annotated[list[int], Field(min_length=1, max_length=1000)]
+    condition_concept_ids: Annotated[
+        list[ConceptId], Field(min_length=1, max_length=CONCEPT_IDS_MAX)
+    ]
     include_descendants: bool = True
-    index_date_min: date | None = None
-    index_date_max: date | None = None
-    age_min: Annotated[int, Field(ge=0, le=150)] | None = None
-    age_max: Annotated[int, Field(ge=0, le=150)] | None = None
+    index_date_min: IndexDate | None = None
+    index_date_max: IndexDate | None = None
+    age_min: Age | None = None
+    age_max: Age | None = None
     sex: Sex | None = None
 
     @model_validator(mode="after")
@@ -99,14 +114,14 @@ class CharacterisationParams(_Strict):
 
 class KaplanMeierParams(_Strict):
     cohort: CohortSpec
-    time_unit_days: Annotated[int, Field(ge=1, le=3660)] = 30
-    max_time_units: Annotated[int, Field(ge=1, le=10_000)] = 120
+    time_unit_days: Annotated[int, Field(ge=1, le=TIME_UNIT_DAYS_MAX)] = 30
+    max_time_units: Annotated[int, Field(ge=1, le=MAX_TIME_UNITS_MAX)] = 120
     stratify_by: Literal["none", "sex", "age_group"] = "none"
 
 
 class DeathWithinDays(_Strict):
     kind: Literal["death_within_days"]
-    days: Annotated[int, Field(ge=1, le=36_600)]
+    days: Annotated[int, Field(ge=1, le=OUTCOME_DAYS_MAX)]
 
 
 Covariate = Literal["age_at_index", "sex_male", "index_year"]
@@ -286,29 +301,38 @@ CAPABILITIES: tuple[tuple[str, int], ...] = tuple(RESULT_MODELS)
 # --- protocol payloads ------------------------------------------------------------------------
 
 
+# What a node reports is stored in the portal's columns: strings fit them, numbers are bounded.
+Name = Annotated[str, Field(max_length=40)]
+VersionText = Annotated[str, Field(max_length=40)]
+DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
 class Capability(_Strict):
-    type: str
-    version: int
+    type: Name
+    version: Annotated[int, Field(ge=1, le=100)]
 
 
 class PolicySummary(_Strict):
     require_approval: bool
     review_before_release: bool
-    min_cell_count: int
-    allowed_types: list[str]
+    min_cell_count: Annotated[int, Field(ge=0, le=1_000_000)]
+    allowed_types: Annotated[list[Name], Field(max_length=100)]
     federated_learning: bool
-    allowed_model_templates: list[str] = Field(default_factory=list)
+    allowed_model_templates: Annotated[list[Name], Field(max_length=100)] = Field(
+        default_factory=list
+    )
     # Whose earlier releases the node's ledger compares a new release with (see Policy).
     differencing_scope: Literal["requester", "project", "all"] = "project"
 
 
 class Heartbeat(_Strict):
-    agent_version: str
-    capabilities: list[Capability]
-    cdm_version: str
-    vocabulary_version: str
+    agent_version: VersionText
+    capabilities: Annotated[list[Capability], Field(max_length=100)]
+    cdm_version: VersionText
+    vocabulary_version: Annotated[str, Field(max_length=80)]
     dialect: Literal["sqlite", "postgresql"]
-    person_count: NonNegInt  # rounded to tens so the heartbeat is not an exact count
+    # rounded to tens so the heartbeat is not an exact count
+    person_count: Annotated[int, Field(ge=0, le=2**31 - 1)]
     policy: PolicySummary
 
 
@@ -347,13 +371,13 @@ RunStatus = Literal["completed", "refused", "failed"]
 
 
 class RunResult(_Strict):
-    run_id: int
-    attempt: int
+    run_id: DbId
+    attempt: Annotated[int, Field(ge=1, le=32_767)]
     status: RunStatus
     result: dict[str, Any] | None
     reason_code: ReasonCode | None
     hold_for_release: bool
-    agent_version: str
+    agent_version: VersionText
 
     @model_validator(mode="after")
     def _result_only_when_completed(self) -> RunResult:

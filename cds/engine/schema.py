@@ -74,6 +74,10 @@ class InputSpec(_Strict):
         elif self.values is not None or self.refinements or self.unknown_values:
             raise ValueError("'values', 'refinements' and 'unknown_values' are for enum inputs")
         if self.type in ("number", "integer"):
+            # Every number is bounded (docs/security.md "Input limits"): PSA 0 .. 10000 ng/mL,
+            # percentages 0 .. 100, so an absurd value is refused rather than evaluated.
+            if self.minimum is None or self.maximum is None:
+                raise ValueError("a number or integer input needs 'minimum' and 'maximum'")
             if (
                 self.minimum is not None
                 and self.maximum is not None

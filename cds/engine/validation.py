@@ -13,6 +13,8 @@ from .derivations import FUNCTIONS
 from .pathway import Pathway
 from .schema import InputSpec
 
+STRING_INPUT_MAX = 100  # characters of a text input (docs/security.md "Input limits")
+
 
 @dataclass
 class Prepared:
@@ -155,6 +157,8 @@ def coerce(spec: InputSpec, value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("Expected text.")
     text = value.strip()
+    if len(text) > STRING_INPUT_MAX:
+        raise ValueError(f"At most {STRING_INPUT_MAX} characters.")
     if spec.pattern and not re.fullmatch(spec.pattern, text):
         raise ValueError(f"'{text}' is not in the expected form. {spec.help}".strip())
     return text

@@ -10,6 +10,8 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from accounts import limits
+
 from .. import selectors as federation_selectors
 from ..api import unavailable_datasets
 from ..models import FlJob, TrainedModel
@@ -19,7 +21,9 @@ from . import services as fl
 
 class FlJobCreateSerializer(serializers.Serializer):
     datasets = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=False
+        child=serializers.IntegerField(**limits.between(1, limits.ID_MAX)),
+        allow_empty=False,
+        max_length=limits.LIST_LONG,
     )
     params = serializers.JSONField(help_text="FederatedLearningParams; GET /api/fl-params-schema/")
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -61,7 +65,9 @@ class ReleaseSerializer(serializers.Serializer):
 
 
 class DeclineSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", **limits.chars(limits.TEXT_MEDIUM)
+    )
 
 
 class TrainedModelSerializer(serializers.ModelSerializer):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
+from accounts import limits
+from optima_node import schemas as contract
+
 COVARIATES = [
     ("age_at_index", "Age at index"),
     ("sex_male", "Sex (male)"),
@@ -33,10 +36,13 @@ class FlJobForm(forms.Form):
     condition_concept_ids = forms.CharField(
         initial="443392",
         label="Cohort: condition concept ids",
+        **limits.chars(limits.TEXT_LONG),
         help_text="Comma-separated OMOP concept ids; descendants are included.",
     )
     outcome_days = forms.IntegerField(
-        min_value=1, max_value=36600, initial=1825, label="Outcome: death within (days)"
+        initial=1825,
+        label="Outcome: death within (days)",
+        **limits.between(1, contract.OUTCOME_DAYS_MAX),
     )
     covariates = forms.MultipleChoiceField(
         choices=COVARIATES,
@@ -70,6 +76,7 @@ class FlJobForm(forms.Form):
             ) from exc
         if not ids:
             raise forms.ValidationError("Give at least one concept id.")
+        limits.check_concept_ids(ids)
         return ids
 
     def params(self) -> dict:
@@ -93,5 +100,8 @@ class ReleaseForm(forms.Form):
 
 class DeclineForm(forms.Form):
     reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Reason"
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="Reason",
+        **limits.chars(limits.TEXT_MEDIUM),
     )

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import audit
+from accounts import audit, limits
 from accounts import permissions as base
 from accounts.models import Membership, Organisation, Role
 
@@ -307,6 +307,10 @@ def submission_errors(access_request: AccessRequest) -> dict[str, list[str]]:
         errors["requested_end_date"] = ["Give the date until which you need access."]
     elif end <= timezone.localdate():
         errors["requested_end_date"] = ["The requested end date must be in the future."]
+    elif end > limits.requested_end_date_max():
+        errors["requested_end_date"] = [
+            f"Access can be requested for at most {limits.REQUESTED_END_YEARS} years."
+        ]
     if not access_request.attachments.filter(kind=AttachmentKind.ETHICS_APPROVAL).exists():
         errors["ethics_file"] = ["Upload the ethics approval document."]
     items = list(access_request.items.select_related("dataset", "dataset__current_version"))

@@ -15,7 +15,7 @@ from .. import permissions, services
 from ..forms import PARTY_ROWS, AgreementForm, ReasonForm, SignForm, TemplateForm
 from ..models import Agreement, AgreementKind, AgreementStatus, AgreementTemplate
 from ..selectors import agreement_list
-from .common import add_errors, client_ip, perform, refused
+from .common import add_errors, client_ip, perform, posted, refused
 
 
 def _get(request, pk: int, action: str = "view") -> Agreement:
@@ -217,7 +217,13 @@ def agreement_send(request, pk: int):
 def agreement_sign(request, pk: int):
     agreement = _get(request, pk)
     form = SignForm(request.POST)
-    form.is_valid()
+    if not form.is_valid() and "full_name" in form.errors:
+        return refused(
+            request,
+            status=400,
+            messages=[f"Your full name: {m}" for m in form.errors["full_name"]],
+            back=_back(pk),
+        )
     party_id = request.POST.get("party", "")
     party = agreement.parties.filter(pk=int(party_id) if party_id.isdigit() else 0).first()
     if party is None:
@@ -244,10 +250,13 @@ def agreement_sign(request, pk: int):
 @require_POST
 def agreement_terminate(request, pk: int):
     agreement = _get(request, pk)
+    data, invalid = posted(request, ReasonForm, back=_back(pk))
+    if invalid:
+        return invalid
     return perform(
         request,
         lambda: services.agreement_terminate(
-            actor=request.user, agreement=agreement, reason=request.POST.get("reason", "")
+            actor=request.user, agreement=agreement, reason=data["reason"]
         ),
         success_url=_back(pk),
         success_message="The agreement is terminated.",

@@ -11,8 +11,9 @@ from accounts.permissions import get_for_user_or_404
 
 from .. import datasets as ds
 from .. import permissions, selectors, services
+from ..forms import ReasonForm
 from ..models import Entitlement, EntitlementStatus
-from .common import error_messages, perform, refused
+from .common import error_messages, perform, posted, refused
 
 
 def _get(request, pk: int, action: str = "view") -> Entitlement:
@@ -55,10 +56,13 @@ def _back() -> str:
 @require_POST
 def entitlement_revoke(request, pk: int):
     entitlement = _get(request, pk)
+    data, invalid = posted(request, ReasonForm, back=_back())
+    if invalid:
+        return invalid
     return perform(
         request,
         lambda: services.entitlement_revoke(
-            actor=request.user, entitlement=entitlement, reason=request.POST.get("reason", "")
+            actor=request.user, entitlement=entitlement, reason=data["reason"]
         ),
         success_url=_back(),
         success_message="Entitlement revoked.",

@@ -26,7 +26,7 @@ from ..models import (
     DecisionStatus,
     RequestStatus,
 )
-from .common import add_errors, perform, refused
+from .common import add_errors, perform, posted, refused
 
 
 def _get(request, pk: int, action: str = "view") -> AccessRequest:
@@ -312,10 +312,13 @@ def request_submit(request, pk: int):
 @require_POST
 def request_withdraw(request, pk: int):
     access_request = _get(request, pk)
+    data, invalid = posted(request, ReasonForm, back=_detail(pk))
+    if invalid:
+        return invalid
     return perform(
         request,
         lambda: services.access_request_withdraw(
-            actor=request.user, access_request=access_request, reason=request.POST.get("reason", "")
+            actor=request.user, access_request=access_request, reason=data["reason"]
         ),
         success_url=_detail(pk),
         success_message="The request is withdrawn.",
@@ -343,7 +346,10 @@ def decision_action(request, pk: int, custodian_id: int, action: str):
     if action not in DECISION_ACTIONS:
         return refused(request, status=400, messages=["Unknown action."], back=_detail(pk))
     fn, takes_reason, message = DECISION_ACTIONS[action]
-    kwargs = {"reason": request.POST.get("reason", "")} if takes_reason else {}
+    data, invalid = posted(request, ReasonForm, back=_detail(pk))
+    if invalid:
+        return invalid
+    kwargs = {"reason": data["reason"]} if takes_reason else {}
 
     def act():
         fn(actor=request.user, decision=decision, **kwargs)
@@ -367,13 +373,16 @@ def decision_action(request, pk: int, custodian_id: int, action: str):
 def comment_create(request, pk: int, custodian_id: int):
     access_request = _get(request, pk)
     custodian = get_object_or_404(Organisation, pk=custodian_id)
+    data, invalid = posted(request, CommentForm, back=_detail(pk))
+    if invalid:
+        return invalid
     return perform(
         request,
         lambda: services.comment_post(
             actor=request.user,
             access_request=access_request,
             custodian=custodian,
-            body=request.POST.get("body", ""),
+            body=data["body"],
         ),
         success_url=_detail(pk) + f"#thread-{custodian_id}",
         success_message="Comment posted.",
