@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -13,6 +12,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
 from django_countries.fields import CountryField
+
+from .hashing import hash_token
+from .roles import roles_by_org
 
 
 class OrganisationKind(models.TextChoices):
@@ -126,10 +128,6 @@ class MembershipRole(models.Model):
         return self.name
 
 
-def _hash_secret(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 class Invitation(models.Model):
     organisation = models.ForeignKey(
         Organisation, on_delete=models.CASCADE, related_name="invitations"
@@ -156,13 +154,11 @@ class Invitation(models.Model):
     @staticmethod
     def new_token() -> tuple[str, str]:
         raw = secrets.token_urlsafe(32)
-        return raw, _hash_secret(raw)
+        return raw, hash_token(raw)
 
     @classmethod
     def find(cls, raw: str) -> Invitation | None:
-        return (
-            cls.objects.filter(token_hash=_hash_secret(raw)).select_related("organisation").first()
-        )
+        return cls.objects.filter(token_hash=hash_token(raw)).select_related("organisation").first()
 
     @property
     def is_open(self) -> bool:
@@ -208,8 +204,6 @@ class ApiToken(models.Model):
     @staticmethod
     def scope_of(user) -> list[str]:
         """Everything that widens what a person may do: staff status and each role in each org."""
-        from .permissions import roles_by_org
-
         held = [
             f"{org_id}:{role}" for org_id, roles in roles_by_org(user).items() for role in roles
         ]
@@ -229,7 +223,7 @@ class ApiToken(models.Model):
             user=user,
             name=name,
             prefix=raw[: cls.PREFIX_LEN],
-            token_hash=_hash_secret(raw),
+            token_hash=hash_token(raw),
             expires_at=expires_at,
             scope=cls.scope_of(user),
         )
@@ -237,7 +231,7 @@ class ApiToken(models.Model):
 
     @classmethod
     def authenticate(cls, raw: str) -> ApiToken | None:
-        token = cls.objects.select_related("user").filter(token_hash=_hash_secret(raw)).first()
+        token = cls.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
         if token is None or not token.is_active or not token.user.is_active:
             return None
         return token

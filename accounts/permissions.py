@@ -15,31 +15,9 @@ from django.db import DataError
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from .models import Membership, Organisation, OrganisationKind, Role
-
-_CACHE_ATTR = "_optima_roles_by_org"
-
-
-def roles_by_org(user) -> dict[int, frozenset[str]]:
-    """{organisation id: roles}, computed once per user object (one query)."""
-    if not getattr(user, "is_authenticated", False):
-        return {}
-    cached = getattr(user, _CACHE_ATTR, None)
-    if cached is None:
-        cached = {}
-        rows = Membership.objects.filter(user=user).values_list("organisation_id", "roles__name")
-        for org_id, role in rows:
-            cached.setdefault(org_id, set())
-            if role:
-                cached[org_id].add(role)
-        cached = {k: frozenset(v) for k, v in cached.items()}
-        setattr(user, _CACHE_ATTR, cached)
-    return cached
-
-
-def forget_roles(user) -> None:
-    if hasattr(user, _CACHE_ATTR):
-        delattr(user, _CACHE_ATTR)
+from .models import Organisation, OrganisationKind, Role
+from .roles import forget_roles as forget_roles  # re-exported: callers use permissions.<name>
+from .roles import roles_by_org as roles_by_org
 
 
 def is_platform_admin(user) -> bool:

@@ -6,7 +6,6 @@ report and what the portal asked them to do.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -14,13 +13,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.hashing import hash_token
 from accounts.models import Organisation
 
 from .versions import agent_is_outdated, cdm_is_supported
-
-
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class NodeStatus(models.TextChoices):
