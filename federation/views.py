@@ -7,11 +7,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.htmx import render_page
 from accounts.models import Organisation, Role
 from accounts.permissions import is_platform_admin, org_ids_with_role
+from accounts.view_actions import perform
 from catalogue import selectors as catalogue_selectors
 
 from . import exports, selectors, services
@@ -56,13 +58,13 @@ def dataset_refresh(request, pk: int):
     dataset = selectors.stewarded_served_datasets(user=request.user).filter(pk=pk).first()
     if dataset is None:
         raise Http404("No such dataset.")
-    try:
-        analysis = services.dataset_metadata_refresh(steward=request.user, dataset=dataset)
-    except (ValidationError, PermissionDenied) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
-        return redirect("federation:home")
-    messages.success(request, "The nodes were asked for a characterisation of the dataset.")
-    return redirect("federation:analysis", pk=analysis.pk)
+    return perform(
+        request,
+        lambda: services.dataset_metadata_refresh(steward=request.user, dataset=dataset),
+        success_url=lambda analysis: reverse("federation:analysis", args=[analysis.pk]),
+        success_message="The nodes were asked for a characterisation of the dataset.",
+        failure_url=reverse("federation:home"),
+    )
 
 
 @login_required
@@ -127,13 +129,15 @@ def analysis_detail(request, pk: int):
 @require_POST
 def analysis_cancel(request, pk: int):
     analysis = selectors.analysis_get_for_user(user=request.user, pk=pk, action="cancel")
-    try:
-        services.analysis_cancel(actor=request.user, analysis=analysis)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "The analysis was cancelled.")
-    return redirect("federation:analysis", pk=pk)
+    here = reverse("federation:analysis", args=[pk])
+    return perform(
+        request,
+        lambda: services.analysis_cancel(actor=request.user, analysis=analysis),
+        success_url=here,
+        success_message="The analysis was cancelled.",
+        failure_url=here,
+        catch=(ValidationError,),
+    )
 
 
 def _finished_or_404(request, pk: int):
@@ -329,33 +333,39 @@ def review_queue(request):
     )
 
 
-def _decide(request, pk: int, action):
+def _decide(request, pk: int, action, success_message: str):
     run = selectors.run_get_for_review(user=request.user, pk=pk)
-    try:
-        action(run)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("federation:review")
+    review = reverse("federation:review")
+    return perform(
+        request,
+        lambda: action(run),
+        success_url=review,
+        success_message=success_message.format(run=run),
+        failure_url=review,
+        catch=(ValidationError,),
+    )
 
 
 @login_required
 @require_POST
 def run_approve(request, pk: int):
-    def act(run):
-        services.run_approve(actor=request.user, run=run)
-        messages.success(request, f"Run {run.pk} approved; the node will execute it.")
-
-    return _decide(request, pk, act)
+    return _decide(
+        request,
+        pk,
+        lambda run: services.run_approve(actor=request.user, run=run),
+        "Run {run.pk} approved; the node will execute it.",
+    )
 
 
 @login_required
 @require_POST
 def run_release(request, pk: int):
-    def act(run):
-        services.run_release(actor=request.user, run=run)
-        messages.success(request, f"The numbers of run {run.pk} were released to the researcher.")
-
-    return _decide(request, pk, act)
+    return _decide(
+        request,
+        pk,
+        lambda run: services.run_release(actor=request.user, run=run),
+        "The numbers of run {run.pk} were released to the researcher.",
+    )
 
 
 @login_required
@@ -364,8 +374,9 @@ def run_decline(request, pk: int):
     form = DeclineForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
 
-    def act(run):
-        services.run_decline(actor=request.user, run=run, reason=reason)
-        messages.success(request, f"Run {run.pk} was declined.")
-
-    return _decide(request, pk, act)
+    return _decide(
+        request,
+        pk,
+        lambda run: services.run_decline(actor=request.user, run=run, reason=reason),
+        "Run {run.pk} was declined.",
+    )

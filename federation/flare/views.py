@@ -9,9 +9,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.htmx import render_page
+from accounts.view_actions import perform
 
 from .. import selectors as federation_selectors
 from . import nvflare_available, selectors
@@ -124,13 +126,15 @@ def detail(request, pk: int):
 @require_POST
 def abort(request, pk: int):
     fl_job = selectors.fl_job_get(user=request.user, pk=pk, action="abort")
-    try:
-        fl.fl_abort(actor=request.user, fl_job=fl_job)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "The training job was aborted.")
-    return redirect("federation:fl_job", pk=pk)
+    here = reverse("federation:fl_job", args=[pk])
+    return perform(
+        request,
+        lambda: fl.fl_abort(actor=request.user, fl_job=fl_job),
+        success_url=here,
+        success_message="The training job was aborted.",
+        failure_url=here,
+        catch=(ValidationError,),
+    )
 
 
 @login_required
@@ -139,15 +143,15 @@ def release(request, pk: int):
     fl_job = selectors.fl_job_get(user=request.user, pk=pk, action="release")
     form = ReleaseForm(request.POST)
     form.is_valid()
-    try:
-        model = fl.fl_release(
+    return perform(
+        request,
+        lambda: fl.fl_release(
             actor=request.user, fl_job=fl_job, name=form.cleaned_data.get("name", "")
-        )
-    except (ValidationError, PermissionDenied) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
-        return redirect("federation:fl_job", pk=pk)
-    messages.success(request, f"Released into the registry as {model}.")
-    return redirect("federation:model", pk=model.pk)
+        ),
+        success_url=lambda model: reverse("federation:model", args=[model.pk]),
+        success_message=lambda model: f"Released into the registry as {model}.",
+        failure_url=reverse("federation:fl_job", args=[pk]),
+    )
 
 
 @login_required
@@ -156,13 +160,16 @@ def decline(request, pk: int):
     fl_job = selectors.fl_job_get(user=request.user, pk=pk, action="release")
     form = DeclineForm(request.POST)
     form.is_valid()
-    try:
-        fl.fl_decline(actor=request.user, fl_job=fl_job, reason=form.cleaned_data.get("reason", ""))
-    except (ValidationError, PermissionDenied) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
-    else:
-        messages.success(request, "The release was declined; the model was discarded.")
-    return redirect("federation:fl_job", pk=pk)
+    here = reverse("federation:fl_job", args=[pk])
+    return perform(
+        request,
+        lambda: fl.fl_decline(
+            actor=request.user, fl_job=fl_job, reason=form.cleaned_data.get("reason", "")
+        ),
+        success_url=here,
+        success_message="The release was declined; the model was discarded.",
+        failure_url=here,
+    )
 
 
 @login_required

@@ -9,13 +9,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.permissions import get_for_user_or_404
+from accounts.view_actions import perform, refused
 
 from .. import datasets as ds
 from .. import permissions, services
 from ..forms import PARTY_ROWS, AgreementForm, ReasonForm, SignForm, TemplateForm
 from ..models import Agreement, AgreementKind, AgreementStatus, AgreementTemplate
 from ..selectors import agreement_list
-from .common import add_errors, client_ip, perform, posted, refused
+from .common import add_errors, client_ip, posted
 
 
 def _get(request, pk: int, action: str = "view") -> Agreement:
@@ -268,16 +269,15 @@ def agreement_terminate(request, pk: int):
 @require_POST
 def agreement_new_version(request, pk: int):
     agreement = _get(request, pk)
-    try:
-        new = services.agreement_new_version(actor=request.user, agreement=agreement)
-    except PermissionDenied as exc:
-        return refused(request, status=403, messages=[str(exc)], back=_back(pk))
-    except ValidationError as exc:
-        from .common import error_messages
-
-        return refused(request, status=400, messages=error_messages(exc), back=_back(pk))
-    messages.success(request, f"Draft {new.reference} created; edit it and send it for signature.")
-    return redirect("governance:agreement_detail", pk=new.pk)
+    return perform(
+        request,
+        lambda: services.agreement_new_version(actor=request.user, agreement=agreement),
+        success_url=lambda new: reverse("governance:agreement_detail", args=[new.pk]),
+        success_message=lambda new: (
+            f"Draft {new.reference} created; edit it and send it for signature."
+        ),
+        back=_back(pk),
+    )
 
 
 @login_required

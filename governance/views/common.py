@@ -1,15 +1,11 @@
-"""Shared helpers of the governance HTML views."""
+"""Shared helpers of the governance HTML views (``perform`` and ``refused`` are in
+``accounts.view_actions``, shared by every app)."""
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect, render
+from django.core.exceptions import ValidationError
 
-
-def error_messages(exc: ValidationError) -> list[str]:
-    if hasattr(exc, "error_dict"):
-        return [m for msgs in exc.message_dict.values() for m in msgs]
-    return list(exc.messages)
+from accounts.view_actions import refused
 
 
 def add_errors(form, exc: ValidationError) -> None:
@@ -18,44 +14,6 @@ def add_errors(form, exc: ValidationError) -> None:
             form.add_error(field if field in form.fields else None, msgs)
     else:
         form.add_error(None, exc.messages)
-
-
-def refused(request, *, status: int, messages: list[str], back: str = ""):
-    return render(
-        request,
-        "governance/refused.html",
-        {"status": status, "errors": messages, "back": back},
-        status=status,
-    )
-
-
-def perform(
-    request,
-    action,
-    *,
-    success_url: str,
-    success_message: str = "",
-    back: str = "",
-    reraise: tuple[type[Exception], ...] = (),
-):
-    """Run a service call from a POST: redirect on success, 400/403 with the message otherwise.
-
-    Exceptions listed in ``reraise`` are left to the caller (to answer them on its own page)."""
-    from django.contrib import messages
-
-    try:
-        action()
-    except reraise:
-        raise
-    except PermissionDenied as exc:
-        return refused(
-            request, status=403, messages=[str(exc) or "You may not do this."], back=back
-        )
-    except ValidationError as exc:
-        return refused(request, status=400, messages=error_messages(exc), back=back)
-    if success_message:
-        messages.success(request, success_message)
-    return redirect(success_url)
 
 
 def client_ip(request) -> str | None:

@@ -1,19 +1,18 @@
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.permissions import get_for_user_or_404
+from accounts.view_actions import perform
 
 from .. import datasets as ds
 from .. import permissions, selectors, services
 from ..forms import ReasonForm
 from ..models import Entitlement, EntitlementStatus
-from .common import error_messages, perform, posted, refused
+from .common import posted
 
 
 def _get(request, pk: int, action: str = "view") -> Entitlement:
@@ -93,13 +92,12 @@ def entitlement_renew(request, pk: int):
             "governance/entitlement_renew.html",
             {"e": entitlement, "title": ds.title(entitlement.dataset)},
         )
-    try:
-        renewal = services.entitlement_renew(actor=request.user, entitlement=entitlement)
-    except PermissionDenied as exc:
-        return refused(request, status=403, messages=[str(exc)], back=_back())
-    except ValidationError as exc:
-        return refused(request, status=400, messages=error_messages(exc), back=_back())
-    messages.success(
-        request, f"Renewal draft {renewal.reference} created from the original request."
+    return perform(
+        request,
+        lambda: services.entitlement_renew(actor=request.user, entitlement=entitlement),
+        success_url=lambda renewal: reverse("governance:request_edit", args=[renewal.pk]),
+        success_message=lambda renewal: (
+            f"Renewal draft {renewal.reference} created from the original request."
+        ),
+        back=_back(),
     )
-    return redirect("governance:request_edit", pk=renewal.pk)

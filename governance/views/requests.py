@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Organisation
 from accounts.permissions import get_for_user_or_404
 from accounts.selectors import audit_events_for_object
+from accounts.view_actions import perform, refused
 
 from .. import datasets as ds
 from .. import permissions, selectors, services
@@ -26,7 +27,7 @@ from ..models import (
     DecisionStatus,
     RequestStatus,
 )
-from .common import add_errors, perform, posted, refused
+from .common import add_errors, posted
 
 
 def _get(request, pk: int, action: str = "view") -> AccessRequest:
@@ -137,22 +138,17 @@ def request_create(request):
             messages=["Give the project a title."],
             back=reverse("governance:basket"),
         )
-    try:
-        access_request = services.access_request_create(
+    return perform(
+        request,
+        lambda: services.access_request_create(
             actor=request.user, project_title=form.cleaned_data["project_title"], from_basket=True
-        )
-    except PermissionDenied as exc:
-        return refused(request, status=403, messages=[str(exc)], back=reverse("governance:basket"))
-    except ValidationError as exc:
-        from .common import error_messages
-
-        return refused(
-            request, status=400, messages=error_messages(exc), back=reverse("governance:basket")
-        )
-    messages.success(
-        request, f"Draft {access_request.reference} created. Complete it and submit it."
+        ),
+        success_url=lambda created: reverse("governance:request_edit", args=[created.pk]),
+        success_message=lambda created: (
+            f"Draft {created.reference} created. Complete it and submit it."
+        ),
+        back=reverse("governance:basket"),
     )
-    return redirect("governance:request_edit", pk=access_request.pk)
 
 
 @login_required
