@@ -22,8 +22,6 @@ from .models import (
     Legislation,
 )
 
-DISTRIBUTION_FIELDS = ("kind", "title", "description", "access_url", "node_ref")
-
 
 class IndicationChoiceField(forms.ModelMultipleChoiceField):
     """Checkboxes labelled with their place in the hierarchy ("Lung cancer › NSCLC")."""
@@ -209,7 +207,7 @@ class DatasetForm(forms.ModelForm):
             # An unchanged distribution keeps its title and description.
             for d in existing:
                 if d.kind == kind and all(getattr(d, k) == v for k, v in match.items()):
-                    return {k: getattr(d, k) for k in DISTRIBUTION_FIELDS}
+                    return {k: getattr(d, k) for k in metadata.DISTRIBUTION_FIELDS}
             return None
 
         distributions = []
@@ -237,7 +235,7 @@ class DatasetForm(forms.ModelForm):
             )
         # Other distributions (e.g. imported ones) are kept as they are.
         distributions += [
-            {k: getattr(d, k) for k in DISTRIBUTION_FIELDS}
+            {k: getattr(d, k) for k in metadata.DISTRIBUTION_FIELDS}
             for d in existing
             if d.kind not in (DistributionKind.FEDERATED_OMOP, DistributionKind.DOCUMENTATION)
         ]

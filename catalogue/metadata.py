@@ -58,6 +58,8 @@ LIST_FIELDS = [
 ]
 # Organisations stored by slug in a snapshot.
 ORGANISATION_FIELDS = ["data_access_committee", "hdab"]
+# What a snapshot keeps of each distribution (the form and the services use the same keys).
+DISTRIBUTION_FIELDS = ("kind", "title", "description", "access_url", "node_ref")
 
 # Mandatory in the portal's HealthDCAT-AP profile (the SHACL shapes check the RDF ones too).
 MANDATORY = [
@@ -157,13 +159,7 @@ def snapshot(dataset: Dataset) -> dict[str, Any]:
         data[name] = org.slug if org is not None else None
     data["indications"] = sorted(i.code for i in dataset.indications.all())
     data["distributions"] = [
-        {
-            "kind": d.kind,
-            "title": d.title,
-            "description": d.description,
-            "access_url": d.access_url,
-            "node_ref": d.node_ref,
-        }
+        {k: getattr(d, k) for k in DISTRIBUTION_FIELDS}
         for d in sorted(dataset.distributions.all(), key=lambda d: (d.kind, d.title))
     ]
     return data

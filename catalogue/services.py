@@ -38,14 +38,12 @@ EDITABLE_FIELDS = [
     "version_notes",
 ]
 
-DISTRIBUTION_KEYS = ("kind", "title", "description", "access_url", "node_ref")
-
 
 def _distribution_rows(rows) -> list[tuple]:
     return sorted(
         tuple(
             (getattr(r, k) if not isinstance(r, dict) else r.get(k)) or ""
-            for k in DISTRIBUTION_KEYS
+            for k in metadata.DISTRIBUTION_FIELDS
         )
         for r in rows
     )
