@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 from django import forms
@@ -30,6 +31,12 @@ from .models import (
     Status,
     Vote,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.http import HttpRequest
 
 
 def _yes_no(any_label: str = "Any", yes: str = "Yes", no: str = "No") -> forms.Select:
@@ -91,7 +98,13 @@ def _annotated(queryset: QuerySet, user) -> QuerySet:
     return qs.prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("name")))
 
 
-def feedback_list(*, user, filters=None, request=None, action: str = "view") -> QuerySet:
+def feedback_list(
+    *,
+    user: User | AnonymousUser,
+    filters: Mapping[str, Any] | None = None,
+    request: HttpRequest | None = None,
+    action: str = "view",
+) -> QuerySet:
     qs = permissions.restrict(FeedbackItem.objects.all(), user, action)
     if filters:
         fs = FeedbackFilter(filters, queryset=qs, request=request)
@@ -100,7 +113,9 @@ def feedback_list(*, user, filters=None, request=None, action: str = "view") -> 
     return _annotated(qs, user).order_by("-created_at", "-pk")
 
 
-def feedback_get_for_user(*, user, pk, action: str = "view") -> FeedbackItem:
+def feedback_get_for_user(
+    *, user: User | AnonymousUser, pk: int, action: str = "view"
+) -> FeedbackItem:
     """One item with what its page shows; 404 if ``user`` may not do ``action`` on it."""
     qs = permissions.restrict(FeedbackItem.objects.all(), user, action)
     qs = _annotated(qs, user).select_related("duplicate_of", "link_type")
@@ -111,7 +126,7 @@ def feedback_get_for_user(*, user, pk, action: str = "view") -> FeedbackItem:
     return get_for_user_or_404(qs, pk=pk)
 
 
-def attachment_get_for_user(*, user, item_pk, pk) -> Attachment:
+def attachment_get_for_user(*, user: User | AnonymousUser, item_pk: int, pk: int) -> Attachment:
     items = permissions.restrict(FeedbackItem.objects.all(), user, "download")
     return get_for_user_or_404(
         Attachment.objects.select_related("item").filter(item__in=items), item_id=item_pk, pk=pk
@@ -121,7 +136,9 @@ def attachment_get_for_user(*, user, item_pk, pk) -> Attachment:
 # --- CDS --------------------------------------------------------------------------------------
 
 
-def cds_disagreements_by_rule(pathway_id: str, *, user=None) -> list[dict]:
+def cds_disagreements_by_rule(
+    pathway_id: str, *, user: User | AnonymousUser | None = None
+) -> list[dict]:
     """Disagreements with a pathway's advice, grouped by the rule that decided, most first.
 
     ``[{"rule_id", "count", "open", "versions", "items": [FeedbackItem, ...]}, ...]``; the rule id
@@ -175,7 +192,9 @@ CHOICE_LABELS = {
 }
 
 
-def items_over_time(*, user, weeks: int = 12, dimension: str = "status") -> StackedSeries:
+def items_over_time(
+    *, user: User | AnonymousUser, weeks: int = 12, dimension: str = "status"
+) -> StackedSeries:
     """Items created per week (the last ``weeks`` weeks), stacked by ``dimension``."""
     field, title = DIMENSIONS[dimension]
     today = timezone.localdate()
@@ -218,7 +237,7 @@ def _durations(pairs) -> dict:
     }
 
 
-def feedback_stats(*, user, weeks: int = 12) -> dict:
+def feedback_stats(*, user: User | AnonymousUser, weeks: int = 12) -> dict:
     """Numbers for the platform-team dashboard (empty for anyone else)."""
     qs = permissions.restrict(FeedbackItem.objects.all(), user, "dashboard")
     since = timezone.now() - timedelta(weeks=weeks)

@@ -4,6 +4,7 @@ the same day changes nothing the second time."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +24,9 @@ from .notifications import notify
 from .services import entitlements as entitlement_services
 from .services.agreements import agreement_expire
 
+if TYPE_CHECKING:
+    from datetime import date, datetime
+
 AGREEMENT_REMINDER_DAYS = (30, 7)
 ENTITLEMENT_REMINDER_DAYS = 14
 
@@ -31,7 +35,7 @@ def request_reminder_days() -> int:
     return int(getattr(settings, "GOVERNANCE_REQUEST_REMINDER_DAYS", 14))
 
 
-def agreements_remind_expiry(*, today=None) -> int:
+def agreements_remind_expiry(*, today: date | None = None) -> int:
     """Tell the parties' org admins and signatories 30 and 7 days before an agreement expires."""
     today = today or timezone.localdate()
     sent = 0
@@ -62,7 +66,7 @@ def agreements_remind_expiry(*, today=None) -> int:
     return sent
 
 
-def agreements_expire(*, today=None) -> int:
+def agreements_expire(*, today: date | None = None) -> int:
     today = today or timezone.localdate()
     return sum(
         agreement_expire(agreement=a, today=today)
@@ -70,7 +74,7 @@ def agreements_expire(*, today=None) -> int:
     )
 
 
-def requests_remind(*, now=None) -> int:
+def requests_remind(*, now: datetime | None = None) -> int:
     """Remind a custodian's DAC of a decision waiting longer than the configured delay (once per delay)."""
     now = now or timezone.now()
     delay = timedelta(days=request_reminder_days())
@@ -97,7 +101,7 @@ def requests_remind(*, now=None) -> int:
     return sent
 
 
-def entitlements_expire(*, now=None) -> int:
+def entitlements_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     return sum(
         entitlement_services.entitlement_expire(entitlement=e, now=now)
@@ -107,7 +111,7 @@ def entitlements_expire(*, now=None) -> int:
     )
 
 
-def entitlements_remind(*, now=None) -> int:
+def entitlements_remind(*, now: datetime | None = None) -> int:
     """14 days before the end, offer the holder a one-click renewal."""
     now = now or timezone.now()
     sent = 0

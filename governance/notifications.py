@@ -2,8 +2,9 @@
 
 ``TABLE`` maps every notifying transition to the audiences told about it. Services call
 ``notify(event, ...)`` inside their transaction: the in-app notifications are written with the change,
-the e-mails (plain text and HTML, from templates) go out after commit. The person who caused the
-transition is not told about their own action.
+the e-mails (plain text and HTML, from templates) go out after commit, sent by the task
+``governance.send_notification_emails`` (enqueued by name: this module never imports ``tasks``).
+The person who caused the transition is not told about their own action.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 
+from accounts.jobs import enqueue
 from accounts.models import Role
 
 from .models import Notification
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from accounts.models import Organisation
+
+    from .models import AccessRequest, Agreement, Entitlement
 
 
 class Audience(StrEnum):
@@ -128,7 +137,7 @@ def resolve(audience: Audience, ctx: dict) -> set:
     raise ValueError(audience)
 
 
-def recipients(event: str, ctx: dict, *, actor=None) -> set:
+def recipients(event: str, ctx: dict, *, actor: User | None = None) -> set:
     users: set = set()
     for audience in TABLE[event].audiences:
         users |= resolve(audience, ctx)
@@ -138,14 +147,14 @@ def recipients(event: str, ctx: dict, *, actor=None) -> set:
 def notify(
     event: str,
     *,
-    actor=None,
+    actor: User | None = None,
     url: str = "",
-    agreement=None,
-    access_request=None,
-    custodian=None,
-    entitlement=None,
+    agreement: Agreement | None = None,
+    access_request: AccessRequest | None = None,
+    custodian: Organisation | None = None,
+    entitlement: Entitlement | None = None,
     body: str = "",
-    **extra,
+    **extra: Any,
 ) -> list[Notification]:
     """Tell the audiences of ``event`` (in-app now, by e-mail after commit)."""
     rule = TABLE[event]
@@ -174,9 +183,7 @@ def notify(
             .values_list("pk", flat=True)[: len(people)]
         )
     if ids:
-        from .tasks import send_notification_emails
-
-        transaction.on_commit(lambda: send_notification_emails.delay(ids))
+        enqueue("governance.send_notification_emails", ids)
     return created
 
 

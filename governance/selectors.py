@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
@@ -25,6 +26,11 @@ from .models import (
     RequestStatus,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+    from .models import RequestedDataset
+
 
 # --- Entitlements: the contract with the federation app ---------------------------------------
 def _usable_entitlements(*, user, access_mode: str) -> QuerySet[Entitlement]:
@@ -44,19 +50,21 @@ def _usable_entitlements(*, user, access_mode: str) -> QuerySet[Entitlement]:
     )
 
 
-def entitled_dataset_ids(*, user, access_mode: str) -> QuerySet:
+def entitled_dataset_ids(*, user: User | AnonymousUser, access_mode: str) -> QuerySet:
     """Ids of the datasets the user may use in ``access_mode`` right now (a subquery)."""
     return _usable_entitlements(user=user, access_mode=access_mode).values("dataset_id")
 
 
-def entitled_datasets(*, user, access_mode: str) -> QuerySet[Dataset]:
+def entitled_datasets(*, user: User | AnonymousUser, access_mode: str) -> QuerySet[Dataset]:
     """Datasets the user may use in ``access_mode`` right now (and may see in the catalogue)."""
     return catalogue_selectors.dataset_list_for_user(
         user=user, ids=entitled_dataset_ids(user=user, access_mode=access_mode)
     )
 
 
-def missing_entitlements(*, user, datasets: Iterable[Dataset], access_mode: str) -> list[Dataset]:
+def missing_entitlements(
+    *, user: User | AnonymousUser, datasets: Iterable[Dataset], access_mode: str
+) -> list[Dataset]:
     """The datasets among ``datasets`` the user may NOT use in ``access_mode`` (empty = allowed)."""
     datasets = list(datasets)
     allowed = set(
@@ -67,7 +75,9 @@ def missing_entitlements(*, user, datasets: Iterable[Dataset], access_mode: str)
     return [d for d in datasets if d.pk not in allowed]
 
 
-def entitlement_projects(*, user, datasets: Iterable[Dataset], access_mode: str) -> list[str]:
+def entitlement_projects(
+    *, user: User | AnonymousUser, datasets: Iterable[Dataset], access_mode: str
+) -> list[str]:
     """The projects behind the user's usable entitlements for ``datasets``: the reference of each
     entitling access request's first request (a renewal continues its project). The federation
     app sends them with each run so a node compares releases within a project."""
@@ -90,7 +100,9 @@ def entitlement_projects(*, user, datasets: Iterable[Dataset], access_mode: str)
     return [AccessRequest(pk=pk).reference for pk in sorted(roots)]
 
 
-def entitlement_list(*, user, filters: dict | None = None) -> QuerySet[Entitlement]:
+def entitlement_list(
+    *, user: User | AnonymousUser, filters: dict | None = None
+) -> QuerySet[Entitlement]:
     qs = permissions.restrict_entitlements(
         Entitlement.objects.select_related(
             "dataset", "dataset__current_version", "holder", "request", "agreement"
@@ -107,7 +119,9 @@ def entitlement_list(*, user, filters: dict | None = None) -> QuerySet[Entitleme
 
 
 # --- Agreements -------------------------------------------------------------------------------
-def covering_agreement(*, item, organisation_id: int, on: date | None = None) -> Agreement | None:
+def covering_agreement(
+    *, item: RequestedDataset, organisation_id: int, on: date | None = None
+) -> Agreement | None:
     """The active agreement that makes access to ``item.dataset`` lawful for the organisation."""
     on = on or timezone.localdate()
     dataset = item.dataset
@@ -129,7 +143,9 @@ def covering_agreement(*, item, organisation_id: int, on: date | None = None) ->
     return None
 
 
-def agreement_list(*, user, filters: dict | None = None) -> QuerySet[Agreement]:
+def agreement_list(
+    *, user: User | AnonymousUser, filters: dict | None = None
+) -> QuerySet[Agreement]:
     qs = permissions.restrict_agreements(
         Agreement.objects.select_related("template").prefetch_related("parties__organisation"),
         user,
@@ -143,7 +159,7 @@ def agreement_list(*, user, filters: dict | None = None) -> QuerySet[Agreement]:
     return qs
 
 
-def agreements_to_sign(*, user) -> QuerySet[Agreement]:
+def agreements_to_sign(*, user: User | AnonymousUser) -> QuerySet[Agreement]:
     from accounts import permissions as base
     from accounts.models import Role
 
@@ -160,7 +176,9 @@ def agreements_to_sign(*, user) -> QuerySet[Agreement]:
 
 
 # --- Requests ---------------------------------------------------------------------------------
-def access_request_list(*, user, filters: dict | None = None) -> QuerySet[AccessRequest]:
+def access_request_list(
+    *, user: User | AnonymousUser, filters: dict | None = None
+) -> QuerySet[AccessRequest]:
     qs = permissions.restrict_requests(
         AccessRequest.objects.select_related("applicant", "organisation"), user, "view"
     )
@@ -172,7 +190,7 @@ def access_request_list(*, user, filters: dict | None = None) -> QuerySet[Access
     return qs.order_by("-created_at", "-pk")
 
 
-def decisions_waiting(*, user) -> QuerySet[Decision]:
+def decisions_waiting(*, user: User | AnonymousUser) -> QuerySet[Decision]:
     dac = permissions.dac_org_ids(user)
     return (
         Decision.objects.filter(
@@ -190,7 +208,7 @@ def decisions_waiting(*, user) -> QuerySet[Decision]:
     )
 
 
-def unread_count(*, user) -> int:
+def unread_count(*, user: User | AnonymousUser) -> int:
     if not getattr(user, "is_authenticated", False):
         return 0
     return Notification.objects.filter(user=user, read_at__isnull=True).count()

@@ -1,21 +1,24 @@
-"""Thin Celery tasks: load rows, call a service or send mail. Safe to run twice."""
+"""Thin Celery tasks: load rows, call a service or send mail. Safe to run twice.
+
+Services never import this module: they enqueue a task by its name (``accounts.jobs.enqueue``),
+and Celery beat names the periodic ones (``beat.py``). The names below are that contract.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from . import jobs
 from .models import Notification
+from .notifications import absolute
 
 
 @shared_task(name="governance.send_notification_emails")
 def send_notification_emails(notification_ids: list[int]) -> int:
-    from django.conf import settings
-
-    from .notifications import absolute
-
     sent = 0
     rows = Notification.objects.filter(pk__in=notification_ids, emailed_at__isnull=True)
     for n in rows.select_related("user"):
@@ -37,20 +40,34 @@ def send_notification_emails(notification_ids: list[int]) -> int:
     return sent
 
 
-def _job(name: str):
-    def run() -> int:
-        from . import jobs
-
-        return getattr(jobs, name)()
-
-    run.__name__ = name
-    run.__doc__ = f"Beat job governance.jobs.{name} (idempotent)."
-    return shared_task(name=f"governance.{name}")(run)
+# --- Beat jobs (scheduled in beat.py); each is idempotent -------------------------------------
 
 
-agreements_remind_expiry = _job("agreements_remind_expiry")
-agreements_expire = _job("agreements_expire")
-requests_remind = _job("requests_remind")
-entitlements_expire = _job("entitlements_expire")
-entitlements_remind = _job("entitlements_remind")
-entitlements_check_terms = _job("entitlements_check_terms")
+@shared_task(name="governance.agreements_remind_expiry")
+def agreements_remind_expiry() -> int:
+    return jobs.agreements_remind_expiry()
+
+
+@shared_task(name="governance.agreements_expire")
+def agreements_expire() -> int:
+    return jobs.agreements_expire()
+
+
+@shared_task(name="governance.requests_remind")
+def requests_remind() -> int:
+    return jobs.requests_remind()
+
+
+@shared_task(name="governance.entitlements_expire")
+def entitlements_expire() -> int:
+    return jobs.entitlements_expire()
+
+
+@shared_task(name="governance.entitlements_remind")
+def entitlements_remind() -> int:
+    return jobs.entitlements_remind()
+
+
+@shared_task(name="governance.entitlements_check_terms")
+def entitlements_check_terms() -> int:
+    return jobs.entitlements_check_terms()

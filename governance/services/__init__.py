@@ -23,11 +23,17 @@ __all__ = [
     "agreement_update",
     "latest_template",
 ]
+from .decisions import (
+    agreement_gaps,
+    decision_approve,
+    decision_reject,
+    decision_request_changes,
+    decision_start_review,
+)
 from .entitlements import (
     end_of_day,
     entitlement_accept_terms,
     entitlement_expire,
-    entitlement_renew,
     entitlement_revoke,
     entitlements_check_terms,
 )
@@ -37,16 +43,12 @@ from .requests import (
     access_request_submit,
     access_request_update,
     access_request_withdraw,
-    agreement_gaps,
     attachment_add,
     basket_add,
     basket_remove,
     comment_post,
-    decision_approve,
-    decision_reject,
-    decision_request_changes,
-    decision_start_review,
     derive_status,
+    entitlement_renew,
     submission_errors,
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -27,6 +28,11 @@ from ..models import (
 )
 from ..notifications import notify
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.contrib.auth.models import User
+
 
 def _url(agreement: Agreement) -> str:
     return reverse("governance:agreement_detail", args=[agreement.pk])
@@ -46,7 +52,7 @@ def _audit(action: str, *, actor, agreement: Agreement, **payload) -> None:
 # --- Templates --------------------------------------------------------------------------------
 @transaction.atomic
 def agreement_template_publish(
-    *, actor, kind: str, title: str, body: str, notes: str = ""
+    *, actor: User, kind: str, title: str, body: str, notes: str = ""
 ) -> AgreementTemplate:
     """Publish the next version of a template kind; earlier versions and what was sent stay as they are."""
     if not permissions.can_manage_templates(actor):
@@ -157,14 +163,14 @@ def _covered_datasets(
 @transaction.atomic
 def agreement_create(
     *,
-    actor,
+    actor: User,
     template: AgreementTemplate,
     title: str,
-    parties,
+    parties: Iterable[tuple[Organisation, str]],
     effective_date: date,
     expiry_date: date,
     purposes: str = "",
-    datasets=(),
+    datasets: Iterable[Dataset] = (),
 ) -> Agreement:
     parties = _check_parties(actor, parties)
     _check_dates(effective_date, expiry_date)
@@ -209,14 +215,14 @@ def _require_status(agreement: Agreement, *allowed: str, message: str) -> None:
 @transaction.atomic
 def agreement_update(
     *,
-    actor,
+    actor: User,
     agreement: Agreement,
     title: str | None = None,
     purposes: str | None = None,
     effective_date: date | None = None,
     expiry_date: date | None = None,
-    parties=None,
-    datasets=None,
+    parties: Iterable[tuple[Organisation, str]] | None = None,
+    datasets: Iterable[Dataset] | None = None,
     template: AgreementTemplate | None = None,
 ) -> Agreement:
     """Edit a draft. After sending, every change needs a new version (and new signatures).
@@ -272,7 +278,7 @@ def agreement_update(
 
 
 @transaction.atomic
-def agreement_send(*, actor, agreement: Agreement) -> Agreement:
+def agreement_send(*, actor: User, agreement: Agreement) -> Agreement:
     """Freeze the text, render the PDF once and store its SHA-256; the signatories are told."""
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
     _require_manager(actor, agreement)
@@ -325,7 +331,7 @@ def _normalise_name(name: str) -> str:
 @transaction.atomic
 def agreement_sign(
     *,
-    actor,
+    actor: User,
     agreement: Agreement,
     party: AgreementParty,
     full_name: str,
@@ -420,7 +426,7 @@ def _supersede(*, actor, old: Agreement, new: Agreement) -> None:
 
 
 @transaction.atomic
-def agreement_new_version(*, actor, agreement: Agreement) -> Agreement:
+def agreement_new_version(*, actor: User, agreement: Agreement) -> Agreement:
     """Start the next version of a sent agreement as a draft; it must be sent and signed again."""
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
     _require_manager(actor, agreement)
@@ -458,7 +464,7 @@ def agreement_new_version(*, actor, agreement: Agreement) -> Agreement:
 
 
 @transaction.atomic
-def agreement_terminate(*, actor, agreement: Agreement, reason: str) -> Agreement:
+def agreement_terminate(*, actor: User, agreement: Agreement, reason: str) -> Agreement:
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
     _require_manager(actor, agreement)
     _require_status(

@@ -7,9 +7,9 @@ it exists: every change of status ends in ``_sync_permission``.
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -32,8 +32,15 @@ from ..models import (
 from ..notifications import notify
 from ..selectors import covering_agreement
 
+if TYPE_CHECKING:
+    from datetime import date
 
-def end_of_day(day, tz_name: str) -> datetime:
+    from django.contrib.auth.models import User
+
+    from catalogue.models import Dataset
+
+
+def end_of_day(day: date, tz_name: str) -> datetime:
     """The last moment of ``day`` in the custodian's time zone."""
     return datetime.combine(day, time(23, 59, 59), tzinfo=ZoneInfo(tz_name or "UTC"))
 
@@ -69,7 +76,7 @@ def _audit(action: str, *, actor, entitlement: Entitlement, **payload) -> None:
     )
 
 
-def entitlements_grant_for_decision(*, actor, decision: Decision) -> list[Entitlement]:
+def entitlements_grant_for_decision(*, actor: User, decision: Decision) -> list[Entitlement]:
     """One entitlement per approved dataset and team member (called inside the approval)."""
     access_request = decision.request
     holders = [access_request.applicant, *access_request.team_members.order_by("pk")]
@@ -114,7 +121,7 @@ def _end(entitlement: Entitlement, status: str, *, actor, event: str, **payload)
 
 
 @transaction.atomic
-def entitlement_revoke(*, actor, entitlement: Entitlement, reason: str) -> Entitlement:
+def entitlement_revoke(*, actor: User, entitlement: Entitlement, reason: str) -> Entitlement:
     entitlement = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
     if not permissions.can_revoke_entitlement(actor, entitlement):
         raise PermissionDenied("Only the custodian's data access committee revokes access.")
@@ -129,7 +136,9 @@ def entitlement_revoke(*, actor, entitlement: Entitlement, reason: str) -> Entit
     return entitlement
 
 
-def entitlements_revoke_for_request(*, actor, access_request: AccessRequest, reason: str) -> int:
+def entitlements_revoke_for_request(
+    *, actor: User, access_request: AccessRequest, reason: str
+) -> int:
     count = 0
     for entitlement in access_request.entitlements.filter(
         status__in=(EntitlementStatus.ACTIVE, EntitlementStatus.SUSPENDED)
@@ -143,7 +152,7 @@ def entitlements_revoke_for_request(*, actor, access_request: AccessRequest, rea
 
 
 @transaction.atomic
-def entitlement_expire(*, entitlement: Entitlement, now=None) -> bool:
+def entitlement_expire(*, entitlement: Entitlement, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     entitlement = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
     if entitlement.status not in (EntitlementStatus.ACTIVE, EntitlementStatus.SUSPENDED):
@@ -180,7 +189,7 @@ def _reinstate(entitlement: Entitlement, *, actor, **payload) -> None:
 
 
 def entitlements_on_agreement_ended(
-    *, actor, agreement: Agreement, replacement: Agreement | None = None
+    *, actor: User, agreement: Agreement, replacement: Agreement | None = None
 ) -> int:
     """Suspend entitlements resting on an ended agreement; a signed new version carries them on."""
     affected = 0
@@ -209,7 +218,7 @@ def entitlements_on_agreement_ended(
 
 
 @transaction.atomic
-def entitlements_check_terms(*, dataset=None) -> int:
+def entitlements_check_terms(*, dataset: Dataset | None = None) -> int:
     """Suspend active entitlements whose dataset's current terms of use were not accepted."""
     qs = Entitlement.objects.filter(status=EntitlementStatus.ACTIVE).select_related(
         "dataset__current_version", "dataset__publisher", "holder"
@@ -231,7 +240,7 @@ def entitlements_check_terms(*, dataset=None) -> int:
 
 
 @transaction.atomic
-def entitlement_accept_terms(*, actor, entitlement: Entitlement) -> Entitlement:
+def entitlement_accept_terms(*, actor: User, entitlement: Entitlement) -> Entitlement:
     entitlement = (
         Entitlement.objects.select_for_update(of=("self",))
         .select_related("dataset__current_version", "dataset__publisher", "holder")
@@ -257,36 +266,3 @@ def entitlement_accept_terms(*, actor, entitlement: Entitlement) -> Entitlement:
             terms_version=terms.version if terms else None,
         )
     return entitlement
-
-
-@transaction.atomic
-def entitlement_renew(*, actor, entitlement: Entitlement) -> AccessRequest:
-    """A new draft request prefilled from the one the entitlement came from."""
-    from .requests import access_request_create
-
-    original = entitlement.request
-    if entitlement.holder_id != actor.pk:
-        raise PermissionDenied("Only the holder asks for a renewal.")
-    items = [
-        (i.dataset, i.access_mode, False)
-        for i in original.items.select_related("dataset__current_version")
-        if ds.published().filter(pk=i.dataset_id).exists()
-    ]
-    user_model = get_user_model()
-    team = list(
-        user_model.objects.filter(
-            pk__in=[original.applicant_id, *original.team_members.values_list("pk", flat=True)]
-        ).exclude(pk=actor.pk)
-    )
-    return access_request_create(
-        actor=actor,
-        project_title=original.project_title,
-        organisation=original.organisation,
-        datasets=items,
-        team_members=team,
-        renewal_of=original,
-        research_question=original.research_question,
-        lay_summary=original.lay_summary,
-        purpose=original.purpose,
-        ethics_reference=original.ethics_reference,
-    )

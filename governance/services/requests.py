@@ -1,4 +1,5 @@
-"""Writes about baskets, access requests, per-custodian decisions, comments and attachments."""
+"""Writes about baskets, access requests (drafting, submission, withdrawal, renewal), comments and
+attachments. The per-custodian decisions are in ``decisions.py``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import hashlib
 import mimetypes
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -22,7 +25,6 @@ from .. import permissions
 from ..models import (
     FINAL_DECISIONS,
     OPEN_STATUSES,
-    WAITING_DECISIONS,
     AccessRequest,
     Attachment,
     AttachmentKind,
@@ -30,12 +32,21 @@ from ..models import (
     Comment,
     Decision,
     DecisionStatus,
+    Entitlement,
     Purpose,
     RequestedDataset,
     RequestStatus,
 )
 from ..notifications import notify
-from ..selectors import covering_agreement
+from .entitlements import entitlements_revoke_for_request
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.contrib.auth.models import User
+    from django.core.files.uploadedfile import UploadedFile
+
+    from catalogue.models import Dataset
 
 ALLOWED_UPLOAD_TYPES = {
     ".pdf": "application/pdf",
@@ -79,12 +90,12 @@ def _refuse(field: str, message: str):
 
 
 # --- Basket -----------------------------------------------------------------------------------
-def researcher_org_ids(user) -> set[int]:
+def researcher_org_ids(user: User) -> set[int]:
     return base.org_ids_with_role(user, Role.RESEARCHER)
 
 
 @transaction.atomic
-def basket_add(*, user, dataset) -> BasketItem:
+def basket_add(*, user: User, dataset: Dataset) -> BasketItem:
     if not researcher_org_ids(user):
         raise PermissionDenied("Only researchers collect datasets for an access request.")
     if not ds.published().filter(pk=dataset.pk).exists():
@@ -93,7 +104,7 @@ def basket_add(*, user, dataset) -> BasketItem:
     return item
 
 
-def basket_remove(*, user, dataset) -> None:
+def basket_remove(*, user: User, dataset: Dataset) -> None:
     BasketItem.objects.filter(user=user, dataset=dataset).delete()
 
 
@@ -184,14 +195,14 @@ def _set_fields(access_request: AccessRequest, fields: dict) -> dict:
 @transaction.atomic
 def access_request_create(
     *,
-    actor,
+    actor: User,
     project_title: str,
     organisation: Organisation | None = None,
-    datasets=(),
+    datasets: Iterable[tuple[Dataset, str | None, bool]] = (),
     from_basket: bool = False,
-    team_members=(),
+    team_members: Iterable[User] = (),
     renewal_of: AccessRequest | None = None,
-    **fields,
+    **fields: Any,
 ) -> AccessRequest:
     """A draft request; ``datasets`` is a list of (dataset, access mode or None, accept terms)."""
     organisation = _choose_organisation(actor, organisation)
@@ -232,13 +243,13 @@ def _require_applicant(actor, access_request: AccessRequest) -> None:
 @transaction.atomic
 def access_request_update(
     *,
-    actor,
+    actor: User,
     access_request: AccessRequest,
     items: dict | None = None,
-    add_datasets=(),
-    remove_datasets=(),
-    team_members=None,
-    **fields,
+    add_datasets: Iterable[Dataset] = (),
+    remove_datasets: Iterable[Dataset] = (),
+    team_members: Iterable[User] | None = None,
+    **fields: Any,
 ) -> AccessRequest:
     """Edit a draft (or a request whose custodians asked for changes).
 
@@ -335,7 +346,7 @@ def submission_errors(access_request: AccessRequest) -> dict[str, list[str]]:
 
 
 @transaction.atomic
-def access_request_submit(*, actor, access_request: AccessRequest) -> AccessRequest:
+def access_request_submit(*, actor: User, access_request: AccessRequest) -> AccessRequest:
     access_request = _lock(access_request)
     _require_applicant(actor, access_request)
     if access_request.status != RequestStatus.DRAFT:
@@ -370,7 +381,7 @@ def access_request_submit(*, actor, access_request: AccessRequest) -> AccessRequ
 
 
 @transaction.atomic
-def access_request_resubmit(*, actor, access_request: AccessRequest) -> AccessRequest:
+def access_request_resubmit(*, actor: User, access_request: AccessRequest) -> AccessRequest:
     access_request = _lock(access_request)
     _require_applicant(actor, access_request)
     if access_request.status != RequestStatus.CHANGES_REQUESTED:
@@ -398,7 +409,7 @@ def access_request_resubmit(*, actor, access_request: AccessRequest) -> AccessRe
 
 @transaction.atomic
 def access_request_withdraw(
-    *, actor, access_request: AccessRequest, reason: str = ""
+    *, actor: User, access_request: AccessRequest, reason: str = ""
 ) -> AccessRequest:
     access_request = _lock(access_request)
     _require_applicant(actor, access_request)
@@ -411,8 +422,6 @@ def access_request_withdraw(
     access_request.status = RequestStatus.WITHDRAWN
     access_request.closed_at = timezone.now()
     access_request.save()
-    from .entitlements import entitlements_revoke_for_request
-
     entitlements_revoke_for_request(
         actor=actor, access_request=access_request, reason="The request was withdrawn."
     )
@@ -460,133 +469,11 @@ def _refresh_status(access_request: AccessRequest) -> None:
         access_request.save(update_fields=["status", "closed_at", "updated_at"])
 
 
-# --- Decisions --------------------------------------------------------------------------------
-def _lock_decision(actor, decision: Decision) -> tuple[Decision, AccessRequest]:
-    access_request = _lock(decision.request)
-    decision = Decision.objects.select_for_update().select_related("custodian").get(pk=decision.pk)
-    if not permissions.can_decide(actor, decision):
-        raise PermissionDenied(
-            f"Only members of the data access committee of {decision.custodian} decide here."
-        )
-    permissions.require_no_conflict(access_request, actor, decision.custodian_id)
-    if access_request.status not in OPEN_STATUSES:
-        _refuse(
-            "status",
-            f"The request is {access_request.get_status_display().lower()}: no decision can be made.",
-        )
-    if decision.status not in WAITING_DECISIONS:
-        _refuse(
-            "status",
-            f"{decision.custodian} has already decided ({decision.get_status_display().lower()}).",
-        )
-    return decision, access_request
-
-
-def _decided(event: str, *, actor, decision: Decision, access_request: AccessRequest, **payload):
-    _refresh_status(access_request)
-    _audit(
-        f"access_request.decision_{event}",
-        actor=actor,
-        access_request=access_request,
-        organisation=decision.custodian,
-        custodian=decision.custodian.slug,
-        decision=decision.status,
-        reason=decision.reason,
-        **payload,
-    )
-    notify(
-        f"decision.{event}",
-        actor=actor,
-        access_request=access_request,
-        custodian=decision.custodian,
-        body=decision.reason,
-        url=request_url(access_request),
-    )
-
-
-@transaction.atomic
-def decision_start_review(*, actor, decision: Decision) -> Decision:
-    decision, access_request = _lock_decision(actor, decision)
-    if decision.status != DecisionStatus.PENDING:
-        _refuse("status", "The review has already started.")
-    decision.status = DecisionStatus.UNDER_REVIEW
-    decision.save(update_fields=["status"])
-    _decided("review_started", actor=actor, decision=decision, access_request=access_request)
-    return decision
-
-
-def agreement_gaps(decision: Decision) -> list[str]:
-    """Why approval is blocked: datasets with no active agreement covering custodian and researcher."""
-    gaps = []
-    for item in decision.request.items.filter(custodian=decision.custodian).select_related(
-        "dataset__publisher", "dataset__current_version"
-    ):
-        if covering_agreement(item=item, organisation_id=decision.request.organisation_id) is None:
-            gaps.append(
-                f"No active Data Access and Use Agreement or Collaboration Agreement covers "
-                f"{item.dataset.publisher} and {decision.request.organisation} for {ds.title(item.dataset)}."
-            )
-    return gaps
-
-
-@transaction.atomic
-def decision_approve(*, actor, decision: Decision, reason: str = "") -> Decision:
-    decision, access_request = _lock_decision(actor, decision)
-    gaps = agreement_gaps(decision)
-    if gaps:
-        raise ValidationError({"agreement": gaps})
-    decision.status = DecisionStatus.APPROVED
-    decision.reason = reason.strip()
-    decision.decided_by = actor
-    decision.decided_at = timezone.now()
-    decision.save()
-    from .entitlements import entitlements_grant_for_decision
-
-    granted = entitlements_grant_for_decision(actor=actor, decision=decision)
-    _decided(
-        "approved",
-        actor=actor,
-        decision=decision,
-        access_request=access_request,
-        entitlements=[e.pk for e in granted],
-    )
-    return decision
-
-
-def _close_with_reason(event: str, status: str, *, actor, decision: Decision, reason: str):
-    decision, access_request = _lock_decision(actor, decision)
-    if not reason.strip():
-        _refuse("reason", "Give the reason; the researcher sees it.")
-    decision.status = status
-    decision.reason = reason.strip()
-    decision.decided_by = actor
-    decision.decided_at = timezone.now()
-    decision.save()
-    _decided(event, actor=actor, decision=decision, access_request=access_request)
-    return decision
-
-
-@transaction.atomic
-def decision_reject(*, actor, decision: Decision, reason: str) -> Decision:
-    return _close_with_reason(
-        "rejected", DecisionStatus.REJECTED, actor=actor, decision=decision, reason=reason
-    )
-
-
-@transaction.atomic
-def decision_request_changes(*, actor, decision: Decision, reason: str) -> Decision:
-    return _close_with_reason(
-        "changes_requested",
-        DecisionStatus.CHANGES_REQUESTED,
-        actor=actor,
-        decision=decision,
-        reason=reason,
-    )
-
-
 # --- Conversation and files -------------------------------------------------------------------
 @transaction.atomic
-def comment_post(*, actor, access_request: AccessRequest, custodian: Organisation, body: str):
+def comment_post(
+    *, actor: User, access_request: AccessRequest, custodian: Organisation, body: str
+) -> Comment:
     if not permissions.can_comment(actor, access_request, custodian.pk):
         raise PermissionDenied("Only the researcher's team and this custodian's DAC write here.")
     if not access_request.decisions.filter(custodian=custodian).exists():
@@ -637,7 +524,9 @@ def _check_upload(upload) -> tuple[str, str]:
 
 
 @transaction.atomic
-def attachment_add(*, actor, access_request: AccessRequest, kind: str, upload) -> Attachment:
+def attachment_add(
+    *, actor: User, access_request: AccessRequest, kind: str, upload: UploadedFile
+) -> Attachment:
     access_request = _lock(access_request)
     if not permissions.is_team(actor, access_request):
         raise PermissionDenied("Only the researcher's team adds files.")
@@ -674,3 +563,35 @@ def attachment_add(*, actor, access_request: AccessRequest, kind: str, upload) -
         sha256=attachment.sha256,
     )
     return attachment
+
+
+# --- Renewal ----------------------------------------------------------------------------------
+@transaction.atomic
+def entitlement_renew(*, actor: User, entitlement: Entitlement) -> AccessRequest:
+    """A new draft request prefilled from the one the entitlement came from."""
+    original = entitlement.request
+    if entitlement.holder_id != actor.pk:
+        raise PermissionDenied("Only the holder asks for a renewal.")
+    items = [
+        (i.dataset, i.access_mode, False)
+        for i in original.items.select_related("dataset__current_version")
+        if ds.published().filter(pk=i.dataset_id).exists()
+    ]
+    user_model = get_user_model()
+    team = list(
+        user_model.objects.filter(
+            pk__in=[original.applicant_id, *original.team_members.values_list("pk", flat=True)]
+        ).exclude(pk=actor.pk)
+    )
+    return access_request_create(
+        actor=actor,
+        project_title=original.project_title,
+        organisation=original.organisation,
+        datasets=items,
+        team_members=team,
+        renewal_of=original,
+        research_question=original.research_question,
+        lay_summary=original.lay_summary,
+        purpose=original.purpose,
+        ethics_reference=original.ethics_reference,
+    )
