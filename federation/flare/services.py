@@ -572,7 +572,9 @@ def predict(model_payload: dict[str, Any], x_standardised: np.ndarray) -> np.nda
     """Probabilities from a downloaded model (for users and tests)."""
     params = FederatedLearningParams.model_validate(
         {
-            "cohort": {"condition_concept_ids": [0]},
+            # Only the template, its size and the features matter here; the cohort is a
+            # placeholder the schema requires (any valid concept id).
+            "cohort": {"condition_concept_ids": [1]},
             "outcome": {"kind": "death_within_days", "days": 1},
             "template": model_payload["template"],
             "hidden_units": model_payload.get("hidden_units") or 8,
