@@ -10,17 +10,18 @@ truncating what they cover.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from .models import AuditChainHead, AuditEvent, Organisation
@@ -110,6 +111,35 @@ def record(
         event.save()
         AuditChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
     return event
+
+
+def take_write_lock() -> None:
+    """On SQLite, start a write transaction by writing: take the audit chain head now.
+
+    A SQLite transaction that reads first and writes later fails at once ("database is locked",
+    no busy wait) when another connection committed in between; node agents, the worker and the
+    web server write concurrently. Writing first takes the lock (and waits for it). Every such
+    transaction appends to the audit chain anyway, so they serialise on its head row: take it
+    now. On PostgreSQL ``select_for_update`` does the job and nothing is needed.
+    """
+    if connection.vendor == "sqlite":
+        AuditChainHead.objects.filter(pk=1).update(seq=models.F("seq"))
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def write_transaction(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``transaction.atomic`` that takes the audit chain head first (:func:`take_write_lock`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with transaction.atomic():
+            take_write_lock()
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 @dataclass(frozen=True)

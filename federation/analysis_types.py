@@ -6,6 +6,7 @@ portal and the nodes can never disagree on what a valid request is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -16,6 +17,12 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from optima_node.schemas import PARAMS_MODELS, RESULT_MODELS, AnalysisType
+
+GLM = AnalysisType.LOGISTIC_REGRESSION.value  # the iterative kind (one round per Fisher step)
+FL_TYPE, FL_VERSION = (
+    "federated_learning",
+    1,
+)  # a FLARE training job's Analysis.type (federation.flare)
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,34 @@ def get_kind(analysis_type: str, version: int) -> AnalysisKind | None:
     return KINDS.get((analysis_type, int(version)))
 
 
-def _path(parts) -> str:
+def _path(parts: Iterable[Any]) -> str:
     return ".".join(str(p) for p in parts)
+
+
+def parse_params(
+    model: type[BaseModel], schema: dict[str, Any], params: Any, *, exclude_none: bool
+) -> dict[str, Any]:
+    """Check ``params`` against ``schema`` (JSON schema, one message per problem naming its
+    location), then ``model``'s own rules; return them as JSON with defaults filled in.
+
+    Raises ``ValidationError({"params": [...]})``. The one parameter check of every kind of
+    analysis: the node-run kinds here and federated learning (``federation.flare.services``).
+    """
+    if not isinstance(params, dict):
+        raise ValidationError({"params": ["Parameters must be a JSON object."]})
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ValidationError(
+            {"params": [f"{_path(e.absolute_path) or 'params'}: {e.message}" for e in errors[:20]]}
+        )
+    try:
+        parsed = model.model_validate(params)
+    except PydanticValidationError as exc:
+        raise ValidationError(
+            {"params": [f"{_path(e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()]}
+        ) from exc
+    return parsed.model_dump(mode="json", exclude_none=exclude_none)
 
 
 def validate_params(analysis_type: str, version: int, params: Any) -> dict[str, Any]:
@@ -101,21 +134,7 @@ def validate_params(analysis_type: str, version: int, params: Any) -> dict[str, 
     kind = get_kind(analysis_type, version)
     if kind is None:
         raise ValidationError({"type": [f"Unknown analysis {analysis_type!r} version {version}."]})
-    if not isinstance(params, dict):
-        raise ValidationError({"params": ["Parameters must be a JSON object."]})
-    validator = jsonschema.Draft202012Validator(kind.params_schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ValidationError(
-            {"params": [f"{_path(e.absolute_path) or 'params'}: {e.message}" for e in errors[:20]]}
-        )
-    try:
-        model = kind.params_model.model_validate(params)
-    except PydanticValidationError as exc:
-        raise ValidationError(
-            {"params": [f"{_path(e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()]}
-        ) from exc
-    return model.model_dump(mode="json", exclude_none=True)
+    return parse_params(kind.params_model, kind.params_schema(), params, exclude_none=True)
 
 
 def terms_for(params: dict[str, Any]) -> list[str]:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Q, QuerySet
 
 from accounts.models import Role
@@ -20,16 +22,24 @@ from accounts.permissions import (
     org_ids_with_role,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
-def _site_admin_orgs(user) -> set[int]:
+    from accounts.models import Organisation
+
+    User = AbstractBaseUser | AnonymousUser
+
+
+def _site_admin_orgs(user: User) -> set[int]:
     return org_ids_with_role(user, Role.SITE_ADMIN)
 
 
-def _node_view(qs: QuerySet, user) -> QuerySet:
+def _node_view(qs: QuerySet, user: User) -> QuerySet:
     return qs.filter(organisation_id__in=org_ids_with_role(user, Role.SITE_ADMIN, Role.ORG_ADMIN))
 
 
-def _node_manage(qs: QuerySet, user) -> QuerySet:
+def _node_manage(qs: QuerySet, user: User) -> QuerySet:
     return qs.filter(organisation_id__in=_site_admin_orgs(user))
 
 
@@ -38,7 +48,7 @@ restrict_nodes = Restrictor(
 )
 
 
-def _own_analyses(qs: QuerySet, user) -> QuerySet:
+def _own_analyses(qs: QuerySet, user: User) -> QuerySet:
     if not getattr(user, "is_authenticated", False):
         return qs.none()
     return qs.filter(researcher=user)
@@ -47,7 +57,7 @@ def _own_analyses(qs: QuerySet, user) -> QuerySet:
 restrict_analyses = Restrictor({"view": _own_analyses, "cancel": _own_analyses})
 
 
-def _run_view(qs: QuerySet, user) -> QuerySet:
+def _run_view(qs: QuerySet, user: User) -> QuerySet:
     if not getattr(user, "is_authenticated", False):
         return qs.none()
     return qs.filter(
@@ -55,7 +65,7 @@ def _run_view(qs: QuerySet, user) -> QuerySet:
     )
 
 
-def _run_review(qs: QuerySet, user) -> QuerySet:
+def _run_review(qs: QuerySet, user: User) -> QuerySet:
     return qs.filter(node__organisation_id__in=_site_admin_orgs(user))
 
 
@@ -64,13 +74,13 @@ restrict_runs = Restrictor(
 )
 
 
-def can_register_node(user, organisation) -> bool:
+def can_register_node(user: User, organisation: Organisation) -> bool:
     return is_platform_admin(user) or has_role(user, organisation, Role.SITE_ADMIN)
 
 
-def sees_node_registry(user) -> bool:
+def sees_node_registry(user: User) -> bool:
     return is_platform_admin(user) or has_any_role(user, Role.SITE_ADMIN, Role.ORG_ADMIN)
 
 
-def reviews_runs(user) -> bool:
+def reviews_runs(user: User) -> bool:
     return has_any_role(user, Role.SITE_ADMIN)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
@@ -13,17 +15,27 @@ from catalogue import selectors as catalogue_selectors
 from .models import Analysis, Node, NodeDataset, NodeHeartbeat, NodeStatus, Run, RunStatus
 from .permissions import restrict_analyses, restrict_nodes, restrict_runs
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+    from catalogue.models import Dataset
+
+    User = AbstractBaseUser | AnonymousUser
+
 AVAILABILITY_DAYS = 7
 
 
 # --- datasets (always through the catalogue's selectors) ---------------------------------------
 
 
-def _served_ids():
+def _served_ids() -> QuerySet[NodeDataset]:
     return NodeDataset.objects.filter(node__status=NodeStatus.APPROVED).values("dataset_id")
 
 
-def analysable_datasets(*, user, access_mode: str = "federated_analytics"):
+def analysable_datasets(
+    *, user: User, access_mode: str = "federated_analytics"
+) -> QuerySet[Dataset]:
     """Published datasets the user holds a usable ``access_mode`` entitlement for and an approved
     node serves: what the analysis forms offer (nothing the user could not start)."""
     from governance.selectors import entitled_dataset_ids
@@ -39,13 +51,13 @@ def analysable_datasets(*, user, access_mode: str = "federated_analytics"):
     )
 
 
-def analysis_datasets_by_ids(*, user, ids) -> dict:
+def analysis_datasets_by_ids(*, user: User, ids: Iterable[int]) -> dict[int, Dataset]:
     """The datasets among ``ids`` an analysis may name: published ones the user can see. Unknown
     and invisible ids are both absent (the caller answers the same for both)."""
     return catalogue_selectors.dataset_list_by_ids(user=user, ids=ids, published_only=True)
 
 
-def stewarded_served_datasets(*, user):
+def stewarded_served_datasets(*, user: User) -> QuerySet[Dataset]:
     """Datasets the user stewards that an approved node serves (the metadata refresh)."""
     return (
         catalogue_selectors.dataset_list_for_user(user=user, action="edit")
@@ -54,7 +66,7 @@ def stewarded_served_datasets(*, user):
     )
 
 
-def analysis_list(*, user) -> QuerySet[Analysis]:
+def analysis_list(*, user: User) -> QuerySet[Analysis]:
     return restrict_analyses(
         Analysis.objects.select_related("researcher")
         .annotate(run_count=Count("runs"))
@@ -63,7 +75,7 @@ def analysis_list(*, user) -> QuerySet[Analysis]:
     )
 
 
-def analysis_get_for_user(*, user, pk: int, action: str = "view") -> Analysis:
+def analysis_get_for_user(*, user: User, pk: int, action: str = "view") -> Analysis:
     from accounts.permissions import get_for_user_or_404
 
     runs = Run.objects.select_related("node__organisation").order_by(
@@ -77,17 +89,17 @@ def analysis_get_for_user(*, user, pk: int, action: str = "view") -> Analysis:
     return get_for_user_or_404(qs, pk=pk)
 
 
-def node_list(*, user, action: str = "view") -> QuerySet[Node]:
+def node_list(*, user: User, action: str = "view") -> QuerySet[Node]:
     return restrict_nodes(Node.objects.select_related("organisation"), user, action)
 
 
-def node_get_for_user(*, user, pk: int, action: str = "view") -> Node:
+def node_get_for_user(*, user: User, pk: int, action: str = "view") -> Node:
     from accounts.permissions import get_for_user_or_404
 
     return get_for_user_or_404(node_list(user=user, action=action), pk=pk)
 
 
-def node_metrics(nodes: list[Node], *, now=None) -> dict[int, dict]:
+def node_metrics(nodes: list[Node], *, now: datetime | None = None) -> dict[int, dict[str, Any]]:
     """Seven-day availability and median turnaround per node, in two queries for the whole list."""
     now = now or timezone.now()
     since = now - timedelta(days=AVAILABILITY_DAYS)
@@ -118,7 +130,7 @@ def node_metrics(nodes: list[Node], *, now=None) -> dict[int, dict]:
     return out
 
 
-def review_queue(*, user) -> QuerySet[Run]:
+def review_queue(*, user: User) -> QuerySet[Run]:
     """Runs at the user's nodes waiting for their approval or release."""
     return restrict_runs(
         Run.objects.filter(
@@ -129,7 +141,7 @@ def review_queue(*, user) -> QuerySet[Run]:
     ).order_by("deadline")
 
 
-def run_get_for_review(*, user, pk: int) -> Run:
+def run_get_for_review(*, user: User, pk: int) -> Run:
     from accounts.permissions import get_for_user_or_404
 
     return get_for_user_or_404(

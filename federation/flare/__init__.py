@@ -7,7 +7,7 @@
 * :mod:`.session` wraps ``nvflare.fuel.flare_api`` (submit, status, stats, abort, download);
 * :mod:`.states` maps FLARE job states onto the portal's;
 * :mod:`.poc` prepares, starts and stops FLARE's POC mode on 127.0.0.1 (demo and tests);
-* :mod:`.monitor` polls a submitted job and stores its progress (Celery task in federation.tasks).
+* :mod:`.monitor` polls a submitted job and stores its progress (Celery tasks in federation.flare.tasks).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Role
@@ -15,23 +17,29 @@ from accounts.permissions import Restrictor, get_for_user_or_404, org_ids_with_r
 
 from ..models import FlJob, FlJobStatus, Node, TrainedModel
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
-def _authenticated(user) -> bool:
+    User = AbstractBaseUser | AnonymousUser
+
+
+def _authenticated(user: User) -> bool:
     return bool(getattr(user, "is_authenticated", False))
 
 
-def _view(qs: QuerySet, user) -> QuerySet:
+def _view(qs: QuerySet[FlJob], user: User) -> QuerySet[FlJob]:
     if not _authenticated(user):
         return qs.none()
     orgs = org_ids_with_role(user, Role.SITE_ADMIN)
     return qs.filter(Q(analysis__researcher=user) | Q(nodes__organisation_id__in=orgs)).distinct()
 
 
-def _abort(qs: QuerySet, user) -> QuerySet:
+def _abort(qs: QuerySet[FlJob], user: User) -> QuerySet[FlJob]:
     return qs.filter(analysis__researcher=user) if _authenticated(user) else qs.none()
 
 
-def _release(qs: QuerySet, user) -> QuerySet:
+def _release(qs: QuerySet[FlJob], user: User) -> QuerySet[FlJob]:
     if not _authenticated(user):
         return qs.none()
     return qs.filter(nodes__organisation_id__in=org_ids_with_role(user, Role.SITE_ADMIN)).distinct()
@@ -47,19 +55,19 @@ def _base() -> QuerySet[FlJob]:
     )
 
 
-def fl_job_list(*, user, action: str = "view") -> QuerySet[FlJob]:
+def fl_job_list(*, user: User, action: str = "view") -> QuerySet[FlJob]:
     return restrict_fl_jobs(_base(), user, action).order_by("-created_at")
 
 
-def fl_job_get(*, user, pk, action: str = "view") -> FlJob:
+def fl_job_get(*, user: User, pk: int | str, action: str = "view") -> FlJob:
     return get_for_user_or_404(fl_job_list(user=user, action=action), pk=pk)
 
 
-def release_queue(*, user) -> QuerySet[FlJob]:
+def release_queue(*, user: User) -> QuerySet[FlJob]:
     return fl_job_list(user=user, action="release").filter(status=FlJobStatus.AWAITING_RELEASE)
 
 
-def model_list(*, user) -> QuerySet[TrainedModel]:
+def model_list(*, user: User) -> QuerySet[TrainedModel]:
     if not _authenticated(user):
         return TrainedModel.objects.none()
     return TrainedModel.objects.select_related("fl_job__analysis", "released_by").prefetch_related(
@@ -67,5 +75,5 @@ def model_list(*, user) -> QuerySet[TrainedModel]:
     )
 
 
-def model_get(*, user, pk) -> TrainedModel:
+def model_get(*, user: User, pk: int | str) -> TrainedModel:
     return get_for_user_or_404(model_list(user=user), pk=pk)

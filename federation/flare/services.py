@@ -1,6 +1,6 @@
 """Writes of federated learning: start, submit, follow, abort, release into the registry.
 
-Same rules as the federated analyses (``federation.services``): entitlement for every dataset,
+Same rules as the federated analyses (``federation.services.analyses``): entitlement for every dataset,
 the sites' policies decide who takes part, every state change writes an audit event in the
 transaction that makes it. Network calls to FLARE happen outside transactions; their outcome is
 written afterwards, so a slow FLARE server never holds a database lock.
@@ -14,23 +14,23 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
-from pydantic import ValidationError as PydanticValidationError
 
-from accounts.audit import record
+from accounts.audit import record, write_transaction
+from accounts.jobs import enqueue
 from accounts.models import Role
 from accounts.permissions import has_role, is_platform_admin
 from optima_node.flare.templates import template_for
 from optima_node.schemas import FederatedLearningParams
 
+from ..analysis_types import FL_TYPE, FL_VERSION, parse_params
 from ..models import (
     Analysis,
     AnalysisStatus,
@@ -39,19 +39,25 @@ from ..models import (
     Node,
     TrainedModel,
 )
-from ..services import require_entitled_and_served, write_transaction
+from ..services.analyses import datasets_and_nodes
 from . import FlareError, FlareUnavailable, states
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    from catalogue.models import Dataset
+
+    from .session import AdminKit
 
 log = logging.getLogger(__name__)
 
-FL_TYPE, FL_VERSION = "federated_learning", 1
-FEDERATED_LEARNING = "federated_learning"
+FEDERATED_LEARNING = "federated_learning"  # the access mode an entitlement grants
 
 
 # --- settings -----------------------------------------------------------------------------------
 
 
-def admin_kit():
+def admin_kit() -> AdminKit:
     """The portal's FLARE admin credentials: ``FLARE_ADMIN_STARTUP_KIT`` (setting or environment),
     else the kit of the local POC system that ``make flare-poc`` started."""
     from .poc import ADMIN_USER, Poc
@@ -93,34 +99,10 @@ def params_schema() -> dict[str, Any]:
 
 def validate_params(params: Any) -> dict[str, Any]:
     """JSON schema first (one message per problem, with its path), then the model's own rules."""
-    if not isinstance(params, dict):
-        raise ValidationError({"params": ["Parameters must be a JSON object."]})
-    validator = jsonschema.Draft202012Validator(params_schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ValidationError(
-            {
-                "params": [
-                    f"{'.'.join(str(p) for p in e.absolute_path) or 'params'}: {e.message}"
-                    for e in errors[:20]
-                ]
-            }
-        )
-    try:
-        model = FederatedLearningParams.model_validate(params)
-    except PydanticValidationError as exc:
-        raise ValidationError(
-            {
-                "params": [
-                    f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
-                    for e in exc.errors()
-                ]
-            }
-        ) from exc
-    return model.model_dump(mode="json")
+    return parse_params(FederatedLearningParams, params_schema(), params, exclude_none=False)
 
 
-def missing_fl_entitlements(user, datasets: Sequence) -> list:
+def missing_fl_entitlements(user: AbstractBaseUser, datasets: Sequence[Dataset]) -> list[Dataset]:
     from governance.selectors import missing_entitlements
 
     return list(missing_entitlements(user=user, datasets=datasets, access_mode=FEDERATED_LEARNING))
@@ -139,7 +121,14 @@ def node_takes_part(node: Node, template: str) -> str:
 # --- start --------------------------------------------------------------------------------------
 
 
-def _transition(fl_job: FlJob, status: str, *, actor=None, reason: str = "", **payload) -> None:
+def _transition(
+    fl_job: FlJob,
+    status: str,
+    *,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    **payload: Any,
+) -> None:
     previous = fl_job.status
     fl_job.status = status
     if reason:
@@ -184,19 +173,20 @@ def _transition(fl_job: FlJob, status: str, *, actor=None, reason: str = "", **p
 
 @write_transaction
 def fl_create(
-    *, researcher, datasets: Sequence, params: Any, title: str = "", submit: bool = True
+    *,
+    researcher: AbstractBaseUser,
+    datasets: Sequence[Dataset],
+    params: Any,
+    title: str = "",
+    submit: bool = True,
 ) -> FlJob:
     """Start training: 403 without a federated-learning entitlement on every dataset; 400 for bad
     parameters, datasets no node serves, or fewer taking-part sites than ``min_sites``."""
     normalised = validate_params(params)
     fl_params = FederatedLearningParams.model_validate(normalised)
-    datasets = list(dict.fromkeys(datasets))
-    if not datasets:
-        raise ValidationError({"datasets": ["Choose at least one dataset."]})
-    links = require_entitled_and_served(
+    datasets, nodes = datasets_and_nodes(
         researcher=researcher, datasets=datasets, access_mode=FEDERATED_LEARNING
     )
-    nodes = sorted({link.node for link in links}, key=lambda n: n.pk)
     taking_part, left_out = [], []
     for node in nodes:
         why = node_takes_part(node, fl_params.template)
@@ -240,9 +230,7 @@ def fl_create(
         },
     )
     if submit:
-        from ..tasks import fl_submit as submit_task
-
-        transaction.on_commit(lambda: submit_task.delay(fl_job.pk))
+        enqueue("federation.fl_submit", fl_job.pk)
     return fl_job
 
 
@@ -374,7 +362,7 @@ def fl_poll(*, fl_job_id: int) -> FlJob:
     return fl_job
 
 
-def fl_abort(*, actor, fl_job: FlJob) -> FlJob:
+def fl_abort(*, actor: AbstractBaseUser, fl_job: FlJob) -> FlJob:
     """The researcher (or a platform admin) stops training; FLARE is told first."""
     from . import session
 
@@ -397,14 +385,14 @@ def fl_abort(*, actor, fl_job: FlJob) -> FlJob:
 # --- release gate and registry ------------------------------------------------------------------
 
 
-def can_release(user, fl_job: FlJob) -> bool:
+def can_release(user: AbstractBaseUser, fl_job: FlJob) -> bool:
     """A site admin of a participating node's organisation, or a platform reviewer."""
     if is_platform_admin(user):
         return True
     return any(has_role(user, node.organisation, Role.SITE_ADMIN) for node in fl_job.nodes.all())
 
 
-def _guard_release(actor, fl_job: FlJob) -> FlJob:
+def _guard_release(actor: AbstractBaseUser, fl_job: FlJob) -> FlJob:
     if not can_release(actor, fl_job):
         raise PermissionDenied("Only a site admin of a participating site or a platform reviewer.")
     fl_job = FlJob.objects.select_for_update().select_related("analysis").get(pk=fl_job.pk)
@@ -415,7 +403,10 @@ def _guard_release(actor, fl_job: FlJob) -> FlJob:
     return fl_job
 
 
-def model_card(fl_job: FlJob, name: str, version: int, sites: list[dict], metrics: dict) -> str:
+def model_card(
+    fl_job: FlJob, name: str, version: int, sites: list[dict[str, Any]], metrics: dict[str, Any]
+) -> str:
+    """The registry entry's card (Markdown): model, outcome, inputs, cohort, training, sites."""
     params = fl_job.analysis.params
     template = params["template"]
     lines = [
@@ -460,7 +451,8 @@ def model_card(fl_job: FlJob, name: str, version: int, sites: list[dict], metric
 
 
 @write_transaction
-def fl_release(*, actor, fl_job: FlJob, name: str = "") -> TrainedModel:
+def fl_release(*, actor: AbstractBaseUser, fl_job: FlJob, name: str = "") -> TrainedModel:
+    """The release gate: the global model enters the registry as the next version of ``name``."""
     fl_job = _guard_release(actor, fl_job)
     name = (
         name
@@ -528,7 +520,8 @@ def fl_release(*, actor, fl_job: FlJob, name: str = "") -> TrainedModel:
 
 
 @write_transaction
-def fl_decline(*, actor, fl_job: FlJob, reason: str = "") -> FlJob:
+def fl_decline(*, actor: AbstractBaseUser, fl_job: FlJob, reason: str = "") -> FlJob:
+    """The release gate refuses: the global model is dropped, the job ends declined."""
     fl_job = _guard_release(actor, fl_job)
     fl_job.decided_by, fl_job.decided_at = actor, timezone.now()
     fl_job.global_model = None  # a declined model is not kept
@@ -538,7 +531,7 @@ def fl_decline(*, actor, fl_job: FlJob, reason: str = "") -> FlJob:
     return fl_job
 
 
-def can_download(user, model: TrainedModel) -> bool:
+def can_download(user: AbstractBaseUser, model: TrainedModel) -> bool:
     """Researchers with an active federated-learning entitlement on every training dataset."""
     if not getattr(user, "is_authenticated", False):
         return False
@@ -548,7 +541,7 @@ def can_download(user, model: TrainedModel) -> bool:
     return bool(datasets) and not missing_fl_entitlements(user, datasets)
 
 
-def model_download(*, actor, model: TrainedModel) -> dict[str, Any]:
+def model_download(*, actor: AbstractBaseUser, model: TrainedModel) -> dict[str, Any]:
     """What a download contains (audited): parameters, inputs and scaling, card and provenance."""
     from optima_node.flare.features import SCALING
 
@@ -579,7 +572,9 @@ def predict(model_payload: dict[str, Any], x_standardised: np.ndarray) -> np.nda
     """Probabilities from a downloaded model (for users and tests)."""
     params = FederatedLearningParams.model_validate(
         {
-            "cohort": {"condition_concept_ids": [0]},
+            # Only the template, its size and the features matter here; the cohort is a
+            # placeholder the schema requires (any valid concept id).
+            "cohort": {"condition_concept_ids": [1]},
             "outcome": {"kind": "death_within_days", "days": 1},
             "template": model_payload["template"],
             "hidden_units": model_payload.get("hidden_units") or 8,

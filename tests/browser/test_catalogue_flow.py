@@ -24,7 +24,7 @@ def test_a_steward_registers_a_curator_publishes_and_a_visitor_finds_it(page, de
     page.get_by_label("Contact e-mail", exact=False).fill("steward@example.org")
     page.get_by_label("Non-small cell lung cancer", exact=False).check()
     page.get_by_role("group", name="Data categories").get_by_label("Clinical").check()
-    page.get_by_label("Restricted", exact=False).check()
+    page.get_by_label("Non-public", exact=True).check()
     page.get_by_role("group", name="Access modes").get_by_label("Federated analytics").check()
     page.get_by_label("Legal basis", exact=False).select_option(index=1)
     page.get_by_label("Terms of use", exact=False).first.fill("Aggregates only; cite the registry.")

@@ -312,7 +312,7 @@ def test_a_lost_submission_is_retried_by_the_beat_sweep_without_a_second_flare_j
 
     from django.utils import timezone
 
-    from federation.tasks import fl_monitor_open
+    from federation.flare.tasks import fl_monitor_open
 
     flare.unreachable = True
     fl_job = fl.fl_create(researcher=researcher, datasets=datasets, params=FL_PARAMS, submit=False)

@@ -293,7 +293,7 @@ def test_a_dropped_database_connection_fails_the_request_cleanly_and_writes_noth
 
     # The node row is inserted first; the connection drops at the audit write that follows.
     monkeypatch.setattr(audit, "record", dropped)
-    monkeypatch.setattr(services, "record", dropped, raising=False)
+    monkeypatch.setattr(services.nodes, "record", dropped)
     response = client.post(
         "/federation/nodes/register/",
         {"organisation": hospital_a.pk, "name": "half-written", "description": ""},

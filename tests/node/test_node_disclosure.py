@@ -316,7 +316,7 @@ def test_no_released_count_is_small_end_to_end(seed, k, persons):
             },
         ),
     ]
-    for i, (analysis_type, params) in enumerate(cases):
+    for i, (analysis_type, params) in enumerate(cases, start=1):
         # One requester per analysis: this test is about each result's own cells (the release
         # ledger would rightly refuse some of these overlapping releases to one requester).
         result = agent.execute(

@@ -83,7 +83,7 @@ def test_every_analysis_runs_without_crashing(synthea_url):
             "covariates": ["age_at_index"],
         },
     }
-    for i, (analysis_type, params) in enumerate(cases.items()):
+    for i, (analysis_type, params) in enumerate(cases.items(), start=1):
         run = RunAssignment(
             run_id=i, attempt=1, analysis_id=i, type=analysis_type, version=1, params=params
         )

@@ -1,0 +1,269 @@
+"""Nodes: the registry (register, approve, tokens, revoke, served datasets), what the agents
+report (heartbeats) and the periodic liveness bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import record, take_write_lock, write_transaction
+from accounts.permissions import is_platform_admin
+from optima_node.schemas import Heartbeat
+
+from ..models import (
+    OPEN_RUN_STATUSES,
+    Liveness,
+    Node,
+    NodeDataset,
+    NodeHeartbeat,
+    NodeStatus,
+    RunStatus,
+)
+from ..permissions import can_register_node
+from .runs import enqueue_advance, run_dispatch, run_transition
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    from accounts.models import Organisation
+    from catalogue.models import Dataset
+
+
+def default_poll_interval() -> float:
+    return float(getattr(settings, "FEDERATION_POLL_INTERVAL_SECONDS", 30.0))
+
+
+def _registered_by(actor: AbstractBaseUser | str) -> AbstractBaseUser | None:
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+@write_transaction
+def node_register(
+    *, actor: AbstractBaseUser, organisation: Organisation, name: str, description: str = ""
+) -> Node:
+    """A site admin registers a node of their organisation; a platform admin approves it."""
+    if not can_register_node(actor, organisation):
+        raise PermissionDenied("Only the organisation's site administrators register its nodes.")
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": ["Give the node a name."]})
+    if Node.objects.filter(organisation=organisation, name=name).exists():
+        raise ValidationError({"name": ["This organisation already has a node of that name."]})
+    node = Node.objects.create(
+        organisation=organisation,
+        name=name,
+        description=description,
+        registered_by=_registered_by(actor),
+        poll_interval_seconds=default_poll_interval(),
+    )
+    record(
+        "node.registered", actor=actor, obj=node, organisation=organisation, payload={"name": name}
+    )
+    return node
+
+
+@write_transaction
+def node_approve(*, actor: AbstractBaseUser, node: Node) -> str:
+    """Approve a pending node; returns its token, which is shown once and stored hashed."""
+    if not is_platform_admin(actor):
+        raise PermissionDenied("Only platform administrators approve nodes.")
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    if node.status != NodeStatus.PENDING:
+        raise ValidationError(f"The node is {node.get_status_display().lower()}, not pending.")
+    raw = node.issue_token()
+    node.status = NodeStatus.APPROVED
+    node.approved_by = _registered_by(actor)
+    node.approved_at = timezone.now()
+    node.save()
+    record(
+        "node.approved",
+        actor=actor,
+        obj=node,
+        organisation=node.organisation,
+        payload={"token_prefix": node.token_prefix},
+    )
+    return raw
+
+
+def _require_manager(actor: AbstractBaseUser, node: Node) -> None:
+    if not can_register_node(actor, node.organisation):
+        raise PermissionDenied("Only the organisation's site administrators manage its nodes.")
+
+
+@write_transaction
+def node_rotate_token(*, actor: AbstractBaseUser, node: Node) -> str:
+    """A new token; the old one stops working at once."""
+    _require_manager(actor, node)
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    if node.status != NodeStatus.APPROVED:
+        raise ValidationError("Only an approved node has a token to rotate.")
+    old_prefix = node.token_prefix
+    raw = node.issue_token()
+    node.save(update_fields=["token_prefix", "token_hash", "token_issued_at"])
+    record(
+        "node.token_rotated",
+        actor=actor,
+        obj=node,
+        organisation=node.organisation,
+        payload={"old_prefix": old_prefix, "new_prefix": node.token_prefix},
+    )
+    return raw
+
+
+@write_transaction
+def node_revoke(*, actor: AbstractBaseUser, node: Node) -> Node:
+    """Revoke a node: its token answers 401 (the agent stops) and its open runs fail."""
+    _require_manager(actor, node)
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    if node.status == NodeStatus.REVOKED:
+        return node
+    node.status = NodeStatus.REVOKED
+    node.revoked_at = timezone.now()
+    node.save(update_fields=["status", "revoked_at"])
+    record("node.revoked", actor=actor, obj=node, organisation=node.organisation)
+    for run in node.runs.filter(status__in=OPEN_RUN_STATUSES).select_related("analysis"):
+        run_transition(run, RunStatus.FAILED, actor=actor, reason="node revoked")
+        enqueue_advance(run.analysis_id)
+    return node
+
+
+@write_transaction
+def node_set_datasets(*, actor: AbstractBaseUser, node: Node, datasets: Iterable[Dataset]) -> None:
+    """Which catalogue datasets this node serves (their federated distribution)."""
+    _require_manager(actor, node)
+    wanted = {d.pk: d for d in datasets}
+    current = set(node.served_datasets.values_list("dataset_id", flat=True))
+    node.served_datasets.exclude(dataset_id__in=wanted).delete()
+    NodeDataset.objects.bulk_create(
+        [NodeDataset(node=node, dataset=d) for pk, d in wanted.items() if pk not in current]
+    )
+    record(
+        "node.datasets_set",
+        actor=actor,
+        obj=node,
+        organisation=node.organisation,
+        payload={"datasets": sorted(wanted)},
+    )
+
+
+@write_transaction
+def node_enrol(
+    *,
+    actor: AbstractBaseUser | str,
+    organisation: Organisation,
+    name: str,
+    datasets: Sequence[Dataset] = (),
+) -> tuple[Node, str]:
+    """Operators' shortcut (``manage.py node_enrol``): an approved node serving ``datasets``."""
+    node = Node.objects.filter(organisation=organisation, name=name).first()
+    if node is None:
+        node = Node.objects.create(
+            organisation=organisation,
+            name=name,
+            registered_by=_registered_by(actor),
+            poll_interval_seconds=default_poll_interval(),
+        )
+    node.status = NodeStatus.APPROVED
+    node.revoked_at = None
+    node.approved_at = timezone.now()
+    node.approved_by = _registered_by(actor)
+    raw = node.issue_token()
+    node.save()
+    if datasets:
+        for dataset in datasets:
+            NodeDataset.objects.get_or_create(node=node, dataset=dataset)
+    record(
+        "node.enrolled",
+        actor=actor,
+        obj=node,
+        organisation=organisation,
+        payload={
+            "name": name,
+            "datasets": sorted(d.pk for d in datasets),
+            "token_prefix": node.token_prefix,
+        },
+    )
+    return node, raw
+
+
+REPORTED_FIELDS = ("agent_version", "capabilities", "cdm_version", "vocabulary_version", "dialect")
+
+
+@write_transaction
+def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
+    """Store what the agent reports; audit when it changes; offer waiting runs it can now run."""
+    now = timezone.now()
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    reported = {
+        "agent_version": heartbeat.agent_version,
+        "capabilities": [c.model_dump() for c in heartbeat.capabilities],
+        "cdm_version": heartbeat.cdm_version,
+        "vocabulary_version": heartbeat.vocabulary_version,
+        "dialect": heartbeat.dialect,
+        "policy": heartbeat.policy.model_dump(),
+    }
+    changed = {k: v for k, v in reported.items() if getattr(node, k) != v}
+    for key, value in reported.items():
+        setattr(node, key, value)
+    node.person_count = heartbeat.person_count
+    node.first_seen_at = node.first_seen_at or now
+    node.last_seen_at = now
+    came_back = node.last_liveness != Liveness.ONLINE
+    node.last_liveness = Liveness.ONLINE
+    node.save()
+    NodeHeartbeat.objects.bulk_create(
+        [NodeHeartbeat(node=node, minute=now.replace(second=0, microsecond=0))],
+        ignore_conflicts=True,
+    )
+    if changed:
+        record(
+            "node.reported",
+            obj=node,
+            organisation=node.organisation,
+            actor=f"node:{node.pk}",
+            payload={"changed": sorted(changed), **{k: reported[k] for k in changed}},
+        )
+    if came_back:
+        record("node.online", obj=node, organisation=node.organisation, actor=f"node:{node.pk}")
+    waiting = list(
+        node.runs.filter(status=RunStatus.PENDING).select_related("analysis").order_by("pk")
+    )
+    for run in waiting:
+        run_dispatch(run, node)
+    return node
+
+
+def nodes_check_liveness(*, now: datetime | None = None) -> dict[str, int]:
+    """Audit each node's passage between online, stale and offline once."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    for node in Node.objects.filter(status=NodeStatus.APPROVED).select_related("organisation"):
+        current = node.liveness(now)
+        counts[current] = counts.get(current, 0) + 1
+        if current != node.last_liveness:
+            with transaction.atomic():
+                take_write_lock()
+                updated = Node.objects.filter(pk=node.pk, last_liveness=node.last_liveness).update(
+                    last_liveness=current
+                )
+                if updated:
+                    record(
+                        f"node.{current}",
+                        obj=node,
+                        organisation=node.organisation,
+                        payload={"from": node.last_liveness, "last_seen_at": node.last_seen_at},
+                    )
+    return counts
+
+
+def heartbeats_prune(*, now: datetime | None = None, keep_days: int = 8) -> int:
+    """Drop heartbeat minutes older than ``keep_days`` (availability looks back seven days)."""
+    now = now or timezone.now()
+    deleted, _ = NodeHeartbeat.objects.filter(minute__lt=now - timedelta(days=keep_days)).delete()
+    return deleted
