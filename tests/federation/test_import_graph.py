@@ -6,56 +6,14 @@ from __future__ import annotations
 import grimp
 import pytest
 
+from tests.import_graph import cycles_within
+
 PACKAGE = "federation"
 
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
     return grimp.build_graph(PACKAGE, cache_dir=None)
-
-
-def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
-    """Strongly connected components with more than one module (or a module importing itself)."""
-    modules = sorted(m for m in graph.modules if m == PACKAGE or m.startswith(PACKAGE + "."))
-    edges = {
-        m: sorted(
-            i
-            for i in graph.find_modules_directly_imported_by(m)
-            if i == PACKAGE or i.startswith(PACKAGE + ".")
-        )
-        for m in modules
-    }
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(module: str) -> None:  # Tarjan; the graph is small, recursion is fine
-        index[module] = low[module] = len(index)
-        stack.append(module)
-        on_stack.add(module)
-        for imported in edges[module]:
-            if imported not in index:
-                visit(imported)
-                low[module] = min(low[module], low[imported])
-            elif imported in on_stack:
-                low[module] = min(low[module], index[imported])
-        if low[module] == index[module]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == module:
-                    break
-            if len(component) > 1 or module in edges[module]:
-                found.append(sorted(component))
-
-    for module in modules:
-        if module not in index:
-            visit(module)
-    return found
 
 
 def test_the_graph_sees_the_app(graph):
@@ -69,7 +27,7 @@ def test_the_graph_sees_the_app(graph):
 
 
 def test_no_import_circle_inside_federation(graph):
-    cycles = _cycles(graph)
+    cycles = cycles_within(PACKAGE, graph)
     # Each circle shown as the two chains that close it (its first two modules, both ways).
     chains = [
         (

@@ -6,14 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from federation import services
 from federation.models import NodeDataset, NodeHeartbeat, Run, RunStatus
-from optima_node.synth import synthesise
 from tests.federation.factories import (
     LUNG,
     SimNode,
@@ -22,25 +20,7 @@ from tests.federation.factories import (
     make_node,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_counts():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(scope="module")
-def site_url(tmp_path_factory) -> str:
-    from optima_node.db import connect
-
-    path = tmp_path_factory.mktemp("nodeapi") / "omop.sqlite3"
-    db = connect(f"sqlite:///{path}")
-    synthesise(db, 600, 7, ["lung"])
-    db.close()
-    return f"sqlite:///{path}"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttle_counts")]
 
 
 @pytest.fixture
