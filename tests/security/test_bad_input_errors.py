@@ -12,9 +12,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from cds.models import Evaluation
 from federation.models import Analysis, NodeHeartbeat
 from tests.factories import UserFactory, make_member
 from tests.federation.factories import make_node
+from tests.security.listener import serving
 
 pytestmark = pytest.mark.django_db
 
@@ -309,38 +308,11 @@ def test_import_dcat_refuses_an_over_long_description(tmp_path):
     assert "longer than" in _import_error(path)
 
 
-class _Listener(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        self.connections = 0
-        super().__init__(("127.0.0.1", 0), _ContextHandler)
-
-    def verify_request(self, request, client_address) -> bool:
-        self.connections += 1
-        return True
-
-
-class _ContextHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"@context": {"dct": "http://purl.org/dc/terms/"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/ld+json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def listener():
-    server = _Listener()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    context = json.dumps({"@context": {"dct": "http://purl.org/dc/terms/"}}).encode()
+    with serving(context, "application/ld+json") as server:
+        yield server
 
 
 def _jsonld(context) -> dict:
@@ -357,7 +329,7 @@ def _jsonld(context) -> dict:
     ["string", "list", "import", "scoped"],
 )
 def test_import_dcat_never_fetches_a_remote_jsonld_context(tmp_path, listener, shape):
-    url = f"http://127.0.0.1:{listener.server_address[1]}/context.jsonld"
+    url = f"{listener.url}/context.jsonld"
     document = {
         "string": _jsonld(url),
         "list": _jsonld([url, {"dcat": "http://www.w3.org/ns/dcat#"}]),
@@ -377,7 +349,7 @@ def test_import_dcat_refuses_deeply_nested_jsonld(tmp_path):
 
 
 def test_import_dcat_from_the_shell_prints_one_line_and_exits_non_zero(tmp_path, listener):
-    url = f"http://127.0.0.1:{listener.server_address[1]}/context.jsonld"
+    url = f"{listener.url}/context.jsonld"
     path = tmp_path / "catalogue.jsonld"
     path.write_text(json.dumps(_jsonld(url)), encoding="utf-8")
     env = {**os.environ, "OPTIMA_VAR_DIR": str(tmp_path / "var")}

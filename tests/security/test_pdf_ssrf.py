@@ -10,10 +10,8 @@ end up in the PDF.
 from __future__ import annotations
 
 import re
-import threading
 import zlib
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 
@@ -32,52 +30,18 @@ from governance import documents, services
 from governance.default_templates import ensure_default_templates
 from governance.models import AgreementKind, AgreementTemplate, PartyRole
 from tests.factories import make_member
+from tests.security.listener import Listener, serving
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
 
 
 # --- the listener and the PDF inspection ---------------------------------------------------------
-class Listener(ThreadingHTTPServer):
-    """Counts every connection, not only well-formed requests."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.paths: list[str] = []
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def verify_request(self, request, client_address) -> bool:
-        self.connections += 1
-        return True
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.server.paths.append(self.path)
-        body = _png()
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def listener():
-    server = Listener()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    # It serves a real PNG: a fetch that happened would put an image into the PDF.
+    with serving(_png(), "image/png") as server:
+        yield server
 
 
 def _png() -> bytes:
