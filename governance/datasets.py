@@ -15,16 +15,12 @@ def published() -> object:
     return catalogue_selectors.dataset_list_published()
 
 
-def visible_to(user, *, published_only: bool = False):
-    """Datasets ``user`` may see in the catalogue (the catalogue's visibility rules)."""
-    return catalogue_selectors.dataset_list_for_user(user=user, published_only=published_only)
-
-
-def catalogue_visible(user, queryset: QuerySet | None = None) -> QuerySet:
-    """The datasets ``user`` may see in the catalogue (its one access choke point): drafts of other
-    organisations are not among them, so governance never shows their titles."""
+def visible_to(user, *, ids=None, published_only: bool = False) -> QuerySet[Dataset]:
+    """Datasets ``user`` may see in the catalogue (the catalogue's visibility rules; among ``ids``,
+    a list or subquery, when given): drafts of other organisations are not among them, so
+    governance never shows their titles."""
     return catalogue_selectors.dataset_list_for_user(
-        user=user, ids=None if queryset is None else queryset.values("pk")
+        user=user, ids=ids, published_only=published_only
     )
 
 

@@ -59,11 +59,8 @@ class AgreementForm(forms.Form):
         if party_org_ids:
             # Only the parties' published datasets the user sees in the catalogue; on a new draft
             # datasets are chosen when editing.
-            self.fields["datasets"].queryset = ds.catalogue_visible(
-                user,
-                ds.published()
-                .filter(publisher_id__in=party_org_ids)
-                .select_related("current_version"),
+            self.fields["datasets"].queryset = ds.visible_to(
+                user, ids=ds.published().filter(publisher_id__in=party_org_ids).values("pk")
             )
             self.fields["datasets"].label_from_instance = ds.title
         else:

@@ -122,19 +122,13 @@ def _covered_datasets(
     published in the catalogue, and every covered dataset must be published by a party."""
     current = list(agreement.datasets.select_related("current_version")) if agreement else []
     visible_ids = set(
-        ds.catalogue_visible(
-            actor, Dataset.objects.filter(pk__in=[d.pk for d in current])
-        ).values_list("pk", flat=True)
+        ds.visible_to(actor, ids=[d.pk for d in current]).values_list("pk", flat=True)
     )
     if chosen is None:
         final, added = current, []
     else:
         chosen = list(chosen)
-        seeable = set(
-            ds.catalogue_visible(
-                actor, Dataset.objects.filter(pk__in=[d.pk for d in chosen])
-            ).values_list("pk", flat=True)
-        )
+        seeable = set(ds.visible_to(actor, ids=[d.pk for d in chosen]).values_list("pk", flat=True))
         unseen = sorted(d.pk for d in chosen if d.pk not in seeable)
         if unseen:
             raise ValidationError(

@@ -156,7 +156,7 @@ def agreement_detail(request, pk: int):
 
     covered = agreement.datasets.select_related("current_version")
     # Titles only of datasets the reader sees in the catalogue; the others are counted, not named.
-    visible = list(ds.catalogue_visible(request.user, covered))
+    visible = list(ds.visible_to(request.user, ids=covered.values("pk")))
 
     return render(
         request,
