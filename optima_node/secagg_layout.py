@@ -14,7 +14,8 @@ The raw tables read and written here are the analyses' unsuppressed tables
 * kaplan_meier: ``{"time_unit_days", "max_time_units", "stratify_by",
   "strata": [{"stratum": label, "rows": [{"time", "events", "censored"}]}]}``
 
-Rows with a zero count are left out, in what nodes encode and in what :func:`decode` returns.
+Rows with a zero count are left out, in what nodes encode and in what :func:`decode` returns, and
+rows and strata come sorted by label text, as the analyses sort them.
 Plain Python: the portal imports this module too (through the agent's schemas only).
 """
 
@@ -170,7 +171,7 @@ def decode(analysis_type: str, params: Mapping[str, Any], vector: Sequence[int])
         names = list(plain["stratify_by"])
         rows = [
             {"strata": dict(zip(names, cell, strict=True)), "count": n}
-            for cell, n in counts.items()
+            for cell, n in sorted(counts.items())
             if n
         ]
         return {"stratify_by": names, "rows": rows}
@@ -183,13 +184,13 @@ def decode(analysis_type: str, params: Mapping[str, Any], vector: Sequence[int])
             name = SECTION_STRATUM[section]
             out[section] = [
                 {"strata": {name: label}, "count": n}
-                for (sec, label), n in counts.items()
+                for (sec, label), n in sorted(counts.items())
                 if sec == section and n
             ]
         return out
     stratify_by = plain["stratify_by"]
     strata = []
-    for label in lay.labels[stratify_by]:
+    for label in sorted(lay.labels[stratify_by]):
         rows = []
         for time in range(plain["max_time_units"] + 1):
             events, censored = counts[(label, time, "events")], counts[(label, time, "censored")]
