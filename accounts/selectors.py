@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import django_filters
 from django.db.models import QuerySet
 
 from . import permissions
 from .models import AuditEvent, Organisation, Role
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.db.models import Model
 
-def restrict_audit(queryset: QuerySet, user) -> QuerySet:
+
+def restrict_audit(queryset: QuerySet, user: User) -> QuerySet:
     """Platform admins see the whole trail; org admins their organisations' events; others nothing."""
     if permissions.is_platform_admin(user):
         return queryset
@@ -37,13 +43,13 @@ class AuditEventFilter(django_filters.FilterSet):
         fields = ["action", "actor", "object_type", "object_id", "organisation", "since", "until"]
 
 
-def audit_event_list(*, user, filters: dict | None = None) -> QuerySet:
+def audit_event_list(*, user: User, filters: dict | None = None) -> QuerySet:
     qs = restrict_audit(AuditEvent.objects.select_related("organisation"), user)
     fs = AuditEventFilter(filters or {}, queryset=qs)
     return fs.qs if fs.is_valid() else qs.none()
 
 
-def audit_events_for_object(*, user, obj) -> QuerySet:
+def audit_events_for_object(*, user: User, obj: Model) -> QuerySet:
     """The timeline of one object, for people who may already see the object itself."""
     return AuditEvent.objects.filter(
         object_type=obj._meta.label_lower, object_id=str(obj.pk)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,6 +15,9 @@ from django.utils import timezone
 
 from . import audit, permissions
 from .models import ApiToken, Invitation, Membership, MembershipRole, Organisation, Role
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 User = get_user_model()
 
@@ -34,7 +39,7 @@ def _require_org_admin(actor, organisation: Organisation) -> None:
 
 @transaction.atomic
 def membership_set_roles(
-    *, actor, organisation: Organisation, user, roles: list[str]
+    *, actor: User, organisation: Organisation, user: User, roles: list[str]
 ) -> Membership:
     """Create or update a membership with exactly ``roles`` (an empty list removes the membership)."""
     _require_org_admin(actor, organisation)
@@ -87,7 +92,7 @@ def membership_set_roles(
 
 @transaction.atomic
 def invitation_send(
-    *, actor, organisation: Organisation, email: str, roles: list[str]
+    *, actor: User, organisation: Organisation, email: str, roles: list[str]
 ) -> Invitation:
     _require_org_admin(actor, organisation)
     roles = _check_roles(roles)
@@ -130,7 +135,7 @@ def invitation_send(
 
 
 @transaction.atomic
-def invitation_accept(*, invitation: Invitation, user) -> Membership:
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if not invitation.is_open:
         raise ValidationError("This invitation has expired or was already used.")
@@ -154,7 +159,9 @@ def invitation_accept(*, invitation: Invitation, user) -> Membership:
 
 
 @transaction.atomic
-def api_token_create(*, user, name: str, expires_at=None) -> tuple[ApiToken, str]:
+def api_token_create(
+    *, user: User, name: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": ["Give the token a name, e.g. 'analysis notebook'."]})
@@ -171,7 +178,7 @@ def api_token_create(*, user, name: str, expires_at=None) -> tuple[ApiToken, str
 
 
 @transaction.atomic
-def api_token_revoke(*, user, token: ApiToken) -> ApiToken:
+def api_token_revoke(*, user: User, token: ApiToken) -> ApiToken:
     if token.user_id != user.pk:
         raise PermissionDenied("Not your token.")
     if token.revoked_at is None:

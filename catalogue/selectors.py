@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
@@ -31,6 +31,9 @@ from .models import (
     SearchEntry,
     Status,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 SORTS = {
     "relevance": "Relevance",
@@ -232,12 +235,12 @@ class _Filters:
         return tests
 
 
-def listed_entries(user) -> QuerySet[SearchEntry]:
+def listed_entries(user: User | AnonymousUser) -> QuerySet[SearchEntry]:
     """The published face of the catalogue (restricted through the app's choke point)."""
     return permissions.restrict_listed(SearchEntry.objects.all(), user)
 
 
-def dataset_search(*, user, params: SearchParams) -> SearchResult:
+def dataset_search(*, user: User | AnonymousUser, params: SearchParams) -> SearchResult:
     tree = _indication_tree()
     filters = _Filters(params, tree)
     base = _text_filter(listed_entries(user), params.terms)
@@ -393,7 +396,7 @@ def _facet_counts(
 
 def dataset_list_for_user(
     *,
-    user,
+    user: User | AnonymousUser,
     action: str = "view",
     ids: Iterable[int] | QuerySet | None = None,
     published_only: bool = False,
@@ -412,7 +415,11 @@ def dataset_list_for_user(
 
 
 def dataset_list_by_ids(
-    *, user, ids: Iterable[int], action: str = "view", published_only: bool = False
+    *,
+    user: User | AnonymousUser,
+    ids: Iterable[int],
+    action: str = "view",
+    published_only: bool = False,
 ) -> dict[int, Dataset]:
     """The datasets among ``ids`` the user may see, by id. An id that does not exist and one the
     user may not see are both simply absent, so the caller cannot tell them apart."""
@@ -424,7 +431,11 @@ def dataset_list_by_ids(
 
 
 def dataset_get_for_user(
-    *, user, identifier: str | None = None, pk: int | None = None, action: str = "view"
+    *,
+    user: User | AnonymousUser,
+    identifier: str | None = None,
+    pk: int | None = None,
+    action: str = "view",
 ) -> Dataset:
     """One dataset the user may see, by identifier or id; 404 when it is unknown or invisible."""
     from accounts.permissions import get_for_user_or_404
@@ -442,7 +453,9 @@ def dataset_list_published() -> QuerySet[Dataset]:
     return Dataset.objects.filter(permissions.PUBLIC)
 
 
-def datasets_of_publisher(*, organisation, ids: Iterable[int] | None = None) -> QuerySet[Dataset]:
+def datasets_of_publisher(
+    *, organisation: Organisation, ids: Iterable[int] | None = None
+) -> QuerySet[Dataset]:
     """Datasets published by ``organisation`` (drafts included), for callers already authorised
     for that organisation (its site administrators managing a node, operators' commands)."""
     qs = Dataset.objects.filter(publisher=organisation).select_related("publisher")
@@ -460,7 +473,7 @@ def dataset_with_relations(dataset: Dataset) -> Dataset:
     )
 
 
-def steward_datasets(*, user) -> QuerySet[Dataset]:
+def steward_datasets(*, user: User) -> QuerySet[Dataset]:
     """Datasets of the organisations where the user is a data steward (retired ones included)."""
     orgs = permissions.steward_org_ids(user)
     return (
@@ -471,7 +484,7 @@ def steward_datasets(*, user) -> QuerySet[Dataset]:
     )
 
 
-def review_queue(*, user) -> QuerySet[Dataset]:
+def review_queue(*, user: User) -> QuerySet[Dataset]:
     return (
         permissions.restrict(Dataset.objects.filter(status=Status.SUBMITTED), user, "review")
         .select_related("publisher")

@@ -8,7 +8,7 @@ dataset only changes the working copy (status back to draft), never the publishe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -27,6 +27,11 @@ from .models import (
     Status,
     TermsOfUse,
 )
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.contrib.auth.models import AnonymousUser, User
 
 EDITABLE_FIELDS = [
     *metadata.SCALAR_FIELDS,
@@ -97,7 +102,7 @@ def _write_fields(
 @transaction.atomic
 def dataset_create(
     *,
-    user,
+    user: User,
     publisher: Organisation,
     data: dict[str, Any],
     indications: list[CancerIndication] | None = None,
@@ -120,7 +125,7 @@ def dataset_create(
 @transaction.atomic
 def dataset_update(
     *,
-    user,
+    user: User,
     dataset: Dataset,
     data: dict[str, Any],
     indications: list[CancerIndication] | None = None,
@@ -146,7 +151,7 @@ def dataset_update(
     return dataset
 
 
-def dataset_submit(*, user, dataset: Dataset) -> Dataset:
+def dataset_submit(*, user: User, dataset: Dataset) -> Dataset:
     """Validate against the DCAT-AP shapes; a dataset with violations cannot be submitted.
 
     The validation report is stored even when the submission fails, so the edit form shows the
@@ -177,7 +182,7 @@ def dataset_submit(*, user, dataset: Dataset) -> Dataset:
 
 
 @transaction.atomic
-def dataset_request_changes(*, user, dataset: Dataset, comment: str) -> Dataset:
+def dataset_request_changes(*, user: User, dataset: Dataset, comment: str) -> Dataset:
     dataset = _locked(dataset)
     _require(permissions.can_review(user), "Only curators review datasets.")
     _require_status(dataset, Status.SUBMITTED)
@@ -222,7 +227,12 @@ def _terms_for(dataset: Dataset) -> TermsOfUse | None:
 
 
 def version_create(
-    *, dataset: Dataset, user, notes: str, published_at=None, number: int | None = None
+    *,
+    dataset: Dataset,
+    user: User | AnonymousUser,
+    notes: str,
+    published_at: datetime | None = None,
+    number: int | None = None,
 ) -> DatasetVersion:
     """Freeze the working copy into the next version and make it the listed one."""
     dataset = (
@@ -262,7 +272,7 @@ def version_create(
 
 
 @transaction.atomic
-def dataset_publish(*, user, dataset: Dataset, notes: str = "") -> DatasetVersion:
+def dataset_publish(*, user: User, dataset: Dataset, notes: str = "") -> DatasetVersion:
     dataset = _locked(dataset)
     _require(permissions.can_review(user), "Only curators publish datasets.")
     _require_status(dataset, Status.SUBMITTED)
@@ -289,7 +299,7 @@ def dataset_publish(*, user, dataset: Dataset, notes: str = "") -> DatasetVersio
 
 
 @transaction.atomic
-def dataset_retire(*, user, dataset: Dataset, reason: str = "") -> Dataset:
+def dataset_retire(*, user: User, dataset: Dataset, reason: str = "") -> Dataset:
     dataset = _locked(dataset)
     _require(permissions.can_review(user), "Only curators retire datasets.")
     if dataset.current_version_id is None or dataset.status == Status.RETIRED:
@@ -311,7 +321,7 @@ def dataset_retire(*, user, dataset: Dataset, reason: str = "") -> Dataset:
 
 
 @transaction.atomic
-def dataset_restore_version(*, user, dataset: Dataset, version: DatasetVersion) -> Dataset:
+def dataset_restore_version(*, user: User, dataset: Dataset, version: DatasetVersion) -> Dataset:
     """Copy an old version into the working copy as a new draft (history is never rewritten)."""
     dataset = _locked(dataset)
     _require(permissions.can_edit(user, dataset), "Only data stewards of the publisher.")
@@ -340,7 +350,7 @@ def _comparable(snapshot: dict[str, Any]) -> dict[str, Any]:
 @transaction.atomic
 def dataset_import(
     *,
-    user,
+    user: User,
     publisher: Organisation,
     data: dict[str, Any],
     notes: str = "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Count, Prefetch, QuerySet
 
 from accounts.permissions import get_for_user_or_404
@@ -9,8 +11,13 @@ from accounts.permissions import get_for_user_or_404
 from .models import Evaluation, Pathway, PathwayVersion, PathwayVersionStatus
 from .permissions import restrict
 
+if TYPE_CHECKING:
+    from uuid import UUID
 
-def pathway_version_list_active(*, user) -> QuerySet[PathwayVersion]:
+    from django.contrib.auth.models import User
+
+
+def pathway_version_list_active(*, user: User) -> QuerySet[PathwayVersion]:
     """The active edition of each pathway the user may use, one query."""
     return (
         restrict(PathwayVersion.objects.all(), user, "view")
@@ -20,11 +27,11 @@ def pathway_version_list_active(*, user) -> QuerySet[PathwayVersion]:
     )
 
 
-def pathway_version_get_active(*, user, slug: str) -> PathwayVersion:
+def pathway_version_get_active(*, user: User, slug: str) -> PathwayVersion:
     return get_for_user_or_404(pathway_version_list_active(user=user), pathway__slug=slug)
 
 
-def evaluation_list(*, user, limit: int | None = 20) -> QuerySet[Evaluation]:
+def evaluation_list(*, user: User, limit: int | None = 20) -> QuerySet[Evaluation]:
     queryset = (
         restrict(Evaluation.objects.all(), user, "view")
         .select_related("pathway_version__pathway")
@@ -33,14 +40,14 @@ def evaluation_list(*, user, limit: int | None = 20) -> QuerySet[Evaluation]:
     return queryset[:limit] if limit else queryset
 
 
-def evaluation_get_for_user(*, user, pk, action: str = "view") -> Evaluation:
+def evaluation_get_for_user(*, user: User, pk: UUID | str, action: str = "view") -> Evaluation:
     queryset = restrict(Evaluation.objects.all(), user, action).select_related(
         "pathway_version__pathway", "user"
     )
     return get_for_user_or_404(queryset, pk=pk)
 
 
-def pathway_admin_list(*, user) -> QuerySet[Pathway]:
+def pathway_admin_list(*, user: User) -> QuerySet[Pathway]:
     """Every pathway with all its versions (staff only), in two queries."""
     versions = PathwayVersion.objects.annotate(evaluation_count=Count("evaluations")).order_by(
         "-loaded_at", "-pk"
@@ -50,10 +57,10 @@ def pathway_admin_list(*, user) -> QuerySet[Pathway]:
     )
 
 
-def pathway_admin_get(*, user, slug: str) -> Pathway:
+def pathway_admin_get(*, user: User, slug: str) -> Pathway:
     return get_for_user_or_404(pathway_admin_list(user=user), slug=slug)
 
 
-def pathway_version_admin_get(*, user, pk: int) -> PathwayVersion:
+def pathway_version_admin_get(*, user: User, pk: int) -> PathwayVersion:
     queryset = restrict(PathwayVersion.objects.all(), user, "manage").select_related("pathway")
     return get_for_user_or_404(queryset, pk=pk)

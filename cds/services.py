@@ -5,17 +5,17 @@ Every state change writes its audit event inside the same transaction.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import extensions
 from accounts.audit import record
 
 from . import engine
@@ -29,6 +29,9 @@ from .models import (
     PathwayVersion,
     PathwayVersionStatus,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 # --- pathway files -> versions -------------------------------------------------------------------
 
@@ -57,7 +60,7 @@ class SyncReport:
         return [line for line in self.lines if line.failed]
 
 
-def pathway_sync(*, actor=None, directory: str | Path | None = None) -> SyncReport:
+def pathway_sync(*, actor: User | None = None, directory: str | Path | None = None) -> SyncReport:
     """Load every ``*.yaml`` pathway file; a new checksum becomes a new version.
 
     A file marked ``active`` whose embedded test cases all pass becomes the active version (the
@@ -191,7 +194,7 @@ def _retire(*, actor, version: PathwayVersion, now: datetime | None = None) -> N
 
 
 @transaction.atomic
-def pathway_version_activate(*, actor, version: PathwayVersion) -> PathwayVersion:
+def pathway_version_activate(*, actor: User, version: PathwayVersion) -> PathwayVersion:
     """Make ``version`` the one in use; refused while any of its own test cases fails."""
     failures = _self_test_failures(version)
     if failures != version.self_test_failures:
@@ -209,7 +212,7 @@ def pathway_version_activate(*, actor, version: PathwayVersion) -> PathwayVersio
 
 
 @transaction.atomic
-def pathway_version_retire(*, actor, version: PathwayVersion) -> PathwayVersion:
+def pathway_version_retire(*, actor: User, version: PathwayVersion) -> PathwayVersion:
     if version.status == PathwayVersionStatus.RETIRED:
         raise ValidationError(f"{version} is already retired.")
     _retire(actor=actor, version=version)
@@ -229,7 +232,11 @@ def input_errors(errors: Mapping[str, list[str]], *, prefix: str = "") -> dict[s
 
 @transaction.atomic
 def evaluation_create(
-    *, user, pathway_version: PathwayVersion, inputs: Mapping[str, Any], source: str
+    *,
+    user: User | AnonymousUser,
+    pathway_version: PathwayVersion,
+    inputs: Mapping[str, Any],
+    source: str,
 ) -> Evaluation:
     """Evaluate ``inputs`` with the stored pathway version, store the full result and audit it.
 
@@ -265,21 +272,9 @@ def evaluation_create(
     return evaluation
 
 
-DisagreementRecorder = Callable[..., Any]
-
-
-def _disagreement_recorder() -> DisagreementRecorder | None:
-    """``feedback.services.cds_disagreement_record`` once the feedback module provides it."""
-    try:
-        module = importlib.import_module("feedback.services")
-    except ImportError:
-        return None
-    return getattr(module, "cds_disagreement_record", None)
-
-
 @transaction.atomic
 def evaluation_opinion_record(
-    *, user, evaluation: Evaluation, opinion: str, reason: str = ""
+    *, user: User, evaluation: Evaluation, opinion: str, reason: str = ""
 ) -> str:
     """Store the clinician's agreement or disagreement; a disagreement becomes a feedback item.
 
@@ -296,7 +291,7 @@ def evaluation_opinion_record(
     if opinion == Opinion.AGREE:
         message = "Thank you: your agreement was recorded."
     else:
-        recorder = _disagreement_recorder()
+        recorder = extensions.provided(extensions.CDS_DISAGREEMENT)  # feedback provides it
         if recorder is None:
             message = (
                 "Your disagreement was stored with this evaluation. The feedback module is not "
@@ -338,7 +333,7 @@ def evaluation_opinion_record(
 @transaction.atomic
 def hook_feedback_record(
     *,
-    user,
+    user: User | AnonymousUser,
     evaluation: Evaluation,
     outcome: str,
     outcome_timestamp: datetime,

@@ -46,10 +46,3 @@ def pool_kaplan_meier(results: Sequence[dict[str, Any]], params: dict[str, Any])
         "suppressed_strata": suppressed,
         "coarsened": any(r.get("coarsened") for r in results),
     }
-
-
-ONE_ROUND = {
-    "cohort_count": pool_cohort_count,
-    "characterisation": pool_characterisation,
-    "kaplan_meier": pool_kaplan_meier,
-}

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from accounts import limits
 
 from . import selectors, services
-from .analysis_types import KINDS, TYPE_CHOICES
+from .analysis_types import TYPE_CHOICES, node_kinds
 from .models import Analysis, Node
 
 
@@ -221,6 +221,6 @@ def analysis_types(request):
                 "description": k.description,
                 "params_schema": k.params_schema(),
             }
-            for k in KINDS.values()
+            for k in node_kinds()
         ]
     )

@@ -9,7 +9,7 @@ from django import forms
 from accounts import limits, parsers
 from optima_node import schemas as contract
 
-from .analysis_types import KINDS
+from .analysis_types import get_kind, node_kinds
 
 CANCER_PRESETS = {
     "lung": ("Lung cancer", [4115276]),
@@ -19,7 +19,7 @@ CANCER_PRESETS = {
 
 
 def _type_choices() -> list[tuple[str, str]]:
-    return [(f"{k.type}:{k.version}", f"{k.label} (v{k.version})") for k in KINDS.values()]
+    return [(f"{k.type}:{k.version}", f"{k.label} (v{k.version})") for k in node_kinds()]
 
 
 class AnalysisForm(forms.Form):
@@ -189,18 +189,9 @@ class AnalysisForm(forms.Form):
             if data.get(key):
                 cohort[key] = data[key].isoformat()
         params: dict[str, Any] = {"cohort": cohort}
-        if analysis_type == "cohort_count":
-            params["stratify_by"] = list(data.get("stratify_by") or [])
-        elif analysis_type == "kaplan_meier":
-            params["stratify_by"] = data.get("km_stratify_by") or "none"
-            params["time_unit_days"] = data.get("time_unit_days") or 30
-            params["max_time_units"] = data.get("max_time_units") or 120
-        elif analysis_type == "logistic_regression":
-            params["outcome"] = {
-                "kind": "death_within_days",
-                "days": data.get("outcome_days") or 365,
-            }
-            params["covariates"] = list(data.get("covariates") or [])
+        kind = get_kind(analysis_type, data["version"])
+        if kind is not None:
+            params.update(kind.form_params(data))
         data["params"] = params
         return data
 

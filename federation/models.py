@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -17,6 +18,9 @@ from accounts.hashing import hash_token
 from accounts.models import Organisation
 
 from .versions import agent_is_outdated, cdm_is_supported
+
+if TYPE_CHECKING:
+    from .analysis_types import AnalysisKind
 
 
 class NodeStatus(models.TextChoices):
@@ -225,14 +229,19 @@ class Analysis(models.Model):
     def __str__(self) -> str:
         if self.title:
             return self.title
-        from .analysis_types import get_kind
-
-        kind = get_kind(self.type, self.version)
+        kind = self.kind
         return f"{kind.label if kind else self.type} #{self.pk}"
 
     @property
     def is_finished(self) -> bool:
         return self.status != AnalysisStatus.RUNNING
+
+    @property
+    def kind(self) -> AnalysisKind | None:
+        """What this analysis' kind declares (``federation.analysis_types``)."""
+        from .analysis_types import get_kind
+
+        return get_kind(self.type, self.version)
 
     def run_deadline(self):
         return timezone.now() + timedelta(hours=self.run_deadline_hours)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from accounts.htmx import render_page
 from accounts.models import Organisation, Role
 from accounts.permissions import is_platform_admin, org_ids_with_role
-from accounts.view_actions import perform
+from accounts.view_actions import error_messages, perform, refused
 from catalogue import selectors as catalogue_selectors
 
 from . import exports, selectors, services
@@ -115,8 +115,9 @@ def _analysis_context(analysis) -> dict:
 @login_required
 def analysis_detail(request, pk: int):
     analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
-    if analysis.type == "federated_learning" and hasattr(analysis, "fl_job"):
-        return redirect("federation:fl_job", pk=analysis.fl_job.pk)
+    page = analysis.kind.page(analysis) if analysis.kind else None
+    if page:
+        return redirect(page)
     return render_page(
         request,
         "federation/analysis_detail.html",
@@ -266,9 +267,13 @@ def _issue_token(request, pk: int, action: str, issue):
     node = selectors.node_get_for_user(user=request.user, pk=pk, action=action)
     try:
         token = issue(actor=request.user, node=node)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("federation:node", pk=pk)
+    except ValidationError as exc:  # the page shows the token once: no redirect to answer with
+        return refused(
+            request,
+            status=400,
+            messages=error_messages(exc),
+            back=reverse("federation:node", args=[pk]),
+        )
     node.refresh_from_db()
     return render(
         request, "federation/node_detail.html", _node_context(request, node, new_token=token)
@@ -291,9 +296,15 @@ def node_rotate(request, pk: int):
 @require_POST
 def node_revoke(request, pk: int):
     node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
-    services.node_revoke(actor=request.user, node=node)
-    messages.success(request, "The node is revoked; its agent will stop at its next request.")
-    return redirect("federation:node", pk=pk)
+    here = reverse("federation:node", args=[pk])
+    return perform(
+        request,
+        lambda: services.node_revoke(actor=request.user, node=node),
+        success_url=here,
+        success_message="The node is revoked; its agent will stop at its next request.",
+        failure_url=here,
+        catch=(ValidationError,),
+    )
 
 
 @login_required

@@ -127,10 +127,55 @@ def _dates(values: np.ndarray, dialect: str) -> list[object]:
     )
 
 
-def generate(
-    persons: int, seed: int, cancers: Sequence[str]
-) -> dict[str, tuple[list[str], list[tuple]]]:
-    """Draw all tables in memory: table -> (columns, rows). Dates are numpy datetime64[D]."""
+Tables = dict[str, tuple[list[str], list[tuple]]]
+
+
+@dataclass
+class _Cohort:
+    """The people drawn so far, one array entry per person (the steps below add to it)."""
+
+    person_id: np.ndarray
+    has_cancer: np.ndarray
+    cancer_idx: np.ndarray  # index into the chosen cancers; -1: no cancer, only hypertension
+    male: np.ndarray
+    age: np.ndarray
+    index_date: np.ndarray
+    year_of_birth: np.ndarray
+    stage: np.ndarray | None = None
+    condition: np.ndarray | None = None
+    hazard: np.ndarray | None = None
+    death_at: np.ndarray | None = None
+    dies_in_period: np.ndarray | None = None
+    registry_death: np.ndarray | None = None
+    period_start: np.ndarray | None = None
+    period_end: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.person_id)
+
+
+def generate(persons: int, seed: int, cancers: Sequence[str]) -> Tables:
+    """Draw all tables in memory: table -> (columns, rows). Dates are numpy datetime64[D].
+
+    The steps draw from one generator in this order; reordering them changes every table."""
+    _check_arguments(persons, cancers)
+    rng = np.random.default_rng(seed)
+    models = [CANCERS[c] for c in cancers]
+    cohort = _draw_people(rng, persons, models)
+    _draw_diagnoses(rng, cohort, models)
+    _draw_follow_up(rng, cohort)
+    tables: Tables = {"person": _person_table(cohort)}
+    tables["observation_period"] = _observation_period_table(rng, cohort)
+    tables["condition_occurrence"] = _condition_table(rng, cohort)
+    tables["death"] = _death_table(cohort)
+    tables["measurement"] = _measurement_table(rng, cohort, cancers)
+    tables["cdm_source"] = _cdm_source_table(seed)
+    tables.update(_vocabulary_tables())
+    return tables
+
+
+def _check_arguments(persons: int, cancers: Sequence[str]) -> None:
     if persons < 1:
         raise SynthError("--persons must be at least 1")
     unknown = [c for c in cancers if c not in CANCERS]
@@ -138,33 +183,39 @@ def generate(
         raise SynthError(
             f"unknown cancer(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CANCERS)}"
         )
-    rng = np.random.default_rng(seed)
-    n = persons
-    person_id = np.arange(1, n + 1)
 
-    # Who has which cancer (index -1: no cancer, only a hypertension record).
+
+def _draw_people(rng: np.random.Generator, n: int, models: list[CancerModel]) -> _Cohort:
+    """Who has which cancer, sex, age and index date."""
     has_cancer = rng.random(n) >= NON_CANCER_SHARE
-    cancer_idx = np.where(has_cancer, rng.integers(0, len(cancers), n), -1)
-    models = [CANCERS[c] for c in cancers]
-
+    cancer_idx = np.where(has_cancer, rng.integers(0, len(models), n), -1)
     male_share = np.full(n, 0.5)
     for k, m in enumerate(models):
         male_share[cancer_idx == k] = m.male_share
     male = rng.random(n) < male_share
-    gender = np.where(male, MALE, FEMALE)
-
     age = np.clip(np.round(rng.normal(66, 11, n)), 18, 99).astype(int)
     span = int((LAST_INDEX - FIRST_INDEX).astype(int))
     index_date = FIRST_INDEX + rng.integers(0, span + 1, n).astype("timedelta64[D]")
     index_year = index_date.astype("datetime64[Y]").astype(int) + 1970
-    year_of_birth = index_year - age
+    return _Cohort(
+        person_id=np.arange(1, n + 1),
+        has_cancer=has_cancer,
+        cancer_idx=cancer_idx,
+        male=male,
+        age=age,
+        index_date=index_date,
+        year_of_birth=index_year - age,
+    )
 
-    stage = np.zeros(n, dtype=int)
-    hazard = np.full(n, 0.015)
-    condition = np.full(n, ESSENTIAL_HYPERTENSION)
-    u_stage, u_concept = rng.random(n), rng.random(n)
+
+def _draw_diagnoses(rng: np.random.Generator, c: _Cohort, models: list[CancerModel]) -> None:
+    """Stage, the diagnosis concept and the baseline hazard of death of each person."""
+    stage = np.zeros(c.n, dtype=int)
+    hazard = np.full(c.n, 0.015)
+    condition = np.full(c.n, ESSENTIAL_HYPERTENSION)
+    u_stage, u_concept = rng.random(c.n), rng.random(c.n)
     for k, m in enumerate(models):
-        sel = cancer_idx == k
+        sel = c.cancer_idx == k
         stage[sel] = 1 + np.searchsorted(
             np.cumsum(m.stage_weights), u_stage[sel], side="right"
         ).clip(0, 3)
@@ -173,15 +224,20 @@ def generate(
         )
         condition[sel] = np.array(m.concepts)[pick]
         hazard[sel] = m.yearly_hazard
-    small_cell = condition == 4110591
-    hazard[small_cell] *= 3
+    hazard[condition == 4110591] *= 3  # small-cell lung cancer
+    c.stage, c.condition, c.hazard = stage, condition, hazard
 
+
+def _draw_follow_up(rng: np.random.Generator, c: _Cohort) -> None:
+    """Death (proportional hazards on age, sex and stage), loss to follow-up and the
+    observation period around the index date."""
+    n, index_date, stage = c.n, c.index_date, c.stage
     log_hr = (
-        AGE_LOG_HR_PER_YEAR * (age - 65)
-        + MALE_LOG_HR * male
+        AGE_LOG_HR_PER_YEAR * (c.age - 65)
+        + MALE_LOG_HR * c.male
         + np.where(stage > 0, STAGE_LOG_HR[stage - 1], 0)
     )
-    survival_days = np.ceil(rng.exponential(365.25 / (hazard * np.exp(log_hr)))).astype(int)
+    survival_days = np.ceil(rng.exponential(365.25 / (c.hazard * np.exp(log_hr)))).astype(int)
     loss_days = np.ceil(rng.exponential(365.25 * 15, n)).astype(int)
     death_at = index_date + survival_days.astype("timedelta64[D]")
     censor_at = np.minimum(index_date + loss_days.astype("timedelta64[D]"), ADMIN_END)
@@ -195,172 +251,175 @@ def generate(
     period_start = np.where(
         late, index_date + rng.integers(1, 200, n).astype("timedelta64[D]"), period_start
     )
-    period_end = np.maximum(period_end, period_start)
+    c.death_at, c.dies_in_period, c.registry_death = death_at, dies_in_period, registry_death
+    c.period_start, c.period_end = period_start, np.maximum(period_end, period_start)
 
-    tables: dict[str, tuple[list[str], list[tuple]]] = {}
-    tables["person"] = (
-        [
-            "person_id",
-            "gender_concept_id",
-            "year_of_birth",
-            "race_concept_id",
-            "ethnicity_concept_id",
-            "person_source_value",
-            "gender_source_value",
-        ],
-        list(
-            zip(
-                person_id.tolist(),
-                gender.tolist(),
-                year_of_birth.tolist(),
-                [0] * n,
-                [0] * n,
-                [f"synth-{i}" for i in person_id.tolist()],
-                np.where(male, "M", "F").tolist(),
-                strict=True,
-            )
-        ),
+
+def _person_table(c: _Cohort) -> tuple[list[str], list[tuple]]:
+    columns = [
+        "person_id",
+        "gender_concept_id",
+        "year_of_birth",
+        "race_concept_id",
+        "ethnicity_concept_id",
+        "person_source_value",
+        "gender_source_value",
+    ]
+    ids = c.person_id.tolist()
+    rows = zip(
+        ids,
+        np.where(c.male, MALE, FEMALE).tolist(),
+        c.year_of_birth.tolist(),
+        [0] * c.n,
+        [0] * c.n,
+        [f"synth-{i}" for i in ids],
+        np.where(c.male, "M", "F").tolist(),
+        strict=True,
     )
+    return columns, list(rows)
 
-    # A tenth also had an earlier, separate observation period that ended before the current one.
-    earlier = rng.random(n) < 0.1
-    e_end = period_start - rng.integers(30, 400, n).astype("timedelta64[D]")
-    e_start = e_end - rng.integers(100, 2000, n).astype("timedelta64[D]")
-    op_person = np.concatenate([person_id, person_id[earlier]])
-    op_start = np.concatenate([period_start, e_start[earlier]])
-    op_end = np.concatenate([period_end, e_end[earlier]])
-    tables["observation_period"] = (
-        [
-            "observation_period_id",
-            "person_id",
-            "observation_period_start_date",
-            "observation_period_end_date",
-            "period_type_concept_id",
-        ],
-        list(
-            zip(
-                range(1, len(op_person) + 1),
-                op_person.tolist(),
-                op_start,
-                op_end,
-                [EHR] * len(op_person),
-                strict=True,
-            )
-        ),
+
+def _observation_period_table(
+    rng: np.random.Generator, c: _Cohort
+) -> tuple[list[str], list[tuple]]:
+    """The current period; a tenth also had an earlier, separate one that ended before it."""
+    earlier = rng.random(c.n) < 0.1
+    e_end = c.period_start - rng.integers(30, 400, c.n).astype("timedelta64[D]")
+    e_start = e_end - rng.integers(100, 2000, c.n).astype("timedelta64[D]")
+    op_person = np.concatenate([c.person_id, c.person_id[earlier]])
+    op_start = np.concatenate([c.period_start, e_start[earlier]])
+    op_end = np.concatenate([c.period_end, e_end[earlier]])
+    columns = [
+        "observation_period_id",
+        "person_id",
+        "observation_period_start_date",
+        "observation_period_end_date",
+        "period_type_concept_id",
+    ]
+    rows = zip(
+        range(1, len(op_person) + 1),
+        op_person.tolist(),
+        op_start,
+        op_end,
+        [EHR] * len(op_person),
+        strict=True,
     )
+    return columns, list(rows)
 
-    # Conditions: the diagnosis; a later repeat record (sometimes with a sibling concept) for half;
-    # hypertension before diagnosis for a fifth of the cancer patients.
-    repeat = has_cancer & (rng.random(n) < 0.5)
-    repeat_gap = rng.integers(20, 400, n).astype("timedelta64[D]")
-    prior_htn = has_cancer & (rng.random(n) < 0.2)
-    htn_gap = rng.integers(30, 3000, n).astype("timedelta64[D]")
-    c_person = np.concatenate([person_id, person_id[repeat], person_id[prior_htn]])
+
+def _condition_table(rng: np.random.Generator, c: _Cohort) -> tuple[list[str], list[tuple]]:
+    """The diagnosis; a later repeat record (sometimes with a sibling concept) for half;
+    hypertension before diagnosis for a fifth of the cancer patients."""
+    repeat = c.has_cancer & (rng.random(c.n) < 0.5)
+    repeat_gap = rng.integers(20, 400, c.n).astype("timedelta64[D]")
+    prior_htn = c.has_cancer & (rng.random(c.n) < 0.2)
+    htn_gap = rng.integers(30, 3000, c.n).astype("timedelta64[D]")
+    c_person = np.concatenate([c.person_id, c.person_id[repeat], c.person_id[prior_htn]])
     c_concept = np.concatenate(
-        [condition, condition[repeat], np.full(prior_htn.sum(), ESSENTIAL_HYPERTENSION)]
+        [c.condition, c.condition[repeat], np.full(prior_htn.sum(), ESSENTIAL_HYPERTENSION)]
     )
     c_date = np.concatenate(
-        [index_date, (index_date + repeat_gap)[repeat], (index_date - htn_gap)[prior_htn]]
+        [c.index_date, (c.index_date + repeat_gap)[repeat], (c.index_date - htn_gap)[prior_htn]]
     )
-    tables["condition_occurrence"] = (
-        [
-            "condition_occurrence_id",
-            "person_id",
-            "condition_concept_id",
-            "condition_start_date",
-            "condition_type_concept_id",
-        ],
-        list(
-            zip(
-                range(1, len(c_person) + 1),
-                c_person.tolist(),
-                c_concept.tolist(),
-                c_date,
-                [EHR] * len(c_person),
-                strict=True,
-            )
-        ),
+    columns = [
+        "condition_occurrence_id",
+        "person_id",
+        "condition_concept_id",
+        "condition_start_date",
+        "condition_type_concept_id",
+    ]
+    rows = zip(
+        range(1, len(c_person) + 1),
+        c_person.tolist(),
+        c_concept.tolist(),
+        c_date,
+        [EHR] * len(c_person),
+        strict=True,
     )
+    return columns, list(rows)
 
-    recorded = dies_in_period | registry_death
-    tables["death"] = (
-        ["person_id", "death_date", "death_type_concept_id"],
-        list(
-            zip(
-                person_id[recorded].tolist(),
-                death_at[recorded],
-                [EHR] * int(recorded.sum()),
-                strict=True,
-            )
-        ),
-    )
 
-    tables["measurement"] = (
-        [
-            "measurement_id",
-            "person_id",
-            "measurement_concept_id",
-            "measurement_date",
-            "measurement_type_concept_id",
-            "value_as_number",
-            "value_as_concept_id",
-        ],
-        _measurements(rng, cancers, cancer_idx, condition, stage, person_id, index_date),
+def _death_table(c: _Cohort) -> tuple[list[str], list[tuple]]:
+    recorded = c.dies_in_period | c.registry_death
+    rows = zip(
+        c.person_id[recorded].tolist(),
+        c.death_at[recorded],
+        [EHR] * int(recorded.sum()),
+        strict=True,
     )
+    return ["person_id", "death_date", "death_type_concept_id"], list(rows)
 
-    tables["cdm_source"] = (
-        [
-            "cdm_source_name",
-            "cdm_source_abbreviation",
-            "cdm_holder",
-            "source_description",
-            "source_release_date",
-            "cdm_release_date",
-            "cdm_version",
-            "cdm_version_concept_id",
-            "vocabulary_version",
-        ],
-        [
-            (
-                f"OPTIMA synthetic site (seed {seed})",
-                "SYNTH",
-                "OPTIMA",
-                "Synthetic data from optima-node synth; not real patients.",
-                np.datetime64("2025-01-01"),
-                np.datetime64("2025-01-01"),
-                "5.4",
-                756265,
-                "OPTIMA-SYNTH 2025-01",
-            )
-        ],
+
+def _measurement_table(
+    rng: np.random.Generator, c: _Cohort, cancers: Sequence[str]
+) -> tuple[list[str], list[tuple]]:
+    columns = [
+        "measurement_id",
+        "person_id",
+        "measurement_concept_id",
+        "measurement_date",
+        "measurement_type_concept_id",
+        "value_as_number",
+        "value_as_concept_id",
+    ]
+    rows = _measurements(
+        rng, cancers, c.cancer_idx, c.condition, c.stage, c.person_id, c.index_date
     )
+    return columns, rows
+
+
+def _cdm_source_table(seed: int) -> tuple[list[str], list[tuple]]:
+    columns = [
+        "cdm_source_name",
+        "cdm_source_abbreviation",
+        "cdm_holder",
+        "source_description",
+        "source_release_date",
+        "cdm_release_date",
+        "cdm_version",
+        "cdm_version_concept_id",
+        "vocabulary_version",
+    ]
+    row = (
+        f"OPTIMA synthetic site (seed {seed})",
+        "SYNTH",
+        "OPTIMA",
+        "Synthetic data from optima-node synth; not real patients.",
+        np.datetime64("2025-01-01"),
+        np.datetime64("2025-01-01"),
+        "5.4",
+        756265,
+        "OPTIMA-SYNTH 2025-01",
+    )
+    return columns, [row]
+
+
+def _vocabulary_tables() -> Tables:
+    """The concepts the data uses and their ancestry (every condition is its own ancestor)."""
     valid_from, valid_to = np.datetime64("1970-01-01"), np.datetime64("2099-12-31")
-    tables["concept"] = (
-        [
-            "concept_id",
-            "concept_name",
-            "domain_id",
-            "vocabulary_id",
-            "concept_class_id",
-            "standard_concept",
-            "concept_code",
-            "valid_start_date",
-            "valid_end_date",
-        ],
-        [(*c, valid_from, valid_to) for c in CONCEPTS],
-    )
+    concept_columns = [
+        "concept_id",
+        "concept_name",
+        "domain_id",
+        "vocabulary_id",
+        "concept_class_id",
+        "standard_concept",
+        "concept_code",
+        "valid_start_date",
+        "valid_end_date",
+    ]
     conditions = sorted({c[0] for c in CONCEPTS if c[2] == "Condition"})
     ancestry = [(c, c, 0, 0) for c in conditions] + [(a, d, lv, lv) for a, d, lv in HIERARCHY]
-    tables["concept_ancestor"] = (
-        [
-            "ancestor_concept_id",
-            "descendant_concept_id",
-            "min_levels_of_separation",
-            "max_levels_of_separation",
-        ],
-        ancestry,
-    )
-    return tables
+    ancestor_columns = [
+        "ancestor_concept_id",
+        "descendant_concept_id",
+        "min_levels_of_separation",
+        "max_levels_of_separation",
+    ]
+    return {
+        "concept": (concept_columns, [(*c, valid_from, valid_to) for c in CONCEPTS]),
+        "concept_ancestor": (ancestor_columns, ancestry),
+    }
 
 
 def _measurements(

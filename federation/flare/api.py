@@ -195,4 +195,5 @@ class TrainedModelViewSet(viewsets.ReadOnlyModelViewSet):
 @permission_classes([IsAuthenticated])
 def params_schema(request):
     """JSON schema of ``federated_learning`` v1 parameters."""
-    return Response({"type": fl.FL_TYPE, "version": fl.FL_VERSION, "schema": fl.params_schema()})
+    kind = fl.FL_KIND
+    return Response({"type": kind.type, "version": kind.version, "schema": kind.params_schema()})

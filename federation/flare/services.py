@@ -30,16 +30,15 @@ from accounts.permissions import has_role, is_platform_admin
 from optima_node.flare.templates import template_for
 from optima_node.schemas import FederatedLearningParams
 
-from ..analysis_types import FL_TYPE, FL_VERSION, parse_params
+from ..analysis_types import FEDERATED_LEARNING, FL_TYPE, FL_VERSION, KINDS
 from ..models import (
-    Analysis,
     AnalysisStatus,
     FlJob,
     FlJobStatus,
     Node,
     TrainedModel,
 )
-from ..services.analyses import datasets_and_nodes
+from ..services.analyses import analysis_open, analysis_prepare
 from . import FlareError, FlareUnavailable, states
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEDERATED_LEARNING = "federated_learning"  # the access mode an entitlement grants
+FL_KIND = KINDS[(FL_TYPE, FL_VERSION)]
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -90,16 +89,7 @@ def task_timeout() -> int:
     return int(getattr(settings, "FLARE_TASK_TIMEOUT_SECONDS", 3600))
 
 
-# --- parameters ---------------------------------------------------------------------------------
-
-
-def params_schema() -> dict[str, Any]:
-    return FederatedLearningParams.model_json_schema()
-
-
-def validate_params(params: Any) -> dict[str, Any]:
-    """JSON schema first (one message per problem, with its path), then the model's own rules."""
-    return parse_params(FederatedLearningParams, params_schema(), params, exclude_none=False)
+# --- who takes part -----------------------------------------------------------------------------
 
 
 def missing_fl_entitlements(user: AbstractBaseUser, datasets: Sequence[Dataset]) -> list[Dataset]:
@@ -182,11 +172,10 @@ def fl_create(
 ) -> FlJob:
     """Start training: 403 without a federated-learning entitlement on every dataset; 400 for bad
     parameters, datasets no node serves, or fewer taking-part sites than ``min_sites``."""
-    normalised = validate_params(params)
-    fl_params = FederatedLearningParams.model_validate(normalised)
-    datasets, nodes = datasets_and_nodes(
-        researcher=researcher, datasets=datasets, access_mode=FEDERATED_LEARNING
+    normalised, datasets, nodes = analysis_prepare(
+        researcher=researcher, kind=FL_KIND, params=params, datasets=datasets
     )
+    fl_params = FederatedLearningParams.model_validate(normalised)
     taking_part, left_out = [], []
     for node in nodes:
         why = node_takes_part(node, fl_params.template)
@@ -202,23 +191,16 @@ def fl_create(
             }
         )
     chosen = [n for n, _ in taking_part]
-    analysis = Analysis.objects.create(
+    analysis = analysis_open(
         researcher=researcher,
-        title=title,
-        type=FL_TYPE,
-        version=FL_VERSION,
+        kind=FL_KIND,
         params=normalised,
         min_nodes=fl_params.min_sites,
+        title=title,
     )
     analysis.datasets.set(datasets)
     fl_job = FlJob.objects.create(analysis=analysis, sites=[n.name for n in chosen])
     fl_job.nodes.set(chosen)
-    record(
-        "analysis.created",
-        actor=researcher,
-        obj=analysis,
-        payload={"type": FL_TYPE, "version": FL_VERSION, "params": normalised},
-    )
     record(
         f"fl.{FlJobStatus.SUBMITTING}",
         actor=researcher,

@@ -13,13 +13,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.htmx import render_page
-from accounts.view_actions import perform
+from accounts.view_actions import perform, refused
 
 from .. import selectors as federation_selectors
+from ..analysis_types import FEDERATED_LEARNING
 from . import nvflare_available, selectors
 from . import services as fl
 from .forms import DeclineForm, FlJobForm, ReleaseForm
-from .services import FEDERATED_LEARNING
 
 
 def _fl_datasets(user):
@@ -73,7 +73,7 @@ def create(request):
         {
             "form": form,
             "nvflare": nvflare_available(),
-            "schema": json.dumps(fl.params_schema(), indent=1),
+            "schema": json.dumps(fl.FL_KIND.params_schema(), indent=1),
         },
         status=status,
     )
@@ -200,8 +200,10 @@ def model_download(request, pk: int):
     model = selectors.model_get(user=request.user, pk=pk)
     try:
         payload = fl.model_download(actor=request.user, model=model)
-    except PermissionDenied as exc:
-        return HttpResponse(str(exc), status=403, content_type="text/plain; charset=utf-8")
+    except PermissionDenied as exc:  # a download, not a redirect: say why on the refusal page
+        return refused(
+            request, status=403, messages=[str(exc)], back=reverse("federation:model", args=[pk])
+        )
     response = HttpResponse(json.dumps(payload, indent=2), content_type="application/json")
     response["Content-Disposition"] = (
         f'attachment; filename="model-{model.pk}-v{model.version}.json"'

@@ -16,11 +16,13 @@ enqueue by task name after commit (``accounts.jobs.enqueue``). Callers use this 
 
 from __future__ import annotations
 
+from ..analysis_types import FEDERATED_ANALYTICS
 from .advance import analyses_advance_stuck, analysis_advance
 from .analyses import (
-    FEDERATED_ANALYTICS,
     analysis_cancel,
     analysis_create,
+    analysis_open,
+    analysis_prepare,
     analysis_start,
     datasets_and_nodes,
     require_entitled_and_served,
@@ -68,6 +70,8 @@ __all__ = [
     "analysis_advance",
     "analysis_cancel",
     "analysis_create",
+    "analysis_open",
+    "analysis_prepare",
     "analysis_start",
     "dataset_metadata_refresh",
     "datasets_and_nodes",

@@ -12,8 +12,8 @@ from django.db.models import Q
 
 from accounts.audit import record, write_transaction
 
-from .. import aggregate, stats
-from ..analysis_types import GLM
+from .. import stats
+from ..analysis_types import kind_of
 from ..models import OPEN_RUN_STATUSES, Analysis, AnalysisStatus, Run, RunStatus
 from .analyses import analysis_finish
 from .catalogue_refresh import apply_characterisation
@@ -73,9 +73,9 @@ def analysis_advance(*, analysis_id: int) -> Analysis | None:
             {"node": r.node.name, "status": r.status, "reason": r.reason} for r in missing
         ],
     }
-    if analysis.type != GLM:
-        pool = aggregate.ONE_ROUND[analysis.type]
-        result = pool([r.result for r in done], analysis.params) | provenance
+    kind = kind_of(analysis)
+    if not kind.iterative:
+        result = kind.pool([r.result for r in done], analysis.params) | provenance
         analysis_finish(
             analysis, AnalysisStatus.COMPLETED, reason=_partial_note(analysis), result=result
         )

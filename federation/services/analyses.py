@@ -11,7 +11,12 @@ from django.utils import timezone
 
 from accounts.audit import record, write_transaction
 
-from ..analysis_types import FL_TYPE, GLM, get_kind, terms_for, validate_params
+from ..analysis_types import (
+    AnalysisKind,
+    get_kind,
+    kind_of,
+    validate_params,
+)
 from ..models import (
     OPEN_RUN_STATUSES,
     Analysis,
@@ -27,8 +32,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
 
     from catalogue.models import Dataset
-
-FEDERATED_ANALYTICS = "federated_analytics"
 
 
 def require_entitled_and_served(
@@ -81,6 +84,50 @@ def datasets_and_nodes(
     return datasets, sorted({link.node for link in links}, key=lambda n: n.pk)
 
 
+def analysis_prepare(
+    *, researcher: AbstractBaseUser, kind: AnalysisKind, params: Any, datasets: Sequence[Dataset]
+) -> tuple[dict[str, Any], list[Dataset], list[Node]]:
+    """The start every kind shares (a node analysis, a federated-learning job): the kind's
+    parameters checked (400), then :func:`datasets_and_nodes` for the kind's access mode (403
+    without an entitlement, 400 for datasets no node serves). Returns the normalised parameters,
+    the datasets and the nodes serving them."""
+    normalised = validate_params(kind.type, kind.version, params)
+    datasets, nodes = datasets_and_nodes(
+        researcher=researcher, datasets=datasets, access_mode=kind.access_mode
+    )
+    return normalised, datasets, nodes
+
+
+def analysis_open(
+    *,
+    researcher: AbstractBaseUser,
+    kind: AnalysisKind,
+    params: dict[str, Any],
+    min_nodes: int,
+    title: str = "",
+    audit: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Analysis:
+    """The analysis row of any kind and its ``analysis.created`` audit event (``audit`` adds to
+    its payload); ``fields`` are further columns (state, deadline)."""
+    analysis = Analysis.objects.create(
+        researcher=researcher,
+        title=title,
+        type=kind.type,
+        version=kind.version,
+        params=params,
+        min_nodes=min_nodes,
+        **fields,
+    )
+    record(
+        "analysis.created",
+        actor=researcher,
+        obj=analysis,
+        payload={"type": kind.type, "version": kind.version, "params": params, **(audit or {})},
+    )
+    return analysis
+
+
 @write_transaction
 def analysis_create(
     *,
@@ -100,9 +147,9 @@ def analysis_create(
     """
     from governance.selectors import entitlement_projects
 
-    normalised = validate_params(analysis_type, version, params)
-    datasets, nodes = datasets_and_nodes(
-        researcher=researcher, datasets=datasets, access_mode=FEDERATED_ANALYTICS
+    kind = _node_kind(analysis_type, version)
+    normalised, datasets, nodes = analysis_prepare(
+        researcher=researcher, kind=kind, params=params, datasets=datasets
     )
     analysis = analysis_start(
         researcher=researcher,
@@ -116,10 +163,18 @@ def analysis_create(
     )
     analysis.datasets.set(datasets)
     analysis.project_ids = entitlement_projects(
-        user=researcher, datasets=datasets, access_mode=FEDERATED_ANALYTICS
+        user=researcher, datasets=datasets, access_mode=kind.access_mode
     )
     analysis.save(update_fields=["project_ids"])
     return analysis
+
+
+def _node_kind(analysis_type: str, version: int) -> AnalysisKind:
+    """A kind the nodes compute; 400 on ``type`` for any other (unknown, or a FLARE job)."""
+    kind = get_kind(analysis_type, version)
+    if kind is None or not kind.runs_on_nodes:
+        raise ValidationError({"type": [f"Unknown analysis {analysis_type!r} version {version}."]})
+    return kind
 
 
 @write_transaction
@@ -135,9 +190,7 @@ def analysis_start(
     run_deadline_hours: int = 24,
 ) -> Analysis:
     """Create the analysis and its first round of runs (parameters already validated)."""
-    kind = get_kind(analysis_type, version)
-    if kind is None:
-        raise ValidationError({"type": [f"Unknown analysis {analysis_type!r} version {version}."]})
+    kind = _node_kind(analysis_type, version)
     # Fresh rows: dispatch decides on what the nodes reported last.
     nodes = list(Node.objects.filter(pk__in=[n.pk for n in nodes]).select_related("organisation"))
     if not nodes:
@@ -148,30 +201,16 @@ def analysis_start(
         raise ValidationError(
             {"min_nodes": [f"Choose between 1 and {len(nodes)} (the nodes serving the datasets)."]}
         )
-    state: dict[str, Any] = {}
-    if analysis_type == GLM:
-        state = {"beta": [0.0] * len(terms_for(params))}
-    analysis = Analysis.objects.create(
+    state = kind.initial_state(params)
+    analysis = analysis_open(
         researcher=researcher,
-        title=title,
-        type=analysis_type,
-        version=version,
+        kind=kind,
         params=params,
         min_nodes=min_nodes,
+        title=title,
+        audit={"nodes": [n.pk for n in nodes], "min_nodes": min_nodes},
         state=state,
         run_deadline_hours=run_deadline_hours,
-    )
-    record(
-        "analysis.created",
-        actor=researcher,
-        obj=analysis,
-        payload={
-            "type": analysis_type,
-            "version": version,
-            "params": params,
-            "nodes": [n.pk for n in nodes],
-            "min_nodes": min_nodes,
-        },
     )
     create_round(analysis, nodes, round_=1, state=state)
     return analysis
@@ -181,10 +220,9 @@ def analysis_start(
 def analysis_cancel(*, actor: AbstractBaseUser, analysis: Analysis) -> Analysis:
     """The researcher stops the analysis: its open runs are cancelled, it ends cancelled."""
     analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
-    if analysis.type == FL_TYPE:
-        raise ValidationError(
-            "Abort a federated-learning job on its page (or /api/fl-jobs/{id}/abort/)."
-        )
+    kind = kind_of(analysis)
+    if kind and kind.cancel_refusal:
+        raise ValidationError(kind.cancel_refusal)
     if analysis.is_finished:
         raise ValidationError(f"The analysis is already {analysis.get_status_display().lower()}.")
     for run in analysis.runs.filter(status__in=OPEN_RUN_STATUSES).select_related(

@@ -25,7 +25,7 @@ from accounts.jobs import enqueue
 from optima_node.schemas import RunResult
 
 from .. import release_check, releases
-from ..analysis_types import get_kind, terms_for
+from ..analysis_types import get_kind
 from ..models import (
     FINAL_RUN_STATUSES,
     OPEN_RUN_STATUSES,
@@ -41,8 +41,6 @@ from ..permissions import restrict_runs
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
-
-GLM = "logistic_regression"
 
 
 def lease_seconds() -> int:
@@ -340,14 +338,7 @@ def _result_problem(run: Run, result: dict[str, Any]) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "result"
         return f"{where}: {first['msg']}"
-    if run.analysis.type == GLM:
-        expected = terms_for(run.analysis.params)
-        if model.terms != expected:
-            return f"terms {model.terms} differ from the analysis' {expected}"
-        beta = (run.state or {}).get("beta")
-        if beta is not None and len(model.beta) != len(beta):
-            return "beta has the wrong length"
-    return ""
+    return kind.check_result(model, run.analysis.params, run.state)
 
 
 # --- differencing: what each requester already received from each node ---------------------------

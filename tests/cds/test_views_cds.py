@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import types
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 import yaml
 from django.urls import reverse
 
+from accounts import extensions
 from accounts.models import AuditEvent, Role
 from cds import engine, services
 from cds.models import Evaluation, PathwayVersion
@@ -176,7 +176,7 @@ def test_disagreeing_needs_a_reason(client_as, clinician):
 def test_a_disagreement_without_the_feedback_module_is_kept_on_the_evaluation(
     client_as, clinician, monkeypatch
 ):
-    monkeypatch.setitem(sys.modules, "feedback.services", types.ModuleType("feedback.services"))
+    monkeypatch.delitem(extensions.PROVIDERS, extensions.CDS_DISAGREEMENT, raising=False)
     client = client_as(clinician)
     evaluate(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
@@ -200,9 +200,7 @@ def test_a_disagreement_becomes_a_feedback_item_when_the_module_exists(
         calls.append((user, evaluation.pk, reason))
         return types.SimpleNamespace(pk=42)
 
-    module = types.ModuleType("feedback.services")
-    module.cds_disagreement_record = cds_disagreement_record
-    monkeypatch.setitem(sys.modules, "feedback.services", module)
+    monkeypatch.setitem(extensions.PROVIDERS, extensions.CDS_DISAGREEMENT, cds_disagreement_record)
     client = client_as(clinician)
     evaluate(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
@@ -336,9 +334,8 @@ def test_every_pathways_own_test_cases_give_the_same_result_through_the_form(cli
 
 
 def test_a_disagreement_reaches_the_real_feedback_module(client_as, clinician):
-    feedback_services = pytest.importorskip("feedback.services")
-    if not hasattr(feedback_services, "cds_disagreement_record"):
-        pytest.skip("the feedback module does not record CDS disagreements yet")
+    # feedback provides the recorder at app ready (accounts.extensions), no import between them.
+    assert extensions.provided(extensions.CDS_DISAGREEMENT) is not None
     client = client_as(clinician)  # hospital A is an implementation test site
     evaluate(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()

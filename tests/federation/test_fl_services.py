@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import override_settings
 
 from accounts.models import AuditEvent, Role
+from federation.analysis_types import FL_TYPE, FL_VERSION, validate_params
 from federation.flare import services as fl
 from federation.flare import states
 from federation.models import AnalysisStatus, FlJob, FlJobStatus, TrainedModel
@@ -68,14 +69,18 @@ def actions(obj) -> list[str]:
 
 def test_params_are_checked_against_the_json_schema_with_paths():
     with pytest.raises(ValidationError) as err:
-        fl.validate_params({**FL_PARAMS, "template": "random_forest", "rounds": 0})
+        validate_params(
+            FL_TYPE, FL_VERSION, {**FL_PARAMS, "template": "random_forest", "rounds": 0}
+        )
     messages = err.value.message_dict["params"]
     assert any(m.startswith("rounds:") for m in messages)
     assert any(m.startswith("template:") for m in messages)
     with pytest.raises(ValidationError) as err:
-        fl.validate_params({**FL_PARAMS, "covariates": ["age_at_index", "age_at_index"]})
+        validate_params(
+            FL_TYPE, FL_VERSION, {**FL_PARAMS, "covariates": ["age_at_index", "age_at_index"]}
+        )
     assert "twice" in " ".join(err.value.message_dict["params"])
-    normalised = fl.validate_params(FL_PARAMS)
+    normalised = validate_params(FL_TYPE, FL_VERSION, FL_PARAMS)
     assert normalised["covariates"] == ["age_at_index", "sex_male", "index_year", "stage"]
 
 

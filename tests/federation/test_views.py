@@ -174,6 +174,15 @@ def test_register_approve_rotate_and_revoke_a_node(
     client.post(f"/federation/nodes/{node.pk}/revoke/")
     node.refresh_from_db()
     assert node.status == NodeStatus.REVOKED
+    # A revoked node has no token to rotate, nor can it be approved again: the refusal page says
+    # why (400), and no token is issued.
+    refused = client.post(f"/federation/nodes/{node.pk}/rotate/")
+    assert refused.status_code == 400
+    assert "Only an approved node has a token to rotate." in refused.content.decode()
+    again = client_as(platform_admin).post(f"/federation/nodes/{node.pk}/approve/")
+    assert again.status_code == 400 and 'id="node-token"' not in again.content.decode()
+    node.refresh_from_db()
+    assert node.status == NodeStatus.REVOKED
 
 
 def test_site_admin_reviews_exactly_the_numbers_and_releases(

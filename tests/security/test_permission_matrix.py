@@ -280,7 +280,7 @@ _ENTRIES = [
     E("federation:nodes", "L 404 404 404 404 200 404 200"),
     E("federation:node_register", "L 404 404 404 404 200 404 200"),
     E("federation:node", "L 404 404 404 404 200 404 200"),
-    E("federation:node_approve", "L 404 404 404 404 404 404 R", POST),
+    E("federation:node_approve", "L 404 404 404 404 404 404 400", POST),
     E("federation:node_rotate", "L 404 404 404 404 200 404 200", POST),
     E("federation:node_revoke", "L 404 404 404 404 R 404 R", POST),
     E("federation:node_datasets", "L 404 404 404 404 R 404 R", POST),
