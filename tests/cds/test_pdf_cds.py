@@ -58,7 +58,7 @@ def test_the_tumour_board_html_has_the_result_trace_and_citation(evaluation: Eva
         if step["reached"]:
             assert step["citation"].split('"')[0] in html
     assert evaluation.pathway_version.source["url"] in html
-    assert "version 1.0.0" in html
+    assert "version 1.1.0" in html
 
 
 def test_the_patient_pdf_is_plain_language_from_the_pathway_file(client, evaluation, tmp_path):
