@@ -78,3 +78,29 @@ def test_other_people_cannot_download_the_pdfs(client, evaluation, outsider):
     client.force_login(outsider)
     for name in ("cds:evaluation_tumour_board_pdf", "cds:evaluation_patient_pdf"):
         assert client.get(reverse(name, args=[evaluation.pk])).status_code == 404
+
+
+def _rows_per_page(html: str) -> dict[int, set[int]]:
+    """For each body row of every table, the pages it is laid out on (WeasyPrint's boxes)."""
+    from weasyprint import CSS, HTML
+
+    document = HTML(string=html).render(stylesheets=[CSS(filename=str(pdf.PRINT_CSS))])
+    pages: dict[int, set[int]] = {}
+    for number, page in enumerate(document.pages):
+        for box in page._page_box.descendants():
+            if type(box).__name__ == "TableRowGroupBox" and not box.is_header:
+                for row in box.children:
+                    pages.setdefault(id(row.element), set()).add(number)
+    return pages
+
+
+def test_the_tumour_board_pdf_never_splits_a_table_row_across_pages(evaluation: Evaluation):
+    step = evaluation.output["trace"][0]
+    evaluation.output["trace"] = [
+        {**step, "reached": True, "citation": "A long guideline citation. " * (3 + i % 9)}
+        for i in range(60)
+    ]
+    pages = _rows_per_page(pdf.tumour_board_html(evaluation))
+    assert len(pages) >= 60 and len(set().union(*pages.values())) > 2  # a table over pages
+    split = [rows for rows in pages.values() if len(rows) > 1]
+    assert split == []
