@@ -182,6 +182,8 @@ def _evaluation_context(request, evaluation: Evaluation, **extra: Any) -> dict[s
         "result": evaluation.output,
         "current_version": current,
         "hook_feedback": evaluation.hook_feedback.all(),
+        "patient_languages": pdf.PATIENT_LANGUAGES,
+        "patient_language": pdf.patient_language_default(request.user),
         "opinion_form": extra.pop("opinion_form", None)
         or OpinionForm(
             initial={"opinion": evaluation.opinion, "reason": evaluation.opinion_reason}
@@ -240,10 +242,15 @@ def evaluation_tumour_board_pdf(request, pk):
 @require_GET
 def evaluation_patient_pdf(request, pk):
     evaluation = selectors.evaluation_get_for_user(user=request.user, pk=pk)
-    content = pdf.patient_pdf(evaluation, request=request)
-    return _pdf_response(
-        content, f"patient-information-{evaluation.pathway_version.pathway.slug}.pdf"
-    )
+    language = request.GET.get("lang") or pdf.patient_language_default(request.user)
+    if language not in dict(pdf.PATIENT_LANGUAGES):
+        context = _evaluation_context(
+            request, evaluation, language_error="Choose one of the languages listed."
+        )
+        return render(request, "cds/evaluation.html", context, status=400)
+    content = pdf.patient_pdf(evaluation, request=request, language=language)
+    slug = evaluation.pathway_version.pathway.slug
+    return _pdf_response(content, f"patient-information-{slug}-{language}.pdf")
 
 
 # --- staff: pathway versions -----------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import Role
 from cds import pdf, services
@@ -104,3 +108,62 @@ def test_the_tumour_board_pdf_never_splits_a_table_row_across_pages(evaluation: 
     assert len(pages) >= 60 and len(set().union(*pages.values())) > 2  # a table over pages
     split = [rows for rows in pages.values() if len(rows) > 1]
     assert split == []
+
+
+LOCALE = Path(pdf.__file__).resolve().parent / "locale"
+
+
+def _po_entries(language: str) -> dict[str, str]:
+    """msgid -> msgstr of a .po file written one line per string (as cds/locale keeps them)."""
+    text = (LOCALE / language / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")
+    pairs = re.findall(r'^msgid "(.+)"\nmsgstr "(.*)"$', text, flags=re.MULTILINE)
+    return {ast.literal_eval(f'"{k}"'): ast.literal_eval(f'"{v}"') for k, v in pairs}
+
+
+@pytest.mark.parametrize("language", ["fr", "de", "nl", "sv"])
+def test_the_patient_sheet_prints_its_fixed_texts_in_the_sites_languages(evaluation, language):
+    entries = _po_entries(language)
+    assert len(entries) >= 13 and all(entries.values())
+    # The committed .mo (what a clean clone runs with) holds every translation of the .po.
+    with translation.override(language):
+        for msgid, msgstr in entries.items():
+            assert translation.gettext(msgid) == msgstr, msgid
+    html = pdf.patient_html(evaluation, language=language)
+    assert f'<html lang="{language}">' in html
+    conditional = {  # shown only with missing data or without options
+        "Some results are not known yet. When they are, the choices may change.",
+        "Your doctor will explain the next steps.",
+    }
+    for msgid, msgstr in entries.items():
+        english = msgid.split("%(")[0]
+        assert english not in html, english  # no fixed English text left
+        if msgid not in conditional:
+            assert msgstr.split("%(")[0] in html, msgstr
+    # The advice itself comes from the pathway file, in English, and the sheet says so.
+    outcome = evaluation.pathway_version.document["outcomes"]["intermediate"]
+    assert " ".join(outcome["patient_explanation"].split()) in " ".join(html.split())
+    note = "The explanation of your results and your choices comes from the guideline pathway"
+    assert next(v for k, v in entries.items() if k.startswith(note)) in html
+
+
+def test_the_english_sheet_needs_no_language_note(evaluation):
+    html = pdf.patient_html(evaluation, language="en")
+    assert "About your test results and your choices" in html and "(English)" not in html
+    with pytest.raises(ValueError):
+        pdf.patient_html(evaluation, language="xx")
+
+
+def test_the_patient_pdf_defaults_to_the_language_of_the_users_site(client, evaluation, hospital_b):
+    client.force_login(evaluation.user)  # a clinician of hospital A (DE)
+    url = reverse("cds:evaluation_patient_pdf", args=[evaluation.pk])
+    page = client.get(evaluation.get_absolute_url()).content.decode()
+    assert '<option value="de" selected>Deutsch</option>' in page
+    assert '<option value="sv">Svenska</option>' in page
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith('-de.pdf"')
+    response = client.get(url, {"lang": "fr"})
+    assert response.status_code == 200 and response["Content-Disposition"].endswith('-fr.pdf"')
+    response = client.get(url, {"lang": "xx"})
+    assert response.status_code == 400
+    assert "Choose one of the languages listed." in response.content.decode()
