@@ -55,4 +55,10 @@ def portal(request) -> dict:
                 "active": request.path == url or (url != "/" and request.path.startswith(url)),
             }
         )
-    return {"portal_nav": nav, "portal_version": settings.PORTAL_VERSION}
+    return {
+        "portal_nav": nav,
+        "portal_version": settings.PORTAL_VERSION,
+        # Every time on every page is in this one zone (Django's current time zone); the footer
+        # says which.
+        "portal_time_zone": settings.TIME_ZONE,
+    }

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.test.utils import override_settings
 
 from .models import Membership, MembershipRole, Organisation, OrganisationKind, Role
 
 DEMO_PASSWORD = "optima-demo-2026"
+SEED_EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+
+
+@contextmanager
+def seed_mail_discarded() -> Iterator[None]:
+    """Seeding walks the real services, which notify people by e-mail through Celery tasks. Run
+    those tasks inline and discard their mail, so that no seeded e-mail is queued for the worker to
+    print on the console after ``make run``'s ready banner (hundreds of lines). The rows they mark
+    as sent are the demo's history, as if the e-mails had gone out."""
+    from celery import current_app
+
+    previous = current_app.conf.task_always_eager
+    trace_log = logging.getLogger("celery.app.trace")  # one INFO line per inline task
+    previous_level = trace_log.level
+    current_app.conf.task_always_eager = True
+    trace_log.setLevel(logging.WARNING)
+    try:
+        with override_settings(EMAIL_BACKEND=SEED_EMAIL_BACKEND):
+            yield
+    finally:
+        current_app.conf.task_always_eager = previous
+        trace_log.setLevel(previous_level)
+
 
 HOSPITALS = [
     # code, name, country, time zone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.dashboard import Item, Section
 
@@ -14,7 +15,7 @@ from .permissions import can_manage_pathways, restrict
 def sections(user) -> list[Section]:
     if not getattr(user, "is_authenticated", False):
         return []
-    evaluations = selectors.evaluation_list(user=user, limit=5)
+    evaluations = selectors.evaluation_list_own(user=user, limit=5)
     result = [
         Section(
             "Decision support: your recent evaluations",
@@ -22,7 +23,8 @@ def sections(user) -> list[Section]:
                 Item(
                     f"{e.pathway_version.pathway.slug}: {e.label}",
                     e.get_absolute_url(),
-                    e.created_at.strftime("%Y-%m-%d %H:%M"),
+                    # the portal's time zone, as on every page (stated in the footer)
+                    timezone.localtime(e.created_at).strftime("%Y-%m-%d %H:%M"),
                 )
                 for e in evaluations
             ]

@@ -6,11 +6,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from .models import Evaluation
 
 PRINT_CSS = Path(__file__).resolve().parent / "static" / "cds" / "print.css"
+
+# The patient sheet's fixed texts exist in the languages of the network's sites (cds/locale); the
+# advice texts come from the pathway files, written in English, and are printed as written.
+PATIENT_LANGUAGES: tuple[tuple[str, str], ...] = (
+    ("en", "English"),
+    ("fr", "Français"),
+    ("de", "Deutsch"),
+    ("nl", "Nederlands"),
+    ("sv", "Svenska"),
+)
+PATHWAY_LANGUAGE = "en"
+_COUNTRY_LANGUAGE = {"FR": "fr", "DE": "de", "AT": "de", "NL": "nl", "SE": "sv"}
+
+
+def patient_language_default(user) -> str:
+    """The language of the user's site (their first organisation's country), else English."""
+    memberships = getattr(user, "memberships", None)
+    first = (
+        memberships.select_related("organisation").order_by("pk").first() if memberships else None
+    )
+    country = str(first.organisation.country) if first else ""
+    return _COUNTRY_LANGUAGE.get(country, "en")
 
 
 def _context(evaluation: Evaluation, request=None) -> dict:
@@ -28,8 +50,15 @@ def tumour_board_html(evaluation: Evaluation, request=None) -> str:
     return render_to_string("cds/pdf/tumour_board.html", _context(evaluation, request))
 
 
-def patient_html(evaluation: Evaluation, request=None) -> str:
-    return render_to_string("cds/pdf/patient.html", _context(evaluation, request))
+def patient_html(evaluation: Evaluation, request=None, language: str = "en") -> str:
+    if language not in dict(PATIENT_LANGUAGES):
+        raise ValueError(f"no patient sheet in {language!r}")
+    context = _context(evaluation, request) | {
+        "language": language,
+        "pathway_text_untranslated": language != PATHWAY_LANGUAGE,
+    }
+    with translation.override(language):
+        return render_to_string("cds/pdf/patient.html", context)
 
 
 def render_pdf(html: str) -> bytes:
@@ -43,5 +72,5 @@ def tumour_board_pdf(evaluation: Evaluation, request=None) -> bytes:
     return render_pdf(tumour_board_html(evaluation, request))
 
 
-def patient_pdf(evaluation: Evaluation, request=None) -> bytes:
-    return render_pdf(patient_html(evaluation, request))
+def patient_pdf(evaluation: Evaluation, request=None, language: str = "en") -> bytes:
+    return render_pdf(patient_html(evaluation, request, language))

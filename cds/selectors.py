@@ -31,9 +31,12 @@ def pathway_version_get_active(*, user: User, slug: str) -> PathwayVersion:
     return get_for_user_or_404(pathway_version_list_active(user=user), pathway__slug=slug)
 
 
-def evaluation_list(*, user: User, limit: int | None = 20) -> QuerySet[Evaluation]:
+def evaluation_list_own(*, user: User, limit: int | None = 20) -> QuerySet[Evaluation]:
+    """The evaluations ``user`` made, newest first: what "your evaluations" lists, for a platform
+    admin too (who may open anyone's, but whose own lists show their own)."""
     queryset = (
         restrict(Evaluation.objects.all(), user, "view")
+        .filter(user_id=getattr(user, "pk", None))
         .select_related("pathway_version__pathway")
         .order_by("-created_at")
     )

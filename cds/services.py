@@ -230,6 +230,19 @@ def input_errors(errors: Mapping[str, list[str]], *, prefix: str = "") -> dict[s
     }
 
 
+def evaluation_preview(
+    *, pathway_version: PathwayVersion, inputs: Mapping[str, Any]
+) -> engine.Evaluation:
+    """Evaluate ``inputs`` without storing anything (the live form, as values are typed).
+
+    Raises ``ValidationError`` keyed by input name when the engine rejects an input.
+    """
+    try:
+        return engine.evaluate(pathway_version.engine_pathway(), inputs)
+    except engine.InputValidationError as exc:
+        raise ValidationError(input_errors(exc.errors)) from None
+
+
 @transaction.atomic
 def evaluation_create(
     *,
@@ -244,10 +257,7 @@ def evaluation_create(
     """
     if source not in EvaluationSource.values:
         raise ValueError(f"unknown evaluation source {source!r}")
-    try:
-        result = engine.evaluate(pathway_version.engine_pathway(), inputs)
-    except engine.InputValidationError as exc:
-        raise ValidationError(input_errors(exc.errors)) from None
+    result = evaluation_preview(pathway_version=pathway_version, inputs=inputs)
     evaluation = Evaluation.objects.create(
         pathway_version=pathway_version,
         inputs=dict(inputs),

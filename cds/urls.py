@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("pathways/<slug:slug>/", views.pathway_page, name="pathway"),
     path("pathways/<slug:slug>/evaluate/", views.evaluate, name="evaluate"),
+    path("pathways/<slug:slug>/save/", views.evaluation_save, name="evaluation_save"),
     path("evaluations/<uuid:pk>/", views.evaluation_page, name="evaluation"),
     path("evaluations/<uuid:pk>/opinion/", views.evaluation_opinion, name="evaluation_opinion"),
     path(

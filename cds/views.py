@@ -83,7 +83,7 @@ def _add_engine_errors(form: forms.Form, exc: ValidationError) -> None:
 def home(request):
     context = {
         "versions": selectors.pathway_version_list_active(user=request.user),
-        "evaluations": selectors.evaluation_list(user=request.user, limit=10),
+        "evaluations": selectors.evaluation_list_own(user=request.user, limit=10),
         "can_manage": can_manage_pathways(request.user),
     }
     return render(request, "cds/home.html", context)
@@ -97,28 +97,63 @@ def pathway_page(request, slug: str):
     return render(request, "cds/pathway.html", {"version": version, "form": form})
 
 
+def _given_inputs(form: forms.Form) -> dict[str, Any]:
+    return {name: value for name, value in form.cleaned_data.items() if value not in ("", None)}
+
+
 @login_required
 @require_POST
 def evaluate(request, slug: str):
-    """Evaluate the form (htmx on every change, or a plain POST); each shown result is stored."""
+    """The live preview (htmx on every change, or a plain POST): shows the advice, stores nothing.
+
+    The clinician stores the case they see with "Save evaluation" (``evaluation_save``)."""
     version = selectors.pathway_version_get_active(user=request.user, slug=slug)
     form = inputs_form_class(version.engine_pathway())(request.POST)
-    evaluation = None
-    status = 200
+    preview = None
+    inputs: dict[str, Any] = {}
     if form.is_valid():
-        raw = {name: value for name, value in form.cleaned_data.items() if value not in ("", None)}
+        inputs = _given_inputs(form)
+        try:
+            preview = services.evaluation_preview(pathway_version=version, inputs=inputs)
+        except ValidationError as exc:
+            _add_engine_errors(form, exc)
+    context = {
+        "version": version,
+        "form": form,
+        "result": preview.to_dict() if preview else None,
+        "inputs": inputs,
+    }
+    return render_page(
+        request,
+        "cds/pathway.html",
+        context,
+        partial="cds/partials/result.html",
+        status=200 if preview else 400,
+    )
+
+
+@login_required
+@require_POST
+def evaluation_save(request, slug: str):
+    """Store the evaluation the clinician has in front of them, then open it."""
+    version = selectors.pathway_version_get_active(user=request.user, slug=slug)
+    form = inputs_form_class(version.engine_pathway())(request.POST)
+    if form.is_valid():
+        inputs = _given_inputs(form)
         try:
             evaluation = services.evaluation_create(
-                user=request.user, pathway_version=version, inputs=raw, source=EvaluationSource.UI
+                user=request.user,
+                pathway_version=version,
+                inputs=inputs,
+                source=EvaluationSource.UI,
             )
         except ValidationError as exc:
             _add_engine_errors(form, exc)
-    if evaluation is None:
-        status = 400
-    context = {"version": version, "form": form, "evaluation": evaluation}
-    return render_page(
-        request, "cds/pathway.html", context, partial="cds/partials/result.html", status=status
-    )
+        else:
+            messages.success(request, "Evaluation saved.")
+            return redirect(evaluation)
+    context = {"version": version, "form": form, "result": None, "inputs": {}}
+    return render(request, "cds/pathway.html", context, status=400)
 
 
 class OpinionForm(forms.Form):
@@ -147,6 +182,8 @@ def _evaluation_context(request, evaluation: Evaluation, **extra: Any) -> dict[s
         "result": evaluation.output,
         "current_version": current,
         "hook_feedback": evaluation.hook_feedback.all(),
+        "patient_languages": pdf.PATIENT_LANGUAGES,
+        "patient_language": pdf.patient_language_default(request.user),
         "opinion_form": extra.pop("opinion_form", None)
         or OpinionForm(
             initial={"opinion": evaluation.opinion, "reason": evaluation.opinion_reason}
@@ -205,10 +242,15 @@ def evaluation_tumour_board_pdf(request, pk):
 @require_GET
 def evaluation_patient_pdf(request, pk):
     evaluation = selectors.evaluation_get_for_user(user=request.user, pk=pk)
-    content = pdf.patient_pdf(evaluation, request=request)
-    return _pdf_response(
-        content, f"patient-information-{evaluation.pathway_version.pathway.slug}.pdf"
-    )
+    language = request.GET.get("lang") or pdf.patient_language_default(request.user)
+    if language not in dict(pdf.PATIENT_LANGUAGES):
+        context = _evaluation_context(
+            request, evaluation, language_error="Choose one of the languages listed."
+        )
+        return render(request, "cds/evaluation.html", context, status=400)
+    content = pdf.patient_pdf(evaluation, request=request, language=language)
+    slug = evaluation.pathway_version.pathway.slug
+    return _pdf_response(content, f"patient-information-{slug}-{language}.pdf")
 
 
 # --- staff: pathway versions -----------------------------------------------------------------

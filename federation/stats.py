@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from optima_node.schemas import COVARIATE_CENTRES
+
 GLM_MAX_ROUNDS = 25
 GLM_TOLERANCE = 1e-8
 CONFIDENCE = 0.95
@@ -229,6 +231,9 @@ def glm_summary(
     ]
     return {
         "coefficients": coefficients,
+        # Continuous covariates were centred at these values at every node: the intercept is the
+        # log-odds there (with 0/1 covariates at 0).
+        "centring": {t: COVARIATE_CENTRES[t] for t in names if t in COVARIATE_CENTRES},
         "n": int(n),
         "deviance": float(deviance),
         "aic": float(deviance + 2 * p),

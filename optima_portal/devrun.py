@@ -1,6 +1,10 @@
 """`make run`: migrate, seed the demo, then run the portal, a Celery worker with beat and the demo
 node agents in the foreground. Ctrl-C stops every process it started.
 
+``PORTAL_BASE_URL`` follows ``PORT`` unless it is set, so e-mail links and DCAT URIs point at the
+port served. The seeded demo's e-mails are discarded (``accounts.demo.seed_mail_discarded``), so
+the ready banner with the URL and logins is the last thing printed.
+
 Each app can add long-running demo processes with ``processes() -> list[(name, argv, env)]`` in its
 ``demo.py`` (the federation app starts its node agents that way).
 """
@@ -52,8 +56,39 @@ def _wait_ready(url: str, timeout: float = 90) -> bool:
     return False
 
 
+def _environment(port: int, environ: dict[str, str]) -> dict[str, str]:
+    """What ``make run`` adds to the environment of everything it starts: links in e-mails and
+    DCAT URIs point at the port it serves, unless ``PORTAL_BASE_URL`` is set (production)."""
+    if environ.get("PORTAL_BASE_URL"):
+        return {}
+    return {"PORTAL_BASE_URL": f"http://127.0.0.1:{port}"}
+
+
+def banner(*, url: str, ready: bool, started: list[str]) -> str:
+    """The last thing ``make run`` prints: where the portal is, who can log in, how to stop."""
+    from accounts.demo import DEMO_PASSWORD, PERSONA_LOGINS
+    from accounts.otp import DEMO_TOTP_BASE32
+
+    lines = [
+        "",
+        "=" * 72,
+        f"OPTIMA Portal {'is ready' if ready else 'is starting (not ready yet)'} at {url}",
+        f"API docs: {url}api/docs/   readiness: {url}readyz",
+        f"Demo logins (password for all: {DEMO_PASSWORD}):",
+        *(f"  {persona:<36} {username}" for persona, username in PERSONA_LOGINS),
+        "admin and dac.* also need a two-factor code: add the demo secret "
+        f"{DEMO_TOTP_BASE32} to an authenticator app, or run "
+        "`.venv/bin/python manage.py demo_totp admin`.",
+        "Started: " + ", ".join(started) + ". Press Ctrl-C to stop them all.",
+        "=" * 72,
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
+    os.environ.update(_environment(port, dict(os.environ)))
     _manage("migrate", "--noinput", "-v", "0")
     _manage("seed_demo", "--quiet-logins")
     procs: list[tuple[str, subprocess.Popen]] = []
@@ -102,24 +137,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}/"
     try:
         ready = _wait_ready(url + "readyz")
-        from accounts.demo import DEMO_PASSWORD, PERSONA_LOGINS
-        from accounts.otp import DEMO_TOTP_BASE32
-
-        print("\n" + "=" * 72)
-        print(f"OPTIMA Portal {'is ready' if ready else 'is starting (not ready yet)'} at {url}")
-        print(f"API docs: {url}api/docs/   readiness: {url}readyz")
-        print(f"Demo logins (password for all: {DEMO_PASSWORD}):")
-        for persona, username in PERSONA_LOGINS:
-            print(f"  {persona:<36} {username}")
-        print(
-            "admin and dac.* also need a two-factor code: add the demo secret "
-            f"{DEMO_TOTP_BASE32} to an authenticator app, or run "
-            "`.venv/bin/python manage.py demo_totp admin`."
-        )
-        print(
-            "Started: " + ", ".join(name for name, _ in procs) + ". Press Ctrl-C to stop them all."
-        )
-        print("=" * 72 + "\n", flush=True)
+        print(banner(url=url, ready=ready, started=[name for name, _ in procs]), flush=True)
         while True:
             for name, p in procs:
                 if p.poll() is not None:

@@ -170,7 +170,9 @@ def evaluate(pathway: Pathway, inputs: Mapping[str, Any]) -> Evaluation:
         summary=outcome.summary,
         patient_explanation=outcome.patient_explanation,
         recommendations=tuple(
-            Recommendation(o.id, o.label, o.notes, o.patient_explanation) for o in outcome.options
+            Recommendation(o.id, o.label, o.notes, o.patient_explanation)
+            for o in outcome.options
+            if _option_applies(pathway, classification, o.id, env)
         ),
         decided_by=decided_by,
         possible_classifications=tuple(possible),
@@ -180,6 +182,11 @@ def evaluate(pathway: Pathway, inputs: Mapping[str, Any]) -> Evaluation:
         warnings=tuple(warnings),
         inputs=dict(prepared.clean),
     )
+
+
+def _option_applies(pathway: Pathway, outcome: str, option_id: str, env: Mapping) -> bool:
+    condition = pathway.option_conditions.get((outcome, option_id))
+    return condition is None or condition(env)[0] is not False
 
 
 def _shown(prepared: Prepared, name: str) -> Any:

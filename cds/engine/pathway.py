@@ -6,7 +6,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class Pathway:
     derivations: tuple[CompiledDerivation, ...]
     source_data: Mapping[str, Any]
     source_file: str = ""
+    # (outcome code, option id) -> the option's condition, for options that have one
+    option_conditions: Mapping[tuple[str, str], Condition] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -261,10 +263,16 @@ def _compile(model: PathwayModel, data: dict[str, Any], source: str) -> Pathway:
             if item.id in seen:
                 raise error(f"duplicate id {item.id!r}", f"{kind}[{i}].id")
             seen.add(item.id)
+    option_conditions: dict[tuple[str, str], Condition] = {}
     for code, outcome in model.outcomes.items():
         ids = [option.id for option in outcome.options]
         if len(ids) != len(set(ids)):
             raise error("duplicate option id", f"outcomes.{code}.options")
+        for j, option in enumerate(outcome.options):
+            if option.when is not None:
+                option_conditions[(code, option.id)] = compiler.compile(
+                    option.when, f"outcomes.{code}.options[{j}].when"
+                )
     for i, test in enumerate(model.tests):
         if test.expect is not None and test.expect not in outcomes:
             raise error(f"{test.expect!r} is not in outcomes", f"tests[{i}].expect")
@@ -278,6 +286,7 @@ def _compile(model: PathwayModel, data: dict[str, Any], source: str) -> Pathway:
         derivations=tuple(derivations),
         source_data=data,
         source_file=source,
+        option_conditions=option_conditions,
     )
 
 

@@ -152,6 +152,9 @@ class Option(_Strict):
     label: str
     notes: str
     patient_explanation: str
+    # Listed only when this condition is not false (an option the guideline restricts to some
+    # patients of the outcome); an undetermined condition lists it, its label saying for whom.
+    when: Any = None
 
 
 class Outcome(_Strict):
@@ -182,6 +185,7 @@ class SelfTest(_Strict):
     expect: str | None = None
     expect_warnings: list[str] | None = None
     expect_missing: list[str] | None = None
+    expect_options: list[str] | None = None
     expect_errors: list[str] | None = None
 
     @model_validator(mode="after")
@@ -309,7 +313,7 @@ def pathway_json_schema() -> dict[str, Any]:
             for item in node:
                 point_at_condition(item)
 
-    for name in ("Rule", "Case", "WarningSpec", "Constraint"):
+    for name in ("Rule", "Case", "WarningSpec", "Constraint", "Option"):
         point_at_condition(defs.get(name, {}).get("properties", {}))
     schema["properties"]["definitions"]["additionalProperties"] = dict(condition_ref)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

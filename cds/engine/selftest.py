@@ -48,4 +48,8 @@ def run_self_tests(pathway: Pathway) -> list[SelfTestFailure]:
             test.expect_missing
         ):
             fail(f"expected missing {sorted(test.expect_missing)}, got {sorted(result.missing)}")
+        if test.expect_options is not None:
+            got = [r.id for r in result.recommendations]
+            if got != test.expect_options:
+                fail(f"expected options {test.expect_options}, got {got}")
     return failures

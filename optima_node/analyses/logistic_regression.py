@@ -18,6 +18,7 @@ from optima_node.policy import Policy
 from optima_node.schemas import (
     BINARY_COVARIATES,
     CONTINUOUS_COVARIATES,
+    COVARIATE_CENTRES,
     LogisticRegressionParams,
     LogisticRegressionState,
     ReasonCode,
@@ -32,13 +33,15 @@ def outcome(cohort: Cohort, days: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def design(cohort: Cohort, params: LogisticRegressionParams) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) for persons whose outcome is known at ``days``; the others are left out."""
+    """(X, y) for persons whose outcome is known at ``days``; the others are left out.
+
+    Continuous covariates are centred at ``COVARIATE_CENTRES`` (the same at every node)."""
     died_within, known = outcome(cohort, params.outcome.days)
     columns = {
         "intercept": np.ones(len(cohort)),
-        "age_at_index": cohort.age_at_index.astype(float),
+        "age_at_index": cohort.age_at_index.astype(float) - COVARIATE_CENTRES["age_at_index"],
         "sex_male": cohort.sex_male.astype(float),
-        "index_year": cohort.index_year.astype(float),
+        "index_year": cohort.index_year.astype(float) - COVARIATE_CENTRES["index_year"],
     }
     x = np.column_stack([columns[term][known] for term in params.terms])
     return np.ascontiguousarray(x), died_within[known].astype(float)

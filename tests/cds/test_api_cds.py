@@ -48,7 +48,7 @@ def test_it_lists_active_pathways_with_version_and_input_schema(
     by_id = {p["id"]: p for p in response.json()}
     assert set(by_id) == {"prostate-eau", "prostate-nccn", "breast-st-gallen", "nsclc-esmo"}
     eau = by_id["prostate-eau"]
-    assert eau["version"] == "1.0.0" and eau["status"] == "active" and len(eau["checksum"]) == 64
+    assert eau["version"] == "1.1.0" and eau["status"] == "active" and len(eau["checksum"]) == 64
     assert eau["source"]["url"].startswith("https://")
     schema = eau["input_schema"]
     assert schema["properties"]["psa"]["maximum"] == 10000
@@ -75,7 +75,7 @@ def test_it_evaluates_stores_and_audits(api_as, clinician):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert set(body) == RESULT_KEYS
-    assert body["pathway"] == "prostate-eau" and body["pathway_version"] == "1.0.0"
+    assert body["pathway"] == "prostate-eau" and body["pathway_version"] == "1.1.0"
     # EAU: PSA 10-20 ng/mL is intermediate risk, 10 included.
     assert body["classification"] == "intermediate"
     assert body["recommendations"] and {"id", "label", "notes"} <= set(body["recommendations"][0])
@@ -93,7 +93,7 @@ def test_it_evaluates_stores_and_audits(api_as, clinician):
         "cn": "cN0",
         "cm": "cM0",
     }
-    assert event.payload["version"] == "1.0.0" and event.payload["source"] == "api"
+    assert event.payload["version"] == "1.1.0" and event.payload["source"] == "api"
 
 
 @pytest.mark.parametrize(

@@ -201,3 +201,34 @@ def test_a_determined_result_holds_for_every_completion_of_the_data(inputs):
                     isup,
                     ct,
                 )
+
+
+def surveillance_listed_reference(psa: float, isup: int, ct: str) -> bool:
+    """EAU 2024 (6.2, active surveillance in intermediate risk), written out independently: highly
+    selected ISUP 2, or another single intermediate-risk element; ISUP 3 is excluded."""
+    elements = (10 <= psa <= 20) + (isup == 2) + (ct == "cT2b")
+    return isup != 3 and elements <= 1
+
+
+@given(
+    psa=st.sampled_from([1, 9.99, 10, 15, 20]),
+    isup=st.sampled_from([1, 2, 3]),
+    ct=st.sampled_from(["cT1c", "cT2a", "cT2b"]),
+)
+@settings(max_examples=60, deadline=None)
+def test_active_surveillance_is_offered_in_intermediate_risk_only_as_the_guideline_says(
+    psa, isup, ct
+):
+    result = classify(psa=psa, isup_grade=isup, ct=ct)
+    if result.classification != "intermediate":
+        return
+    listed = "active_surveillance_selected" in [r.id for r in result.recommendations]
+    assert listed == surveillance_listed_reference(psa, isup, ct)
+
+
+def test_an_isup_3_case_does_not_list_active_surveillance():
+    result = classify(isup_grade=3)
+    assert result.classification == "intermediate"
+    assert [r.id for r in result.recommendations] == ["radical_prostatectomy", "ebrt_short_adt"]
+    assert not any("surveillance" in r.label.lower() for r in result.recommendations)
+    assert not any("surveillance" in r.patient_explanation for r in result.recommendations)

@@ -50,7 +50,7 @@ def test_it_loads_and_activates_every_shipped_pathway():
     assert eau.document == compiled.raw()
     assert eau.engine_pathway().checksum == eau.checksum
     assert Pathway.objects.get(slug="prostate-eau").disease == "prostate_cancer"
-    assert "prostate-eau 1.0.0" in output and "activated" in output
+    assert "prostate-eau 1.1.0" in output and "activated" in output
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"cds.pathway_version_loaded", "cds.pathway_version_activated"} <= actions
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import types
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import extensions
 from accounts.models import AuditEvent, Role
@@ -32,12 +35,18 @@ def clinician(hospital_a):
 
 
 def evaluate(client, slug="prostate-eau", **data):
+    """The live preview, as htmx sends it on every change."""
     return client.post(reverse("cds:evaluate", args=[slug]), data, **HTMX)
+
+
+def save(client, slug="prostate-eau", **data):
+    """The clinician's "Save evaluation"."""
+    return client.post(reverse("cds:evaluation_save", args=[slug]), data)
 
 
 def test_home_lists_the_active_pathways(client_as, clinician, django_assert_max_num_queries):
     client = client_as(clinician)
-    evaluate(client, psa="5", isup_grade="1", ct="cT1c")
+    save(client, psa="5", isup_grade="1", ct="cT1c")
     with django_assert_max_num_queries(8):
         response = client.get(reverse("cds:home"))
     assert response.status_code == 200
@@ -65,15 +74,29 @@ def test_the_pathway_form_is_generated_from_the_input_schema(client_as, clinicia
     assert "<script>" not in html and "style=" not in html
 
 
-def test_a_change_re_evaluates_into_a_partial_and_stores_the_evaluation(client_as, clinician):
+def test_a_change_re_evaluates_into_a_partial_and_stores_nothing(client_as, clinician):
     client = client_as(clinician)
-    response = evaluate(client, psa="12", isup_grade="1", ct="cT2a", cn="cN0", cm="cM0")
-    assert response.status_code == 200
+    events_before = AuditEvent.objects.count()
+    for psa in ("1", "12"):  # the live form sends every intermediate state
+        response = evaluate(client, psa=psa, isup_grade="1", ct="cT2a", cn="cN0", cm="cM0")
+        assert response.status_code == 200
     html = response.content.decode()
     assert "<html" not in html  # a fragment for htmx
     assert "Result: Intermediate risk" in html
     assert "Why: every rule the pathway considered" in html
+    assert not Evaluation.objects.exists()
+    assert AuditEvent.objects.count() == events_before
+    # The preview offers to save exactly the values it shows.
+    assert f'action="{reverse("cds:evaluation_save", args=["prostate-eau"])}"' in html
+    assert '<input type="hidden" name="psa" value="12">' in html
+    assert "Save evaluation" in html
+
+
+def test_save_evaluation_stores_one_evaluation_and_one_audit_event(client_as, clinician):
+    client = client_as(clinician)
+    response = save(client, psa="12", isup_grade="1", ct="cT2a", cn="cN0", cm="cM0")
     evaluation = Evaluation.objects.get()
+    assert response.status_code == 302 and response["Location"] == evaluation.get_absolute_url()
     assert evaluation.source == "ui" and evaluation.user == clinician
     assert evaluation.inputs == {
         "psa": "12",
@@ -82,8 +105,20 @@ def test_a_change_re_evaluates_into_a_partial_and_stores_the_evaluation(client_a
         "cn": "cN0",
         "cm": "cM0",
     }
-    assert reverse("cds:evaluation_tumour_board_pdf", args=[evaluation.pk]) in html
-    assert AuditEvent.objects.filter(action="cds.evaluated", object_id=str(evaluation.pk)).exists()
+    assert AuditEvent.objects.filter(action="cds.evaluated").count() == 1
+    assert AuditEvent.objects.get(action="cds.evaluated").object_id == str(evaluation.pk)
+    page = client.get(response["Location"]).content.decode()
+    assert "Evaluation saved." in page
+    assert reverse("cds:evaluation_tumour_board_pdf", args=[evaluation.pk]) in page
+
+
+def test_saving_invalid_values_keeps_the_form_with_field_messages(client_as, clinician):
+    client = client_as(clinician)
+    response = save(client, psa="20000", ct="cT1c")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'class="error" id="id_psa_error"' in html and 'value="20000"' in html
+    assert not Evaluation.objects.exists()
 
 
 def test_invalid_values_answer_400_with_field_messages(client_as, clinician):
@@ -102,7 +137,7 @@ def test_invalid_values_answer_400_with_field_messages(client_as, clinician):
 def test_a_stored_evaluation_is_visible_only_to_its_author_and_admins(
     client_as, clinician, outsider, platform_admin, client
 ):
-    evaluate(client_as(clinician), psa="4", isup_grade="1", ct="cT1c")
+    save(client_as(clinician), psa="4", isup_grade="1", ct="cT1c")
     url = Evaluation.objects.get().get_absolute_url()
     assert client.get(url).status_code == 200
     client.force_login(outsider)
@@ -115,7 +150,7 @@ def test_an_old_evaluation_is_re_shown_exactly_after_the_pathway_changed(
     client_as, clinician, tmp_path: Path
 ):
     client = client_as(clinician)
-    evaluate(client, psa="12", isup_grade="1", ct="cT1c", cn="cN0", cm="cM0")
+    save(client, psa="12", isup_grade="1", ct="cT1c", cn="cN0", cm="cM0")
     old = Evaluation.objects.get()
     before = client.get(old.get_absolute_url()).content.decode()
     old_output = dict(old.output)
@@ -137,7 +172,7 @@ def test_an_old_evaluation_is_re_shown_exactly_after_the_pathway_changed(
     after = client.get(old.get_absolute_url()).content.decode()
     assert "Result: Intermediate risk" in after and "Intermediate (new edition)" not in after
     assert "Changed rule text." not in after
-    assert "version 1.0.0" in after and "now at" in after
+    assert "version 1.1.0" in after and "now at" in after
     # Everything but the "pathway changed" notice is identical.
     assert _body(before) == _body(after)
     # A new evaluation uses the new edition.
@@ -152,7 +187,7 @@ def _body(html: str) -> str:
 
 def test_agreeing_is_recorded_and_audited(client_as, clinician):
     client = client_as(clinician)
-    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    save(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
     url = reverse("cds:evaluation_opinion", args=[evaluation.pk])
     response = client.post(url, {"opinion": "agree"}, follow=True)
@@ -164,7 +199,7 @@ def test_agreeing_is_recorded_and_audited(client_as, clinician):
 
 def test_disagreeing_needs_a_reason(client_as, clinician):
     client = client_as(clinician)
-    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    save(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
     response = client.post(
         reverse("cds:evaluation_opinion", args=[evaluation.pk]), {"opinion": "disagree"}
@@ -178,7 +213,7 @@ def test_a_disagreement_without_the_feedback_module_is_kept_on_the_evaluation(
 ):
     monkeypatch.delitem(extensions.PROVIDERS, extensions.CDS_DISAGREEMENT, raising=False)
     client = client_as(clinician)
-    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    save(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
     response = client.post(
         reverse("cds:evaluation_opinion", args=[evaluation.pk]),
@@ -202,7 +237,7 @@ def test_a_disagreement_becomes_a_feedback_item_when_the_module_exists(
 
     monkeypatch.setitem(extensions.PROVIDERS, extensions.CDS_DISAGREEMENT, cds_disagreement_record)
     client = client_as(clinician)
-    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    save(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
     client.post(
         reverse("cds:evaluation_opinion", args=[evaluation.pk]),
@@ -214,7 +249,7 @@ def test_a_disagreement_becomes_a_feedback_item_when_the_module_exists(
 
 
 def test_others_cannot_give_an_opinion(client_as, clinician, outsider, client):
-    evaluate(client_as(clinician), psa="4", isup_grade="1", ct="cT1c")
+    save(client_as(clinician), psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
     client.force_login(outsider)
     response = client.post(
@@ -247,8 +282,8 @@ def test_pathway_admin_pages_are_for_staff_only(client_as, clinician, client):
 def test_staff_list_versions_and_diff_two_of_them(
     client_as, platform_admin, tmp_path, django_assert_max_num_queries
 ):
-    new = _second_eau_version(tmp_path, version="1.1.0")
-    old = PathwayVersion.objects.get(pathway__slug="prostate-eau", version="1.0.0")
+    new = _second_eau_version(tmp_path, version="1.2.0")
+    old = PathwayVersion.objects.get(pathway__slug="prostate-eau", version="1.1.0")
     client = client_as(platform_admin)
     with django_assert_max_num_queries(8):
         response = client.get(reverse("cds:manage"))
@@ -265,8 +300,8 @@ def test_staff_list_versions_and_diff_two_of_them(
 
 
 def test_staff_activate_and_retire_versions_audited(client_as, platform_admin, tmp_path):
-    new = _second_eau_version(tmp_path, version="1.1.0")
-    old = PathwayVersion.objects.get(pathway__slug="prostate-eau", version="1.0.0")
+    new = _second_eau_version(tmp_path, version="1.2.0")
+    old = PathwayVersion.objects.get(pathway__slug="prostate-eau", version="1.1.0")
     client = client_as(platform_admin)
     client.post(reverse("cds:manage_activate", args=[old.pk]))
     old.refresh_from_db()
@@ -304,10 +339,46 @@ def test_staff_cannot_activate_a_version_whose_tests_fail(client_as, platform_ad
 
 def test_the_dashboard_shows_recent_evaluations(client_as, clinician):
     client = client_as(clinician)
-    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    save(client, psa="4", isup_grade="1", ct="cT1c")
     html = client.get(reverse("accounts:dashboard")).content.decode()
     assert "Decision support: your recent evaluations" in html
     assert Evaluation.objects.get().get_absolute_url() in html
+
+
+def test_each_list_of_your_evaluations_shows_the_viewers_own(client_as, clinician, platform_admin):
+    save(client_as(clinician), psa="4", isup_grade="1", ct="cT1c")
+    theirs = Evaluation.objects.get()
+    client = client_as(platform_admin)
+    for name in ("accounts:dashboard", "cds:home"):
+        html = client.get(reverse(name)).content.decode()
+        assert theirs.get_absolute_url() not in html, name
+    # The admin may still open it (platform admins see every evaluation).
+    assert client.get(theirs.get_absolute_url()).status_code == 200
+    save(client, psa="4", isup_grade="1", ct="cT1c")
+    mine = Evaluation.objects.get(user=platform_admin)
+    for name in ("accounts:dashboard", "cds:home"):
+        html = client.get(reverse(name)).content.decode()
+        assert mine.get_absolute_url() in html and theirs.get_absolute_url() not in html, name
+
+
+def test_every_page_shows_times_in_the_portal_time_zone(client_as, clinician, settings):
+    settings.TIME_ZONE = "Europe/Stockholm"
+    client = client_as(clinician)
+    save(client, psa="4", isup_grade="1", ct="cT1c")
+    evaluation = Evaluation.objects.get()
+    local = timezone.localtime(evaluation.created_at, ZoneInfo("Europe/Stockholm"))
+    utc = evaluation.created_at.astimezone(dt.UTC)
+    assert local.strftime("%H:%M") != utc.strftime("%H:%M")
+    shown = local.strftime("%Y-%m-%d %H:%M")
+    for url in (
+        reverse("accounts:dashboard"),
+        reverse("cds:home"),
+        evaluation.get_absolute_url(),
+    ):
+        html = client.get(url).content.decode()
+        assert shown in html, url
+        assert utc.strftime("%Y-%m-%d %H:%M") not in html, url
+        assert "times in Europe/Stockholm" in html, url
 
 
 def test_every_pathways_own_test_cases_give_the_same_result_through_the_form(client_as, clinician):
@@ -337,7 +408,7 @@ def test_a_disagreement_reaches_the_real_feedback_module(client_as, clinician):
     # feedback provides the recorder at app ready (accounts.extensions), no import between them.
     assert extensions.provided(extensions.CDS_DISAGREEMENT) is not None
     client = client_as(clinician)  # hospital A is an implementation test site
-    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    save(client, psa="4", isup_grade="1", ct="cT1c")
     evaluation = Evaluation.objects.get()
     response = client.post(
         reverse("cds:evaluation_opinion", args=[evaluation.pk]),
@@ -354,7 +425,7 @@ def test_the_evaluation_page_has_a_constant_query_count(
     client_as, clinician, django_assert_max_num_queries
 ):
     client = client_as(clinician)
-    evaluate(client, psa="4", isup_grade="1", ct="cT1c")
+    save(client, psa="4", isup_grade="1", ct="cT1c")
     url = Evaluation.objects.get().get_absolute_url()
     with django_assert_max_num_queries(8):
         assert client.get(url).status_code == 200

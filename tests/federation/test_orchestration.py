@@ -154,13 +154,14 @@ def test_logistic_regression_rounds_converge_to_statsmodels(
     x = np.column_stack(
         [
             np.ones(len(rows)),
-            [r["age"] for r in rows],
+            [r["age"] - 65 for r in rows],  # the nodes' fixed centring
             [r["male"] for r in rows],
-            [r["year"] for r in rows],
+            [r["year"] - 2015 for r in rows],
         ]
     )
     ref = sm.Logit(y, x.astype(float)).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
     assert [c["term"] for c in result["coefficients"]] == ["intercept", *covariates]
+    assert result["centring"] == {"age_at_index": 65.0, "index_year": 2015.0}
     for coef, est, se in zip(result["coefficients"], ref.params, ref.bse, strict=True):
         assert coef["estimate"] == pytest.approx(est, rel=1e-6, abs=1e-9)
         assert coef["std_error"] == pytest.approx(se, rel=1e-6)

@@ -315,11 +315,18 @@ def test_it_fits_the_pooled_logistic_regression_of_statsmodels(sites, covariates
     y = np.array([int(r["event"] and r["days"] <= days) for r in rows])
     order = [c for c in ("age_at_index", "sex_male", "index_year") if c in covariates]
     column = {"age_at_index": "age", "sex_male": "male", "index_year": "year"}
-    x = np.column_stack([np.ones(len(rows))] + [[float(r[column[c]]) for r in rows] for c in order])
+    # The same fixed centring as every node (age 65, year 2015; sex is 0/1 and not centred).
+    centre = {"age_at_index": 65.0, "sex_male": 0.0, "index_year": 2015.0}
+    x = np.column_stack(
+        [np.ones(len(rows))] + [[float(r[column[c]]) - centre[c] for r in rows] for c in order]
+    )
     ref = sm.Logit(y, x).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
 
     assert [c["term"] for c in fit["coefficients"]] == ["intercept", *order]
+    assert fit["centring"] == {c: centre[c] for c in order if c != "sex_male"}
     assert fit["n"] == len(rows) and sum(fit["n_per_node"]) == len(rows)
+    # The intercept is an odds at the centre, a number a reader can interpret (not ~1e-11).
+    assert 1e-3 < fit["coefficients"][0]["odds_ratio"] < 1e3
     for coef, est, se in zip(fit["coefficients"], ref.params, ref.bse, strict=True):
         assert coef["estimate"] == pytest.approx(est, rel=1e-6, abs=1e-9)
         assert coef["std_error"] == pytest.approx(se, rel=1e-6)

@@ -115,6 +115,8 @@ def test_a_regression_shows_coefficients_and_a_forest_plot(
     page = client.get(response["Location"]).content.decode()
     assert "Forest plot of odds ratios" in page
     assert "age_at_index" in page
+    assert "Continuous covariates are centred, the same at every node" in page
+    assert "<code>age_at_index</code> − 65" in page and "for a woman" in page
 
 
 def test_outsiders_get_404_on_analyses_and_nodes(client_as, researcher, outsider, served):

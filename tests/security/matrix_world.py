@@ -124,7 +124,7 @@ def build_world(client_factory) -> World:
     client = client_factory()
     client.force_login(researcher)
     response = client.post(
-        "/cds/pathways/prostate-eau/evaluate/", {"psa": "5", "isup_grade": "1", "ct": "cT1c"}
+        "/cds/pathways/prostate-eau/save/", {"psa": "5", "isup_grade": "1", "ct": "cT1c"}
     )
     assert response.status_code in (200, 302), response.status_code
     evaluation = Evaluation.objects.filter(user=researcher).latest("created_at")

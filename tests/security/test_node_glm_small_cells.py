@@ -133,7 +133,7 @@ def test_a_healthy_design_passes_and_the_fit_matches_statsmodels(tmp_path):
         beta = (np.asarray(beta) + step).tolist()
         if np.abs(step).max() < 1e-10:
             break
-    age = np.array([2015 - p.year_of_birth for p in persons], dtype=float)
+    age = np.array([2015 - p.year_of_birth for p in persons], dtype=float) - 65  # node centring
     male = np.array([p.male for p in persons], dtype=float)
     died = np.array([p.died_after_days is not None for p in persons], dtype=float)
     reference = sm.Logit(died, sm.add_constant(np.column_stack([age, male]))).fit(disp=0)

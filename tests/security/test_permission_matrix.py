@@ -291,6 +291,12 @@ _ENTRIES = [
     E("cds:home", "L 200 200 200 200 200 200 200"),
     E("cds:pathway", "L 200 200 200 200 200 200 200"),
     E("cds:evaluate", "L 200 200 200 200 200 200 200", POST),
+    E(
+        "cds:evaluation_save",
+        "L R R R R R R R",
+        POST,
+        data={"psa": "5", "isup_grade": "1", "ct": "cT1c"},
+    ),
     E("cds:evaluation", "L 200 404 404 404 404 404 200"),
     E("cds:evaluation_opinion", "L 400 404 404 404 404 404 400", POST),
     E("cds:evaluation_tumour_board_pdf", "L 200 404 404 404 404 404 200"),

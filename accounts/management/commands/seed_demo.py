@@ -19,14 +19,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, quiet_logins=False, **options):
-        demo.seed(stdout=self.stdout)
-        otp.seed_demo_devices(stdout=self.stdout)
-        for label in APPS:
-            try:
-                module = importlib.import_module(f"{label}.demo")
-            except ModuleNotFoundError:
-                continue
-            module.seed(stdout=self.stdout)
+        with demo.seed_mail_discarded():
+            demo.seed(stdout=self.stdout)
+            otp.seed_demo_devices(stdout=self.stdout)
+            for label in APPS:
+                try:
+                    module = importlib.import_module(f"{label}.demo")
+                except ModuleNotFoundError:
+                    continue
+                module.seed(stdout=self.stdout)
         if not quiet_logins:
             self.stdout.write(f"\nDemo logins (password for all: {demo.DEMO_PASSWORD}):")
             for persona, username in demo.PERSONA_LOGINS:
