@@ -290,6 +290,10 @@ class LogisticRegressionResult(_Strict):
     information: list[list[float]]  # XᵀWX at beta, p×p
     score: list[float]  # Xᵀ(y − μ) at beta
     deviance: float
+    # The centre the node subtracted from each continuous term (COVARIATE_CENTRES): the portal
+    # refuses a round whose centres differ, so an agent that centres otherwise (or not at all)
+    # cannot silently shift the pooled intercept.
+    centres: dict[str, float]
 
 
 RESULT_MODELS: dict[tuple[str, int], type[BaseModel]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optima_node.schemas import CohortSpec, LogisticRegressionParams
+from optima_node.schemas import COVARIATE_CENTRES, CohortSpec, LogisticRegressionParams
 
 from .. import plots
 from ..populations import Population, population
@@ -41,6 +41,12 @@ def check_result(model: Any, params: dict[str, Any], state: dict[str, Any] | Non
     beta = (state or {}).get("beta")
     if beta is not None and len(model.beta) != len(beta):
         return "beta has the wrong length"
+    centres = {term: COVARIATE_CENTRES[term] for term in expected if term in COVARIATE_CENTRES}
+    if model.centres != centres:
+        return (
+            f"covariates centred at {model.centres}, not at {centres}: the node's agent must be "
+            "updated so every node centres the same way"
+        )
     return ""
 
 

@@ -32,6 +32,11 @@ def outcome(cohort: Cohort, days: int) -> tuple[np.ndarray, np.ndarray]:
     return died_within, died_within | (follow_up >= days)
 
 
+def centres_for(terms: list[str]) -> dict[str, float]:
+    """The centre subtracted from each continuous term of the model (what the result reports)."""
+    return {term: COVARIATE_CENTRES[term] for term in terms if term in COVARIATE_CENTRES}
+
+
 def design(cohort: Cohort, params: LogisticRegressionParams) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) for persons whose outcome is known at ``days``; the others are left out.
 
@@ -143,4 +148,5 @@ def run(
         "information": information.tolist(),
         "score": score.tolist(),
         "deviance": deviance,
+        "centres": centres_for(terms),
     }

@@ -67,6 +67,7 @@ def test_the_iterative_kind_checks_a_rounds_answer_against_its_terms_and_beta():
         "score": [0.0] * size,
         "information": [[float(i == j) for j in range(size)] for i in range(size)],
         "deviance": 1.0,
+        "centres": {"age_at_index": 65.0},
     }
     assert glm.check_result(LogisticRegressionResult.model_validate(answer), params, state) == ""
     wrong = LogisticRegressionResult.model_validate({**answer, "terms": list(reversed(terms))})
@@ -75,6 +76,9 @@ def test_the_iterative_kind_checks_a_rounds_answer_against_its_terms_and_beta():
     assert glm.check_result(LogisticRegressionResult.model_validate(answer), params, short) == (
         "beta has the wrong length"
     )
+    # An agent that does not centre (an older one) is refused, not silently pooled.
+    uncentred = LogisticRegressionResult.model_validate({**answer, "centres": {}})
+    assert "centred at" in glm.check_result(uncentred, params, state)
 
 
 def test_form_fields_become_each_kinds_parameters():

@@ -112,6 +112,7 @@ def lr_output(**changes):
         "information": [[25.0, 1500.0], [1500.0, 95000.0]],
         "score": [1.0, 2.0],
         "deviance": 130.0,
+        "centres": {"age_at_index": 65.0},
     }
     output.update(changes)
     return output
