@@ -81,8 +81,8 @@ class NotificationViewSet(
         return Response(NotificationSerializer(notification).data)
 
     @extend_schema(request=MarkReadSerializer, responses=UnreadCount)
-    @action(detail=False, methods=["post"], url_path="read")
-    def read_all(self, request):
+    @action(detail=False, methods=["post"], url_path="mark-read")
+    def mark_read(self, request):
         """Mark the ``ids`` given (yours only) or ``all`` read; answers the unread count left."""
         data = MarkReadSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -157,7 +157,7 @@ _ENTRIES = [
     E("notification-detail", "401 404 404 404 200 404 404 404"),
     E("notification-unread-count", "401 200 200 200 200 200 200 200"),
     E("notification-read", "401 404 404 404 200 404 404 404", POST),
-    E("notification-read-all", "401 400 400 400 400 400 400 400", POST),
+    E("notification-mark-read", "401 400 400 400 400 400 400 400", POST),
     E("data-use-register-list", "200 200 200 200 200 200 200 200"),
     E("custodian-statistics-list", "200 200 200 200 200 200 200 200"),
     E("node-heartbeat", "401 401 401 401 401 401 401 401"),
