@@ -8,14 +8,14 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from . import notifications
+from . import limits, notifications
 from .models import Notification
 from .permissions import get_for_user_or_404
 from .selectors import notification_list_for_user, notification_unread_count
 
 
 class NotificationSerializer(serializers.ModelSerializer):
-    organisation = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    organisation = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = Notification
@@ -34,7 +34,11 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 
 class MarkReadSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(**limits.between(1, limits.ID_MAX)),
+        required=False,
+        max_length=limits.LIST_LONG,
+    )
     all = serializers.BooleanField(default=False)
 
     def validate(self, attrs):
