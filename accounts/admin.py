@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from .models import ApiToken, AuditEvent, Invitation, Membership, MembershipRole, Organisation
+from .models import (
+    ApiToken,
+    AuditEvent,
+    Invitation,
+    Membership,
+    MembershipRole,
+    Notification,
+    Organisation,
+)
 
 
 class MembershipRoleInline(admin.TabularInline):
@@ -62,4 +70,19 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by ``accounts.notifications.notify`` and driven by its tasks."""
+
+    list_display = ["verb", "recipient", "subject", "created_at", "read_at", "sent_at", "attempts"]
+    list_filter = ["verb", "email"]
+    search_fields = ["subject", "recipient__username"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

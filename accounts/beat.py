@@ -7,4 +7,6 @@ SCHEDULE = {
         "task": "accounts.audit_checkpoint",
         "schedule": settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS,
     },
+    # E-mails of notifications the after-commit task could not send (accounts/notifications.py).
+    "notification-resend": {"task": "accounts.resend_notification_emails", "schedule": 300.0},
 }

@@ -1,4 +1,5 @@
-"""Organisations, memberships with roles, invitations, personal API tokens and the audit trail."""
+"""Organisations, memberships with roles, invitations, personal API tokens, the audit trail and
+notifications."""
 
 from __future__ import annotations
 
@@ -306,3 +307,44 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Notification(models.Model):
+    """One message to one person: listed in-app, and e-mailed when ``email`` is set.
+
+    Written only through ``accounts.notifications.notify``. The row is the truth of the e-mail too:
+    ``sent_at`` once it went out, ``attempts`` and the last ``error`` while it did not.
+    """
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    verb = models.CharField(max_length=60, db_index=True)
+    subject = models.CharField(max_length=250)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=300, blank=True)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    email = models.BooleanField(default=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["recipient", "read_at"]),
+            models.Index(
+                fields=["created_at"],
+                name="accounts_notification_unsent",
+                condition=models.Q(email=True, sent_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verb} → {self.recipient_id}"

@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from . import permissions
-from .models import AuditEvent, Organisation, Role
+from .models import AuditEvent, Notification, Organisation, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -54,3 +54,17 @@ def audit_events_for_object(*, user: User, obj: Model) -> QuerySet:
     return AuditEvent.objects.filter(
         object_type=obj._meta.label_lower, object_id=str(obj.pk)
     ).order_by("seq")
+
+
+def notification_list_for_user(user, *, unread_only: bool = False) -> QuerySet:
+    """A person's own notifications, newest first (nobody else's, whatever their role)."""
+    if not getattr(user, "is_authenticated", False):
+        return Notification.objects.none()
+    qs = Notification.objects.filter(recipient=user)
+    if unread_only:
+        qs = qs.filter(read_at__isnull=True)
+    return qs.order_by("-created_at", "-pk")
+
+
+def notification_unread_count(user) -> int:
+    return notification_list_for_user(user, unread_only=True).count()

@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from . import notifications
 from .models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -29,3 +30,22 @@ def audit_checkpoint() -> str:
         logger.error("Audit checkpoint refused: %s. Run manage.py audit_verify.", exc)
         return f"refused: {exc}"
     return str(checkpoint) if checkpoint else "unchanged"
+
+
+@shared_task(bind=True, name="accounts.send_notification_emails", max_retries=3)
+def send_notification_emails(self, notification_ids: list[int]) -> int:
+    """E-mail these notifications; retry the failed ones with backoff (1, 2, 4 minutes).
+
+    Each row records its attempts and last error, and a sent row is never sent again, so retries
+    and the sweep below can overlap safely. After the last retry the sweep keeps trying.
+    """
+    result = notifications.send_pending(notification_ids)
+    if result.failed and self.request.retries < self.max_retries:
+        raise self.retry(args=[result.failed], countdown=60 * 2**self.request.retries)
+    return len(result.sent)
+
+
+@shared_task(name="accounts.resend_notification_emails")
+def resend_notification_emails() -> int:
+    """Beat sweep: send the notifications still unsent a minute after they were written."""
+    return notifications.resend_unsent()

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import otp, views
+from . import notification_views, otp, views
 
 app_name = "accounts"
 
@@ -62,6 +62,18 @@ urlpatterns = [
         "organisations/<slug:slug>/members/<int:user_id>/",
         views.membership_edit,
         name="membership_edit",
+    ),
+    path("notifications/", notification_views.notification_list, name="notifications"),
+    path("notifications/count/", notification_views.notification_count, name="notification_count"),
+    path(
+        "notifications/read/",
+        notification_views.notification_read_all,
+        name="notifications_read_all",
+    ),
+    path(
+        "notifications/<int:pk>/read/",
+        notification_views.notification_read,
+        name="notification_read",
     ),
     path("audit/", views.audit_trail, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit_export"),

@@ -1,17 +1,16 @@
-"""E-mails to the other side of a lifecycle transition, sent once the transaction commits."""
+"""Who is told about a dataset's lifecycle: the curators of a submission, the publisher's data
+stewards of a review's outcome. In-app and by e-mail, through ``accounts.notifications``."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from accounts import notifications
 from accounts.models import OrganisationKind, Role
 
 from .models import Dataset
@@ -23,17 +22,12 @@ SUBJECTS = {
     "retired": "Your dataset was retired: {title}",
 }
 
-
-def _emails(users) -> list[str]:
-    return sorted({u.email for u in users if u.email})
-
-
 _muted: ContextVar[bool] = ContextVar("catalogue_notifications_muted", default=False)
 
 
 @contextmanager
 def muted():
-    """No e-mails inside the block (demo seeding)."""
+    """No notifications inside the block (demo seeding)."""
     token = _muted.set(True)
     try:
         yield
@@ -41,19 +35,20 @@ def muted():
         _muted.reset(token)
 
 
-def _send(event: str, dataset: Dataset, recipients: list[str], actor) -> None:
-    if not recipients or _muted.get():
+def _notify(event: str, dataset: Dataset, recipients, actor) -> None:
+    if _muted.get():
         return
-    context = {
-        "event": event,
-        "dataset": dataset,
-        "actor": actor,
-        "url": settings.PORTAL_BASE_URL.rstrip("/")
-        + reverse("catalogue:detail", args=[dataset.identifier]),
-    }
-    subject = SUBJECTS[event].format(title=dataset.title)
-    body = render_to_string(f"catalogue/email/{event}.txt", context)
-    transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients))
+    notifications.notify(
+        recipients=[u for u in recipients if u != actor],
+        verb=f"dataset.{event}",
+        subject=SUBJECTS[event].format(title=dataset.title),
+        body=render_to_string(
+            f"catalogue/notifications/{event}.txt", {"dataset": dataset, "actor": actor}
+        ).strip(),
+        url=reverse("catalogue:detail", args=[dataset.identifier]),
+        organisation=dataset.publisher,
+        obj=dataset,
+    )
 
 
 def notify_curators(event: str, dataset: Dataset, *, actor) -> None:
@@ -62,7 +57,7 @@ def notify_curators(event: str, dataset: Dataset, *, actor) -> None:
         memberships__roles__name=Role.CURATOR,
         memberships__organisation__kind=OrganisationKind.PLATFORM,
     )
-    _send(event, dataset, _emails(curators), actor)
+    _notify(event, dataset, curators.distinct(), actor)
 
 
 def notify_stewards(event: str, dataset: Dataset, *, actor) -> None:
@@ -71,4 +66,4 @@ def notify_stewards(event: str, dataset: Dataset, *, actor) -> None:
         memberships__organisation_id=dataset.publisher_id,
         memberships__roles__name=Role.DATA_STEWARD,
     )
-    _send(event, dataset, _emails(stewards), actor)
+    _notify(event, dataset, stewards.distinct(), actor)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Attachment, Comment, FeedbackItem, Label, Notification, Vote
+from .models import Attachment, Comment, FeedbackItem, Label, Vote
 
 
 class CommentInline(admin.TabularInline):
@@ -31,21 +31,6 @@ class FeedbackItemAdmin(admin.ModelAdmin):
 
 
 admin.site.register(Label)
-
-
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["item", "recipient", "kind", "created_at", "sent_at"]
-    readonly_fields = [
-        "item",
-        "recipient",
-        "kind",
-        "subject",
-        "body",
-        "created_at",
-        "sent_at",
-        "error",
-    ]
 
 
 @admin.register(Vote)

@@ -230,28 +230,3 @@ class Attachment(models.Model):
     @property
     def is_image(self) -> bool:
         return self.content_type.startswith("image/")
-
-
-class Notification(models.Model):
-    """An e-mail to an author, kept as a row: the Celery task only sends it (once)."""
-
-    class Kind(models.TextChoices):
-        STATUS = "status", "Status change"
-        REPLY = "reply", "Reply"
-
-    item = models.ForeignKey(FeedbackItem, on_delete=models.CASCADE, related_name="notifications")
-    recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
-    )
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    subject = models.CharField(max_length=200)
-    body = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.kind} to {self.recipient_id} about #{self.item_id}"

@@ -13,7 +13,6 @@ router.register(
     basename="governance-attachment",
 )
 router.register("entitlements", api.EntitlementViewSet, basename="entitlement")
-router.register("notifications", api.NotificationViewSet, basename="notification")
 router.register("data-use-register", api.DataUseRegisterViewSet, basename="data-use-register")
 router.register(
     "custodian-statistics", api.CustodianStatisticsViewSet, basename="custodian-statistics"

@@ -1,10 +1,9 @@
 """Who is told at each transition: ONE declared table, and the code that honours it.
 
 ``TABLE`` maps every notifying transition to the audiences told about it. Services call
-``notify(event, ...)`` inside their transaction: the in-app notifications are written with the change,
-the e-mails (plain text and HTML, from templates) go out after commit, sent by the task
-``governance.send_notification_emails`` (enqueued by name: this module never imports ``tasks``).
-The person who caused the transition is not told about their own action.
+``notify(event, ...)`` inside their transaction; it resolves the audiences and hands the people to
+``accounts.notifications.notify``, which writes the in-app notifications with the change and e-mails
+them after commit. The person who caused the transition is not told about their own action.
 """
 
 from __future__ import annotations
@@ -14,18 +13,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from accounts.jobs import enqueue
+from accounts import notifications
 from accounts.models import Role
-
-from .models import Notification
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from accounts.models import Organisation
+    from accounts.models import Notification, Organisation
 
     from .models import AccessRequest, Agreement, Entitlement
 
@@ -170,22 +166,13 @@ def notify(
         "mode": entitlement.get_access_mode_display() if entitlement else "",
         **extra,
     }
-    title = rule.title.format(**ctx)[:250]
-    people = sorted(recipients(event, ctx, actor=actor), key=lambda u: u.pk)
-    created = Notification.objects.bulk_create(
-        [Notification(user=u, event=event, title=title, body=body, url=url) for u in people]
+    title = rule.title.format(**ctx)
+    return notifications.notify(
+        recipients=recipients(event, ctx, actor=actor),
+        verb=event,
+        subject=title,
+        body=body,
+        url=url,
+        organisation=custodian,
+        obj=agreement or access_request or entitlement,
     )
-    ids = [n.pk for n in created if n.pk]
-    if not ids:  # bulk_create does not return keys on every backend
-        ids = list(
-            Notification.objects.filter(event=event, title=title, user__in=people, read_at=None)
-            .order_by("-pk")
-            .values_list("pk", flat=True)[: len(people)]
-        )
-    if ids:
-        enqueue("governance.send_notification_emails", ids)
-    return created
-
-
-def absolute(url: str) -> str:
-    return settings.PORTAL_BASE_URL.rstrip("/") + url if url.startswith("/") else url

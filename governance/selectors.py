@@ -22,7 +22,6 @@ from .models import (
     DecisionStatus,
     Entitlement,
     EntitlementStatus,
-    Notification,
     RequestStatus,
 )
 
@@ -206,9 +205,3 @@ def decisions_waiting(*, user: User | AnonymousUser) -> QuerySet[Decision]:
         .select_related("request", "custodian", "request__organisation")
         .order_by("waiting_since", "pk")
     )
-
-
-def unread_count(*, user: User | AnonymousUser) -> int:
-    if not getattr(user, "is_authenticated", False):
-        return 0
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()

@@ -1,6 +1,7 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
-from .views import agreements, entitlements, home, notifications, public, requests
+from .views import agreements, entitlements, home, public, requests
 
 app_name = "governance"
 
@@ -62,11 +63,17 @@ urlpatterns = [
     path("templates/", agreements.template_list, name="templates"),
     path("templates/new/", agreements.template_create, name="template_create"),
     path("templates/defaults/", agreements.template_defaults, name="template_defaults"),
-    # Notifications
-    path("notifications/", notifications.notification_list, name="notifications"),
-    path("notifications/count/", notifications.notification_count, name="notification_count"),
-    path("notifications/read/", notifications.notification_read_all, name="notifications_read_all"),
-    path("notifications/<int:pk>/read/", notifications.notification_read, name="notification_read"),
+    # Notifications moved to /notifications/ (accounts): the old addresses redirect there.
+    path(
+        "notifications/",
+        RedirectView.as_view(pattern_name="accounts:notifications", query_string=True),
+        name="notifications",
+    ),
+    path(
+        "notifications/count/",
+        RedirectView.as_view(pattern_name="accounts:notification_count"),
+        name="notification_count",
+    ),
     # Transparency (public)
     path("register/", public.register, name="register"),
     path("statistics/", public.custodian_statistics, name="statistics"),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
-from accounts.models import Membership, MembershipRole, Organisation, OrganisationKind
+from accounts.models import (
+    Membership,
+    MembershipRole,
+    Notification,
+    Organisation,
+    OrganisationKind,
+)
 
 PASSWORD = "correct-horse-battery"
 
@@ -49,3 +55,16 @@ def make_member(
     for role in roles:
         MembershipRole.objects.get_or_create(membership=membership, name=role)
     return user
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    """A notification row as ``accounts.notifications.notify`` writes it (nothing enqueued)."""
+
+    class Meta:
+        model = Notification
+
+    recipient = factory.SubFactory(UserFactory)
+    verb = "test.happened"
+    subject = factory.Sequence(lambda n: f"Something happened {n}")
+    body = ""
+    url = ""

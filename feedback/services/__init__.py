@@ -1,8 +1,8 @@
 """Writes: submitting feedback, the triage workflow, comments, votes, attachments, CDS disagreements.
 
 Every function is keyword-only, runs in one transaction and writes its audit event there. Authors
-are notified of status changes and replies through a Notification row that a Celery task sends
-after the commit. One module per idea; import them from here.
+are notified of status changes and replies (``notifications``: in-app and by e-mail, through
+``accounts.notifications``). One module per idea; import them from here.
 """
 
 from .cds import (
@@ -22,10 +22,6 @@ from .items import (
     feedback_submit,
     feedback_update,
     sites_for,
-)
-from .notifications import (
-    notification_send,
-    notifications_resend,
 )
 from .workflow import (
     REFUSED_ROLE,
@@ -67,8 +63,6 @@ __all__ = [
     "feedback_update",
     "feedback_wont_fix",
     "label_objects",
-    "notification_send",
-    "notifications_resend",
     "platform_team_users",
     "sites_for",
     "vote_add",

@@ -14,7 +14,7 @@ from accounts.models import Organisation, OrganisationKind
 
 from .. import permissions, uploads
 from ..models import Attachment, Comment, FeedbackItem, Vote
-from .notifications import _notify_reply
+from .notifications import notify_author_of_reply
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -49,7 +49,7 @@ def _comment_create(*, user, item: FeedbackItem, body: str, notify: bool = True)
         payload={"comment": comment.pk},
     )
     if notify:
-        _notify_reply(item=item, comment=comment, actor=user)
+        notify_author_of_reply(item=item, comment=comment, actor=user)
     return comment
 
 

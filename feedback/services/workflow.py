@@ -19,7 +19,7 @@ from accounts.models import OrganisationKind
 from .. import permissions
 from ..models import CLOSED_STATUSES, FeedbackItem, Label, Priority, Status
 from .comments import _comment_create
-from .notifications import _notify_status
+from .notifications import notify_author_of_status
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -148,7 +148,7 @@ def _apply(
         payload={"from": before, "to": fresh.status, **payload},
     )
     if before != fresh.status:
-        _notify_status(item=fresh, actor=user, before=before, note=note)
+        notify_author_of_status(item=fresh, actor=user, before=before, note=note)
     item.__dict__.update(fresh.__dict__)
     return item
 

@@ -6,7 +6,6 @@ re-exported here.
 
 from .agreements import AgreementTemplateViewSet, AgreementViewSet
 from .entitlements import EntitlementViewSet
-from .notifications import NotificationViewSet
 from .public import CustodianStatisticsViewSet, DataUseRegisterViewSet
 from .requests import AccessRequestViewSet, AttachmentDownloadViewSet, BasketViewSet
 
@@ -19,5 +18,4 @@ __all__ = [
     "CustodianStatisticsViewSet",
     "DataUseRegisterViewSet",
     "EntitlementViewSet",
-    "NotificationViewSet",
 ]

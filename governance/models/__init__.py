@@ -11,7 +11,6 @@ from .agreements import (
     Signature,
 )
 from .entitlements import PERMISSION_FOR_MODE, Entitlement, EntitlementStatus, SuspensionReason
-from .notifications import Notification
 from .requests import (
     FINAL_DECISIONS,
     OPEN_STATUSES,
@@ -50,7 +49,6 @@ __all__ = [
     "DecisionStatus",
     "Entitlement",
     "EntitlementStatus",
-    "Notification",
     "PartyRole",
     "Purpose",
     "RequestStatus",

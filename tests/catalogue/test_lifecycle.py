@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, Notification
 from catalogue import services
 from catalogue.models import DatasetVersion, Status
 from catalogue.validation import ViolationsFound
@@ -53,6 +53,12 @@ def test_the_whole_lifecycle_is_audited_and_notifies_the_other_side(
     assert version.metadata["title"] == "Lung cohort v2"
     assert dataset.current_terms_of_use.version == 1
     assert "published" in mail.outbox[-1].subject
+    # Every message e-mailed is in the recipient's in-app notifications too.
+    told = Notification.objects.filter(recipient=steward_a).order_by("pk")
+    assert [n.verb for n in told] == ["dataset.changes_requested", "dataset.published"]
+    assert told.last().url == f"/catalogue/datasets/{dataset.identifier}/"
+    sent = Notification.objects.filter(sent_at__isnull=False)
+    assert {f"[OPTIMA] {n.subject}" for n in sent} == {m.subject for m in mail.outbox}
 
     with django_capture_on_commit_callbacks(execute=True):
         services.dataset_retire(user=curator, dataset=dataset, reason="Superseded.")

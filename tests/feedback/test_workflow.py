@@ -7,10 +7,11 @@ import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from accounts import notifications
 from accounts.audit import verify_chain
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, Notification
 from feedback import services
-from feedback.models import Notification, Status
+from feedback.models import Status
 
 from .factories import FeedbackItemFactory
 
@@ -140,7 +141,7 @@ def test_fixed_in_version_is_checked(item_a, triager):
     assert "fixed_in_version" in exc.value.message_dict
 
 
-def test_the_author_is_emailed_on_status_changes_and_replies(
+def test_the_author_is_told_in_app_and_by_email_of_status_changes_and_replies(
     item_a, triager, clinician_a, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
@@ -154,9 +155,14 @@ def test_the_author_is_emailed_on_status_changes_and_replies(
     assert "New to Triaged" in mail.outbox[0].body
     assert "Can you send a screenshot?" in mail.outbox[1].body
     assert f"/feedback/{item_a.pk}/" in mail.outbox[1].body
-    assert Notification.objects.filter(sent_at__isnull=False).count() == 2
+    # The same two messages are in the author's in-app list (the author's own reply is not).
+    told = Notification.objects.filter(recipient=clinician_a).order_by("pk")
+    assert [n.verb for n in told] == ["feedback.status_changed", "feedback.replied"]
+    assert [n.url for n in told] == [f"/feedback/{item_a.pk}/"] * 2
+    assert all(n.sent_at is not None and n.read_at is None for n in told)
+    assert not Notification.objects.exclude(recipient=clinician_a).exists()
     # Sending again is a no-op: the row records that it went out.
-    assert services.notification_send(notification_id=Notification.objects.first().pk) is False
+    assert notifications.send_pending([n.pk for n in told]).sent == []
     assert len(mail.outbox) == 2
 
 
@@ -248,12 +254,12 @@ def test_unsent_notifications_are_sent_later_once(item_a, triager, clinician_a, 
     services.feedback_triage(user=triager, item=item_a, assignee=triager)
     notification = Notification.objects.get()
     assert notification.sent_at is None and mail.outbox == []
-    assert services.notifications_resend() == 0  # too fresh: the task may still be on its way
+    assert notifications.resend_unsent() == 0  # too fresh: the task may still be on its way
     Notification.objects.filter(pk=notification.pk).update(
-        created_at=timezone.now() - timedelta(minutes=11)
+        created_at=timezone.now() - timedelta(minutes=2)
     )
-    assert services.notifications_resend() == 1
-    assert services.notifications_resend() == 0
+    assert notifications.resend_unsent() == 1
+    assert notifications.resend_unsent() == 0
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [clinician_a.email]
 
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, Notification
 from governance import documents, services
 from governance.default_templates import ensure_default_templates
 from governance.models import (
@@ -16,7 +16,6 @@ from governance.models import (
     AgreementKind,
     AgreementStatus,
     AgreementTemplate,
-    Notification,
     PartyRole,
 )
 
@@ -131,7 +130,9 @@ def test_sending_renders_the_pdf_once_and_stores_its_hash(
     assert "2028-12-31" in agreement.rendered_markdown
     assert AuditEvent.objects.filter(action="agreement.sent", object_id=str(agreement.pk)).exists()
     told = set(
-        Notification.objects.filter(event="agreement.sent").values_list("user__username", flat=True)
+        Notification.objects.filter(verb="agreement.sent").values_list(
+            "recipient__username", flat=True
+        )
     )
     assert told == {"signatory_a", "signatory_i"}  # the sender (org admin) is not told
 

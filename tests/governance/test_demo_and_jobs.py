@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from accounts import demo as accounts_demo
+from accounts.models import Notification
 from governance import beat, demo, jobs, services
 from governance.models import (
     AccessRequest,
@@ -14,7 +15,6 @@ from governance.models import (
     AgreementStatus,
     Decision,
     Entitlement,
-    Notification,
     RequestStatus,
 )
 from governance.selectors import entitled_datasets
@@ -81,9 +81,9 @@ def test_agreement_reminders_at_30_and_7_days_once_each(
     assert jobs.agreements_remind_expiry(today=date(2027, 3, 2)) == 0
     assert jobs.agreements_remind_expiry(today=date(2027, 3, 24)) == 1  # 7 days left
     assert jobs.agreements_remind_expiry(today=date(2027, 3, 25)) == 0
-    told = Notification.objects.filter(event="agreement.expiry_reminder")
+    told = Notification.objects.filter(verb="agreement.expiry_reminder")
     assert told.count() == 6  # two reminders × (org admin A, signatory A, signatory I)
-    assert {n.title for n in told} == {
+    assert {n.subject for n in told} == {
         f"Agreement {active.reference} expires in 30 days",
         f"Agreement {active.reference} expires in 7 days",
     }
@@ -116,7 +116,7 @@ def test_request_reminders_follow_the_setting(settings, researcher, dac_a, datas
     services.access_request_submit(actor=researcher, access_request=r2)
     since2 = Decision.objects.get(request=r2).waiting_since
     assert jobs.requests_remind(now=since2 + timedelta(days=3, minutes=1)) >= 1
-    assert Notification.objects.filter(event="request.reminder", user=dac_a).exists()
+    assert Notification.objects.filter(verb="request.reminder", recipient=dac_a).exists()
 
 
 def test_decided_requests_are_not_reminded(researcher, dac_a, dataset_a, hospital_a, institute):

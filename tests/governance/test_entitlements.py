@@ -126,7 +126,7 @@ def test_an_expired_agreement_suspends_the_entitlements_resting_on_it(
     e = Entitlement.objects.get(holder=researcher)
     assert (e.status, e.suspension_reason) == ("suspended", SuspensionReason.AGREEMENT_ENDED)
     assert not _can(researcher, dataset_a)
-    assert researcher.governance_notifications.filter(event="entitlement.suspended").exists()
+    assert researcher.notifications.filter(verb="entitlement.suspended").exists()
 
 
 def test_a_terminated_agreement_suspends_too(approved, org_admin_a, researcher, dataset_a):
@@ -181,7 +181,7 @@ def test_renewal_reminder_and_one_click_renewal(approved, client_as, researcher,
     assert jobs.entitlements_remind(now=e.ends_at - timedelta(days=20)) == 0
     assert jobs.entitlements_remind(now=e.ends_at - timedelta(days=13)) == 2
     assert jobs.entitlements_remind(now=e.ends_at - timedelta(days=12)) == 0
-    note = researcher.governance_notifications.get(event="entitlement.expiry_reminder")
+    note = researcher.notifications.get(verb="entitlement.expiry_reminder")
     assert note.url == f"/governance/entitlements/{e.pk}/renew/"
     client = client_as(researcher)
     assert client.get(note.url).status_code == 200

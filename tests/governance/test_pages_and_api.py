@@ -290,7 +290,6 @@ def test_every_page_renders_for_the_demo_personas(client, django_user_model):
         "/governance/agreements/new/",
         f"/governance/agreements/{agreement_pk}/",
         f"/governance/agreements/{agreement_pk}/signed.pdf",
-        "/governance/notifications/",
         "/governance/register/",
         "/governance/statistics/",
     ]
@@ -326,19 +325,15 @@ def test_a_fresh_installation_gets_its_starting_templates(client_as, platform_ad
 def test_list_pages_have_constant_query_counts(
     client_as, researcher, dac_a, hospital_a, institute, dataset_a, django_assert_max_num_queries
 ):
-    from governance.models import Notification
-
     for n in range(4):
         active_agreement(hospital_a, institute)
         r = complete_draft(researcher, [dataset_a])
         services.access_request_submit(actor=researcher, access_request=r)
         services.decision_approve(actor=dac_a, decision=Decision.objects.get(request=r))
-        Notification.objects.create(user=researcher, event="x", title=f"Note {n}")
     for user, url in (
         (researcher, "/governance/entitlements/"),
         (dac_a, "/governance/entitlements/"),
         (dac_a, "/governance/agreements/"),
-        (researcher, "/governance/notifications/"),
         (dac_a, "/governance/requests/"),
     ):
         client = client_as(user)

@@ -85,7 +85,7 @@ def build_world(client_factory) -> World:
     API token, so every URL has a real object to point at."""
     from django.db.models import Max
 
-    from accounts.models import ApiToken, Organisation
+    from accounts.models import ApiToken, Notification, Organisation
     from catalogue.models import Dataset, DatasetVersion
     from cds.models import Evaluation, PathwayVersion
     from federation import services as fed
@@ -96,7 +96,6 @@ def build_world(client_factory) -> World:
         Agreement,
         AgreementTemplate,
         Entitlement,
-        Notification,
     )
     from governance.models import (
         Attachment as GovAttachment,
@@ -170,7 +169,7 @@ def build_world(client_factory) -> World:
         "gov_attachment": GovAttachment.objects.filter(request=access_request).first().pk
         if GovAttachment.objects.filter(request=access_request).exists()
         else GovAttachment.objects.first().pk,
-        "notification": Notification.objects.filter(user__username="dac.de").first().pk,
+        "notification": Notification.objects.filter(recipient__username="dac.de").first().pk,
         "org": "de-hospital",
         "member": world.users["steward_a"].pk,
         "invitation": "not-a-real-invitation-token",

@@ -183,13 +183,13 @@ def test_htmx_fragments_navigate_to_the_verify_page_instead_of_swapping_it_in(cl
     _device(dac_a)
     _log_in(client, dac_a)
     badge = client.get(
-        "/governance/notifications/count/",
+        "/notifications/count/",
         HTTP_HX_REQUEST="true",
         HTTP_HX_CURRENT_URL="http://testserver/dashboard/",
     )
     assert badge.status_code == 204 and badge["HX-Redirect"] == "/accounts/2fa/verify/"
     on_verify_page = client.get(
-        "/governance/notifications/count/",
+        "/notifications/count/",
         HTTP_HX_REQUEST="true",
         HTTP_HX_CURRENT_URL="http://testserver/accounts/2fa/verify/",
     )
