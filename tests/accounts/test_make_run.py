@@ -9,12 +9,11 @@ from django.core.management import call_command
 
 from accounts import demo as accounts_demo
 from accounts import services as accounts_services
-from accounts.jobs import enqueue
 from accounts.models import Role
+from accounts.notifications import notify
 from catalogue import demo as catalogue_demo
 from catalogue import export
 from feedback import services as feedback_services
-from governance.models import Notification
 from optima_portal import devrun
 from optima_portal.celery import app
 from tests.factories import make_member
@@ -52,11 +51,13 @@ def test_every_email_link_and_dcat_uri_uses_the_base_url(
             actor=org_admin, organisation=hospital_a, email="new@example.org", roles=["researcher"]
         )
     signatory = make_member(hospital_a, Role.SIGNATORY, username="signatory_a")
-    agreement_notice = Notification.objects.create(
-        user=signatory, event="agreement.activated", title="Agreement active", url="/governance/"
-    )
     with django_capture_on_commit_callbacks(execute=True):
-        enqueue("governance.send_notification_emails", [agreement_notice.pk])
+        notify(
+            recipients=[signatory],
+            verb="agreement.activated",
+            subject="Agreement active",
+            url="/governance/",
+        )
     clinician = make_member(hospital_a, Role.CLINICIAN, username="clinician_a")
     item = FeedbackItemFactory(site=hospital_a, author=clinician, title="A bug")
     triager = make_member(platform_org, Role.CURATOR, username="triager")
@@ -83,11 +84,10 @@ def test_seeding_runs_mail_tasks_inline_and_discards_their_mail(
     settings.EMAIL_BACKEND = CONSOLE
     app.conf.task_always_eager = False  # as in `make run`: tasks go to the worker
     user = make_member(hospital_a, Role.RESEARCHER, username="researcher_a")
-    notice = Notification.objects.create(user=user, event="request.submitted", title="Submitted")
     with accounts_demo.seed_mail_discarded(), django_capture_on_commit_callbacks(execute=True):
-        enqueue("governance.send_notification_emails", [notice.pk])
+        (notice,) = notify(recipients=[user], verb="request.submitted", subject="Submitted")
     notice.refresh_from_db()
-    assert notice.emailed_at is not None  # handled now, not left queued for the worker
+    assert notice.sent_at is not None  # handled now, not left queued for the worker
     assert "Subject:" not in capsys.readouterr().out
     assert app.conf.task_always_eager is False
     assert settings.EMAIL_BACKEND == CONSOLE
