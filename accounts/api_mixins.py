@@ -46,7 +46,8 @@ class RestrictedQuerysetMixin:
 
     def get_queryset(self) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):  # schema generation: the model, no rows
-            return self.queryset.none() if self.queryset is not None else None
+            queryset = self.queryset if self.queryset is not None else self.get_base_queryset()
+            return queryset.none()
         return self.restricted(self.get_base_queryset())
 
     def get_object(self) -> Model:

@@ -7,17 +7,23 @@
 - ``working_copy``: members of the publisher and curators see drafts and submitted working copies.
 - ``steward``: data stewards of the publisher, retired datasets included (their own list).
 
+- ``federated_analytics``, ``federated_learning``, ``central_copy`` (the access modes): the
+  datasets on which ``user`` holds the django-guardian object permission for that mode. Governance
+  writes those permissions exactly while an entitlement is active and reads them back here (its
+  entitlement checks ask this restrict too); platform admins get no bypass.
+
 Search entries are the published face, the same for everyone.
 """
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from guardian.shortcuts import get_objects_for_user
 
 from accounts import permissions as base
 from accounts.models import Organisation, Role
 
-from .models import Dataset, SearchEntry, Status
+from .models import PERMISSION_FOR_MODE, Dataset, SearchEntry, Status
 
 _CURATOR_ATTR = "_optima_is_curator"
 
@@ -66,6 +72,23 @@ def _everyone(qs: QuerySet, user) -> QuerySet:
     return qs
 
 
+def _object_permission(permission: str):
+    def rule(qs: QuerySet, user) -> QuerySet:
+        if not getattr(user, "is_authenticated", False) or not user.is_active:
+            return qs.none()
+        # One subquery on guardian's table: direct grants only (no groups, no global permissions).
+        return get_objects_for_user(
+            user,
+            permission,
+            klass=qs,
+            use_groups=False,
+            with_superuser=False,
+            accept_global_perms=False,
+        )
+
+    return rule
+
+
 restrict = base.ModelRestrictor(
     {
         Dataset: base.Restrictor(
@@ -75,10 +98,11 @@ restrict = base.ModelRestrictor(
                 "review": _review,
                 "working_copy": _working_copy,
                 "steward": _steward,
+                **{mode: _object_permission(perm) for mode, perm in PERMISSION_FOR_MODE.items()},
             },
-            # Staff are curators already (accounts.permissions.is_curator); editing and the
-            # stewards' own list stay with stewards.
-            admin_bypass_excluded={"edit", "steward"},
+            # Staff are curators already (accounts.permissions.is_curator); editing, the stewards'
+            # own list and the use of data (an entitlement each) stay with those who hold them.
+            admin_bypass_excluded={"edit", "steward", *PERMISSION_FOR_MODE},
         ),
         # Entries exist only for listed versions: nothing to filter, but every search passes here.
         SearchEntry: base.Restrictor({"view": _everyone}),
