@@ -9,8 +9,9 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from . import limits, permissions, services
+from .api_mixins import RestrictedQuerysetMixin
 from .models import ApiToken, AuditEvent, Membership, Organisation
-from .selectors import AuditEventFilter, restrict_audit
+from .selectors import AuditEventFilter
 
 
 @extend_schema(
@@ -86,9 +87,10 @@ def me(request):
     )
 
 
-class OrganisationViewSet(viewsets.ReadOnlyModelViewSet):
+class OrganisationViewSet(RestrictedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     """Organisations of the network (public facts: name, country, kind, ROR)."""
 
+    restrict = permissions.restrict
     queryset = Organisation.objects.all()
     serializer_class = OrganisationSerializer
     permission_classes = [AllowAny]
@@ -111,6 +113,7 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenViewSet(
+    RestrictedQuerysetMixin,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
@@ -121,11 +124,9 @@ class ApiTokenViewSet(
     serializer_class = ApiTokenSerializer
     permission_classes = [IsAuthenticated]
     filter_backends: list = []
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return ApiToken.objects.none()
-        return ApiToken.objects.filter(user=self.request.user)
+    restrict = permissions.restrict
+    restrict_actions = {"destroy": "revoke"}
+    queryset = ApiToken.objects.all()
 
     @extend_schema(request=ApiTokenSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request, *args, **kwargs):
@@ -167,17 +168,12 @@ class AuditEventSerializer(serializers.ModelSerializer):
         ]
 
 
-class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+class AuditEventViewSet(RestrictedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     """The audit trail: platform admins see all of it, organisation admins their organisations' events."""
 
     serializer_class = AuditEventSerializer
     permission_classes = [IsAuthenticated]
     filterset_class = AuditEventFilter
     lookup_field = "seq"
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return AuditEvent.objects.none()
-        return restrict_audit(
-            AuditEvent.objects.select_related("organisation").order_by("-seq"), self.request.user
-        )
+    restrict = permissions.restrict
+    queryset = AuditEvent.objects.select_related("organisation").order_by("-seq")

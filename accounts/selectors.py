@@ -6,19 +6,11 @@ import django_filters
 from django.db.models import QuerySet
 
 from . import permissions
-from .models import AuditEvent, Notification, Organisation, Role
+from .models import AuditEvent, Notification, Organisation
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
     from django.db.models import Model
-
-
-def restrict_audit(queryset: QuerySet, user: User) -> QuerySet:
-    """Platform admins see the whole trail; org admins their organisations' events; others nothing."""
-    if permissions.is_platform_admin(user):
-        return queryset
-    org_ids = permissions.org_ids_with_role(user, Role.ORG_ADMIN)
-    return queryset.filter(organisation_id__in=org_ids) if org_ids else queryset.none()
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -44,7 +36,7 @@ class AuditEventFilter(django_filters.FilterSet):
 
 
 def audit_event_list(*, user: User, filters: dict | None = None) -> QuerySet:
-    qs = restrict_audit(AuditEvent.objects.select_related("organisation"), user)
+    qs = permissions.restrict(AuditEvent.objects.select_related("organisation"), user)
     fs = AuditEventFilter(filters or {}, queryset=qs)
     return fs.qs if fs.is_valid() else qs.none()
 

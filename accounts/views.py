@@ -45,25 +45,19 @@ def dashboard_view(request):
 
 @login_required
 def organisation_list(request):
-    organisations = Organisation.objects.all()
+    organisations = permissions.restrict(Organisation.objects.all(), request.user)
     return render(request, "accounts/organisation_list.html", {"organisations": organisations})
 
 
 def _org_for_member(request, slug: str) -> Organisation:
     """Organisation pages with member lists are for its members and platform admins (404 otherwise)."""
-    organisation = get_object_or_404(Organisation, slug=slug)
-    if not (
-        permissions.is_platform_admin(request.user)
-        or organisation.pk in permissions.member_org_ids(request.user)
-    ):
-        raise Http404("No such organisation page.")
-    return organisation
+    return permissions.object_for_user_or_404(
+        permissions.restrict, Organisation, request.user, "members", slug=slug
+    )
 
 
 def _can_admin_org(user, organisation: Organisation) -> bool:
-    return permissions.is_platform_admin(user) or permissions.has_role(
-        user, organisation, Role.ORG_ADMIN
-    )
+    return permissions.allows(organisation, user, "administer")
 
 
 def _org_for_admin(request, slug: str) -> Organisation:
@@ -213,7 +207,7 @@ def api_tokens(request):
                 form.add_error(field if field in form.fields else None, errors)
         else:
             form = ApiTokenForm()
-    tokens = list(ApiToken.objects.filter(user=request.user))
+    tokens = list(permissions.restrict(ApiToken.objects.all(), request.user))
     scope = ApiToken.scope_of(request.user)
     for token in tokens:
         token.needs_renewal = not token.covers(scope)
@@ -228,7 +222,9 @@ def api_tokens(request):
 @login_required
 @require_POST
 def api_token_revoke(request, pk: int):
-    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    token = permissions.object_for_user_or_404(
+        permissions.restrict, ApiToken, request.user, "revoke", pk=pk
+    )
     services.api_token_revoke(user=request.user, token=token)
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("accounts:api_tokens")

@@ -22,6 +22,7 @@ from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnl
 from rest_framework.response import Response
 
 from accounts import limits
+from accounts.api_mixins import RestrictedQuerysetMixin
 from accounts.models import Organisation
 
 from . import metadata, permissions, selectors, services
@@ -343,7 +344,7 @@ SEARCH_PARAMETERS = [
 
 
 def _detail_payload(request, dataset: Dataset) -> dict:
-    member = permissions.can_see_working_copy(request.user, dataset)
+    member = permissions.allows(dataset, request.user, "working_copy")
     published = dataset.current_version if dataset.is_public or member else None
     working = metadata.snapshot(selectors.dataset_with_relations(dataset)) if member else None
     scored = working if working is not None else (published.metadata if published else {})
@@ -360,20 +361,20 @@ def _detail_payload(request, dataset: Dataset) -> dict:
     }
 
 
-class DatasetViewSet(viewsets.ViewSet):
+class DatasetViewSet(RestrictedQuerysetMixin, viewsets.ViewSet):
     lookup_field = "identifier"
     lookup_value_regex = "[^/]+"
     permission_classes = [IsAuthenticatedOrReadOnly]
+    restrict = permissions.restrict
+    queryset = Dataset.objects.select_related(
+        "publisher", "data_access_committee", "current_version"
+    )
 
     def _get(self, identifier: str, action_name: str = "view") -> Dataset:
-        return selectors.dataset_get_for_user(
-            user=self.request.user, identifier=identifier, action=action_name
-        )
+        return self.restricted_object(self.queryset.all(), action_name, identifier=identifier)
 
     def _detail(self, dataset: Dataset, code: int = status.HTTP_200_OK) -> Response:
-        dataset = selectors.dataset_get_for_user(
-            user=self.request.user, identifier=dataset.identifier
-        )
+        dataset = self._get(dataset.identifier)
         return Response(
             DatasetDetailSerializer(_detail_payload(self.request, dataset)).data, status=code
         )

@@ -19,10 +19,8 @@ def sections(user) -> list[Section]:
     steward_orgs = permissions.steward_org_ids(user)
     if steward_orgs:
         open_items = (
-            Dataset.objects.filter(
-                publisher_id__in=steward_orgs,
-                status__in=[Status.DRAFT, Status.CHANGES_REQUESTED],
-            )
+            permissions.restrict(Dataset.objects.all(), user, "steward")
+            .filter(status__in=[Status.DRAFT, Status.CHANGES_REQUESTED])
             .select_related("publisher")
             .order_by("-status", "-updated_at")[:10]
         )
@@ -45,7 +43,7 @@ def sections(user) -> list[Section]:
         )
     if permissions.can_review(user):
         queue = (
-            Dataset.objects.filter(status=Status.SUBMITTED)
+            permissions.restrict(Dataset.objects.filter(status=Status.SUBMITTED), user, "review")
             .select_related("publisher")
             .order_by("updated_at")[:10]
         )

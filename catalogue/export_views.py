@@ -80,7 +80,7 @@ def dataset_graph_for(request, identifier: str):
     dataset = selectors.dataset_get_for_user(user=request.user, identifier=identifier)
     if dataset.is_public:
         return export.dataset_graph(dataset.current_version)
-    if permissions.can_see_working_copy(request.user, dataset):
+    if permissions.allows(dataset, request.user, "working_copy"):
         return export.working_copy_graph(
             metadata.snapshot(selectors.dataset_with_relations(dataset))
         )

@@ -114,6 +114,15 @@ def default_legislation() -> list[str]:
     return [Legislation.EHDS.value]
 
 
+# Access mode code -> the object permission (Dataset.Meta.permissions) that grants it; governance
+# assigns them with django-guardian while an entitlement is active, catalogue.permissions reads them.
+PERMISSION_FOR_MODE = {
+    "federated_analytics": "catalogue.run_federated_analysis",
+    "federated_learning": "catalogue.run_federated_learning",
+    "central_copy": "catalogue.access_central_copy",
+}
+
+
 class CancerIndication(models.Model):
     """A node of the indication hierarchy (solid tumours → lung → NSCLC …); admins may add more."""
 

@@ -4,16 +4,26 @@
   curators also see drafts, submitted and retired ones. Everyone else gets a 404.
 - ``edit``: data stewards of the publisher (the working copy, restore, submit).
 - ``review``: curators (request changes, publish, retire).
+- ``working_copy``: members of the publisher and curators see drafts and submitted working copies.
+- ``steward``: data stewards of the publisher, retired datasets included (their own list).
+
+- ``federated_analytics``, ``federated_learning``, ``central_copy`` (the access modes): the
+  datasets on which ``user`` holds the django-guardian object permission for that mode. Governance
+  writes those permissions exactly while an entitlement is active and reads them back here (its
+  entitlement checks ask this restrict too); platform admins get no bypass.
+
+Search entries are the published face, the same for everyone.
 """
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from guardian.shortcuts import get_objects_for_user
 
 from accounts import permissions as base
 from accounts.models import Organisation, Role
 
-from .models import Dataset, Status
+from .models import PERMISSION_FOR_MODE, Dataset, SearchEntry, Status
 
 _CURATOR_ATTR = "_optima_is_curator"
 
@@ -48,11 +58,57 @@ def _review(qs: QuerySet, user) -> QuerySet:
     return qs if is_curator(user) else qs.none()
 
 
-restrict = base.Restrictor(
-    {"view": _view, "edit": _edit, "review": _review},
-    # Staff are curators already (accounts.permissions.is_curator); editing stays with stewards.
-    admin_bypass_excluded={"edit"},
+def _working_copy(qs: QuerySet, user) -> QuerySet:
+    if is_curator(user):
+        return qs
+    return qs.filter(publisher_id__in=base.member_org_ids(user))
+
+
+def _steward(qs: QuerySet, user) -> QuerySet:
+    return qs.filter(publisher_id__in=base.org_ids_with_role(user, Role.DATA_STEWARD))
+
+
+def _everyone(qs: QuerySet, user) -> QuerySet:
+    return qs
+
+
+def _object_permission(permission: str):
+    def rule(qs: QuerySet, user) -> QuerySet:
+        if not getattr(user, "is_authenticated", False) or not user.is_active:
+            return qs.none()
+        # One subquery on guardian's table: direct grants only (no groups, no global permissions).
+        return get_objects_for_user(
+            user,
+            permission,
+            klass=qs,
+            use_groups=False,
+            with_superuser=False,
+            accept_global_perms=False,
+        )
+
+    return rule
+
+
+restrict = base.ModelRestrictor(
+    {
+        Dataset: base.Restrictor(
+            {
+                "view": _view,
+                "edit": _edit,
+                "review": _review,
+                "working_copy": _working_copy,
+                "steward": _steward,
+                **{mode: _object_permission(perm) for mode, perm in PERMISSION_FOR_MODE.items()},
+            },
+            # Staff are curators already (accounts.permissions.is_curator); editing, the stewards'
+            # own list and the use of data (an entitlement each) stay with those who hold them.
+            admin_bypass_excluded={"edit", "steward", *PERMISSION_FOR_MODE},
+        ),
+        # Entries exist only for listed versions: nothing to filter, but every search passes here.
+        SearchEntry: base.Restrictor({"view": _everyone}),
+    }
 )
+allows = restrict.allows
 
 
 def can_create_for(user, organisation: Organisation | int) -> bool:
@@ -63,22 +119,5 @@ def steward_org_ids(user) -> set[int]:
     return base.org_ids_with_role(user, Role.DATA_STEWARD)
 
 
-def can_edit(user, dataset: Dataset) -> bool:
-    return dataset.status != Status.RETIRED and base.has_role(
-        user, dataset.publisher_id, Role.DATA_STEWARD
-    )
-
-
-def can_see_working_copy(user, dataset: Dataset) -> bool:
-    """Members of the publisher and curators see drafts and submitted working copies."""
-    return is_curator(user) or dataset.publisher_id in base.member_org_ids(user)
-
-
 def can_review(user) -> bool:
     return is_curator(user)
-
-
-def restrict_listed(queryset: QuerySet, user) -> QuerySet:
-    """The published face of the catalogue (search entries exist only for listed versions), the
-    same for everyone: nothing to filter, but every search still passes through here."""
-    return queryset

@@ -237,7 +237,7 @@ class _Filters:
 
 def listed_entries(user: User | AnonymousUser) -> QuerySet[SearchEntry]:
     """The published face of the catalogue (restricted through the app's choke point)."""
-    return permissions.restrict_listed(SearchEntry.objects.all(), user)
+    return permissions.restrict(SearchEntry.objects.all(), user)
 
 
 def dataset_search(*, user: User | AnonymousUser, params: SearchParams) -> SearchResult:
@@ -475,9 +475,8 @@ def dataset_with_relations(dataset: Dataset) -> Dataset:
 
 def steward_datasets(*, user: User) -> QuerySet[Dataset]:
     """Datasets of the organisations where the user is a data steward (retired ones included)."""
-    orgs = permissions.steward_org_ids(user)
     return (
-        Dataset.objects.filter(publisher_id__in=orgs)
+        permissions.restrict(Dataset.objects.all(), user, "steward")
         .select_related("publisher", "current_version", "data_access_committee")
         .prefetch_related("indications", "distributions")
         .order_by("-updated_at")

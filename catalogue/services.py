@@ -133,7 +133,7 @@ def dataset_update(
 ) -> Dataset:
     """Edit the working copy. A published dataset gets a new draft; its published version stays."""
     dataset = _locked(dataset)
-    _require(permissions.can_edit(user, dataset), "Only data stewards of the publisher.")
+    _require(permissions.allows(dataset, user, "edit"), "Only data stewards of the publisher.")
     _require_status(dataset, Status.DRAFT, Status.CHANGES_REQUESTED, Status.PUBLISHED)
     previous = dataset.status
     changed = _write_fields(dataset, data, indications, distributions)
@@ -158,7 +158,7 @@ def dataset_submit(*, user: User, dataset: Dataset) -> Dataset:
     violations next to their fields.
     """
     dataset = Dataset.objects.select_related("publisher").get(pk=dataset.pk)
-    _require(permissions.can_edit(user, dataset), "Only data stewards of the publisher.")
+    _require(permissions.allows(dataset, user, "edit"), "Only data stewards of the publisher.")
     _require_status(dataset, Status.DRAFT, Status.CHANGES_REQUESTED)
     report = validation.validate_dataset(dataset)
     Dataset.objects.filter(pk=dataset.pk).update(validation_report=report)
@@ -324,7 +324,7 @@ def dataset_retire(*, user: User, dataset: Dataset, reason: str = "") -> Dataset
 def dataset_restore_version(*, user: User, dataset: Dataset, version: DatasetVersion) -> Dataset:
     """Copy an old version into the working copy as a new draft (history is never rewritten)."""
     dataset = _locked(dataset)
-    _require(permissions.can_edit(user, dataset), "Only data stewards of the publisher.")
+    _require(permissions.allows(dataset, user, "edit"), "Only data stewards of the publisher.")
     _require_status(dataset, Status.DRAFT, Status.CHANGES_REQUESTED, Status.PUBLISHED)
     if version.dataset_id != dataset.pk:
         raise ValidationError({"version": "This version belongs to another dataset."})

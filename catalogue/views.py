@@ -60,7 +60,7 @@ def detail(request, identifier: str):
     if fmt is not None:
         return export_views.dataset_response(request, identifier, fmt)
     dataset = selectors.dataset_get_for_user(user=request.user, identifier=identifier)
-    may_see_working_copy = permissions.can_see_working_copy(request.user, dataset)
+    may_see_working_copy = permissions.allows(dataset, request.user, "working_copy")
     show_working = request.GET.get("view") == "draft" and may_see_working_copy
     if dataset.current_version_id and not show_working:
         data = dataset.current_version.metadata
@@ -82,7 +82,7 @@ def detail(request, identifier: str):
         in (Status.DRAFT, Status.SUBMITTED, Status.CHANGES_REQUESTED),
         "completeness": metadata.completeness(data),
         "versions": _version_numbers(dataset),
-        "can_edit": permissions.can_edit(request.user, dataset),
+        "can_edit": permissions.allows(dataset, request.user, "edit"),
         "can_review": permissions.can_review(request.user),
         "report": dataset.validation_report if may_see_working_copy else {},
         "changes_form": forms.RequestChangesForm(),
@@ -211,7 +211,7 @@ def _transition(request, identifier: str, action: str, run):
         run(dataset)
     except ViolationsFound:
         messages.error(request, "The dataset has problems to fix before it can be submitted.")
-        if permissions.can_edit(request.user, dataset):
+        if permissions.allows(dataset, request.user, "edit"):
             return redirect(reverse("catalogue:edit", args=[identifier]) + "?checked=1")
         return redirect("catalogue:detail", identifier=identifier)
     except PermissionDenied as exc:
@@ -304,7 +304,7 @@ def retire(request, identifier: str):
 
 def _snapshot_for(dataset, key: str, user) -> tuple[str, dict]:
     if key == "draft":
-        if not permissions.can_see_working_copy(user, dataset):
+        if not permissions.allows(dataset, user, "working_copy"):
             raise Http404
         return "Working copy", metadata.snapshot(selectors.dataset_with_relations(dataset))
     try:
@@ -321,7 +321,7 @@ def versions(request, identifier: str):
     dataset = selectors.dataset_get_for_user(user=request.user, identifier=identifier)
     history = _version_numbers(dataset)
     choices = [str(v.number) for v in history]
-    if permissions.can_see_working_copy(request.user, dataset):
+    if permissions.allows(dataset, request.user, "working_copy"):
         choices.insert(0, "draft")
     old_key = request.GET.get("from") or (choices[1] if len(choices) > 1 else "")
     new_key = request.GET.get("to") or (choices[0] if choices else "")
@@ -342,7 +342,7 @@ def versions(request, identifier: str):
             "old_label": old_label,
             "new_label": new_label,
             "changes": changes,
-            "can_edit": permissions.can_edit(request.user, dataset),
+            "can_edit": permissions.allows(dataset, request.user, "edit"),
         },
     )
 

@@ -13,8 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import limits
+from accounts.api_mixins import RestrictedQuerysetMixin
 
-from . import selectors, services
+from . import permissions, selectors, services
 from .models import Evaluation, EvaluationSource, PathwayVersion
 
 # --- output -----------------------------------------------------------------------------------
@@ -197,35 +198,36 @@ class EvaluateRequestSerializer(serializers.Serializer):
 # --- views ------------------------------------------------------------------------------------
 
 
-class PathwayListApi(generics.ListAPIView):
+class PathwayListApi(RestrictedQuerysetMixin, generics.ListAPIView):
     """Active pathways, each with its version, guideline source and input schema."""
 
     serializer_class = PathwaySerializer
     permission_classes = [IsAuthenticated]
     pagination_class = None
+    restrict = permissions.restrict
+    queryset = PathwayVersion.objects.none()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return PathwayVersion.objects.none()
+    def get_base_queryset(self):
         return selectors.pathway_version_list_active(user=self.request.user)
 
 
-class PathwayDetailApi(generics.RetrieveAPIView):
+class PathwayDetailApi(RestrictedQuerysetMixin, generics.RetrieveAPIView):
     """One active pathway by id."""
 
     serializer_class = PathwaySerializer
     permission_classes = [IsAuthenticated]
     lookup_field = "pathway__slug"
     lookup_url_kwarg = "pathway_id"
+    restrict = permissions.restrict
+    queryset = PathwayVersion.objects.none()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return PathwayVersion.objects.none()
+    def get_base_queryset(self):
         return selectors.pathway_version_list_active(user=self.request.user)
 
 
-class EvaluateApi(APIView):
+class EvaluateApi(RestrictedQuerysetMixin, APIView):
     permission_classes = [IsAuthenticated]
+    restrict = permissions.restrict
 
     @extend_schema(
         request=EvaluateRequestSerializer,
@@ -243,7 +245,7 @@ class EvaluateApi(APIView):
         data.is_valid(raise_exception=True)
         slug = data.validated_data["pathway"]
         version = (
-            selectors.pathway_version_list_active(user=request.user)
+            self.restricted(selectors.pathway_version_list_active(user=request.user))
             .filter(pathway__slug=slug)
             .first()
         )
@@ -266,8 +268,9 @@ class EvaluateApi(APIView):
         return Response(evaluation.api_result(), status=status.HTTP_201_CREATED)
 
 
-class EvaluationDetailApi(APIView):
+class EvaluationDetailApi(RestrictedQuerysetMixin, APIView):
     permission_classes = [IsAuthenticated]
+    restrict = permissions.restrict
 
     @extend_schema(responses={200: EvaluationDetailSerializer, 404: ErrorSerializer})
     def get(self, request, evaluation_id):

@@ -24,12 +24,12 @@ from rest_framework.views import APIView
 
 from accounts import limits, parsers
 from accounts.api_errors import error_response
+from accounts.api_mixins import RestrictedQuerysetMixin
 from accounts.authentication import ApiTokenAuthentication
 
-from . import engine, fhir_mapping, selectors, services
+from . import engine, fhir_mapping, permissions, selectors, services
 from .api import ErrorSerializer
 from .models import Evaluation, EvaluationSource, PathwayVersion
-from .permissions import restrict
 
 HOOK = "patient-view"
 SUMMARY_LIMIT = 140  # the spec: "summary ... SHOULD be <140 characters"
@@ -64,9 +64,10 @@ class BearerJwtScheme(OpenApiAuthenticationExtension):
         }
 
 
-class HookView(APIView):
+class HookView(RestrictedQuerysetMixin, APIView):
     authentication_classes = [BearerJwtNotSupported, ApiTokenAuthentication]
     permission_classes = [IsAuthenticated]
+    restrict = permissions.restrict
 
 
 # --- serializers (for validation and the OpenAPI schema) ----------------------------------------
@@ -402,7 +403,7 @@ class FeedbackView(HookView):
         body = FeedbackRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         items = body.validated_data["feedback"]
-        visible = restrict(Evaluation.objects.all(), request.user, "view").filter(
+        visible = self.restricted(Evaluation.objects.all()).filter(
             pathway_version__pathway__slug=service_id
         )
         found = {e.pk: e for e in visible.filter(pk__in=[item["card"] for item in items])}

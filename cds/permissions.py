@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.permissions import Restrictor, is_platform_admin
+from accounts.permissions import ModelRestrictor, Restrictor, is_platform_admin
 
 from .models import Evaluation, HookFeedback, Pathway, PathwayVersion, PathwayVersionStatus
 
@@ -40,18 +40,17 @@ def _own_feedback(queryset: QuerySet, user) -> QuerySet:
     return queryset.filter(evaluation__user=user)
 
 
-_RESTRICTORS: dict[type, Restrictor] = {
-    Pathway: Restrictor({"view": _logged_in, "manage": _nothing}),
-    PathwayVersion: Restrictor({"view": _active_versions, "manage": _nothing}),
-    # "evaluate" is the same rule as "view": only the author may add an opinion to their advice.
-    Evaluation: Restrictor({"view": _own, "evaluate": _own}),
-    HookFeedback: Restrictor({"view": _own_feedback}),
-}
-
-
-def restrict(queryset: QuerySet, user, action: str = "view") -> QuerySet:
-    """Every read of a CDS object goes through here; platform admins see everything."""
-    return _RESTRICTORS[queryset.model](queryset, user, action)
+# Every read of a CDS object goes through here; platform admins see everything.
+restrict = ModelRestrictor(
+    {
+        Pathway: Restrictor({"view": _logged_in, "manage": _nothing}),
+        PathwayVersion: Restrictor({"view": _active_versions, "manage": _nothing}),
+        # "evaluate" is the same rule as "view": only the author may add an opinion to their advice.
+        Evaluation: Restrictor({"view": _own, "evaluate": _own}),
+        HookFeedback: Restrictor({"view": _own_feedback}),
+    }
+)
+allows = restrict.allows
 
 
 def can_manage_pathways(user) -> bool:

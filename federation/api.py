@@ -9,8 +9,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import limits
+from accounts.api_mixins import RestrictedQuerysetMixin
 
-from . import selectors, services
+from . import permissions, selectors, services
 from .analysis_types import TYPE_CHOICES, node_kinds
 from .models import Analysis, Node
 
@@ -92,6 +93,7 @@ class AnalysisListSerializer(serializers.ModelSerializer):
 
 
 class AnalysisViewSet(
+    RestrictedQuerysetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -101,10 +103,11 @@ class AnalysisViewSet(
 
     permission_classes = [IsAuthenticated]
     filter_backends: list = []
+    restrict = permissions.restrict
+    restrict_actions = {"cancel": "cancel"}
+    queryset = Analysis.objects.none()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Analysis.objects.none()
+    def get_base_queryset(self):
         return selectors.analysis_list(user=self.request.user)
 
     def get_serializer_class(self):
@@ -115,6 +118,7 @@ class AnalysisViewSet(
         return AnalysisSerializer
 
     def get_object(self):
+        # The detail read prefetches the runs; the same restrict, through the selector.
         return selectors.analysis_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
 
     @extend_schema(request=AnalysisCreateSerializer, responses={201: AnalysisSerializer})
@@ -182,17 +186,14 @@ class NodeSerializer(serializers.ModelSerializer):
         return obj.warnings()
 
 
-class NodeViewSet(viewsets.ReadOnlyModelViewSet):
+class NodeViewSet(RestrictedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     """Nodes of your organisations (site and organisation admins; platform admins see all)."""
 
     serializer_class = NodeSerializer
     permission_classes = [IsAuthenticated]
     filter_backends: list = []
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Node.objects.none()
-        return selectors.node_list(user=self.request.user)
+    restrict = permissions.restrict
+    queryset = Node.objects.select_related("organisation")
 
 
 @extend_schema(

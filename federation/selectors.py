@@ -13,7 +13,7 @@ from django.utils import timezone
 from catalogue import selectors as catalogue_selectors
 
 from .models import Analysis, Node, NodeDataset, NodeHeartbeat, NodeStatus, Run, RunStatus
-from .permissions import restrict_analyses, restrict_nodes, restrict_runs
+from .permissions import restrict
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -67,7 +67,7 @@ def stewarded_served_datasets(*, user: User) -> QuerySet[Dataset]:
 
 
 def analysis_list(*, user: User) -> QuerySet[Analysis]:
-    return restrict_analyses(
+    return restrict(
         Analysis.objects.select_related("researcher")
         .annotate(run_count=Count("runs"))
         .order_by("-created_at"),
@@ -81,7 +81,7 @@ def analysis_get_for_user(*, user: User, pk: int, action: str = "view") -> Analy
     runs = Run.objects.select_related("node__organisation").order_by(
         "round", "node__organisation__name", "node__name"
     )
-    qs = restrict_analyses(
+    qs = restrict(
         Analysis.objects.select_related("researcher").prefetch_related(Prefetch("runs", runs)),
         user,
         action,
@@ -90,7 +90,7 @@ def analysis_get_for_user(*, user: User, pk: int, action: str = "view") -> Analy
 
 
 def node_list(*, user: User, action: str = "view") -> QuerySet[Node]:
-    return restrict_nodes(Node.objects.select_related("organisation"), user, action)
+    return restrict(Node.objects.select_related("organisation"), user, action)
 
 
 def node_get_for_user(*, user: User, pk: int, action: str = "view") -> Node:
@@ -132,7 +132,7 @@ def node_metrics(nodes: list[Node], *, now: datetime | None = None) -> dict[int,
 
 def review_queue(*, user: User) -> QuerySet[Run]:
     """Runs at the user's nodes waiting for their approval or release."""
-    return restrict_runs(
+    return restrict(
         Run.objects.filter(
             status__in=(RunStatus.AWAITING_APPROVAL, RunStatus.AWAITING_RELEASE)
         ).select_related("analysis__researcher", "node__organisation"),
@@ -145,7 +145,7 @@ def run_get_for_review(*, user: User, pk: int) -> Run:
     from accounts.permissions import get_for_user_or_404
 
     return get_for_user_or_404(
-        restrict_runs(
+        restrict(
             Run.objects.select_related("analysis__researcher", "node__organisation"),
             user,
             "review",

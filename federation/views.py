@@ -16,7 +16,7 @@ from accounts.permissions import is_platform_admin, org_ids_with_role
 from accounts.view_actions import error_messages, perform, refused
 from catalogue import selectors as catalogue_selectors
 
-from . import exports, selectors, services
+from . import exports, permissions, selectors, services
 from .forms import AnalysisForm, DeclineForm, NodeDatasetsForm, NodeRegisterForm
 from .models import AnalysisStatus, NodeStatus, RunStatus
 from .permissions import sees_node_registry
@@ -235,7 +235,7 @@ def node_register(request):
 
 
 def _node_context(request, node, **extra) -> dict:
-    can_manage = selectors.node_list(user=request.user, action="manage").filter(pk=node.pk).exists()
+    can_manage = permissions.allows(node, request.user, "manage")
     served = list(node.served_datasets.select_related("dataset"))
     datasets_form = None
     if can_manage:

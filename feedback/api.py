@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import limits
+from accounts.api_mixins import RestrictedQuerysetMixin
 from accounts.models import Organisation
 from accounts.parsers import DepthLimitedJSONParser
 
@@ -278,6 +279,7 @@ class EmptySerializer(serializers.Serializer):
 
 
 class FeedbackItemViewSet(
+    RestrictedQuerysetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
@@ -290,10 +292,10 @@ class FeedbackItemViewSet(
     permission_classes = [IsAuthenticated]
     filterset_class = selectors.FeedbackFilter
     parser_classes = [DepthLimitedJSONParser, FormParser, MultiPartParser]
+    restrict = permissions.restrict
+    queryset = FeedbackItem.objects.none()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return FeedbackItem.objects.none()
+    def get_base_queryset(self):
         return selectors.feedback_list(user=self.request.user).order_by("-created_at", "-pk")
 
     def _item(self, action_name: str = "view") -> FeedbackItem:
@@ -481,11 +483,12 @@ StatsSerializer = inline_serializer(
 )
 
 
-class FeedbackStatsView(APIView):
+class FeedbackStatsView(RestrictedQuerysetMixin, APIView):
     """Platform-team numbers: items per week by site, component, category and status; time to
     triage and to resolution (hours); most-voted open items."""
 
     permission_classes = [IsAuthenticated]
+    restrict = permissions.restrict  # the selectors read through its "dashboard" action
 
     @extend_schema(responses=StatsSerializer)
     def get(self, request):
@@ -524,10 +527,11 @@ CdsGroupSerializer = inline_serializer(
 )
 
 
-class CdsDisagreementsView(APIView):
+class CdsDisagreementsView(RestrictedQuerysetMixin, APIView):
     """Clinicians' disagreements with one pathway's advice, grouped by the rule that decided."""
 
     permission_classes = [IsAuthenticated]
+    restrict = permissions.restrict  # the selector reads through it with the user
 
     @extend_schema(responses=CdsGroupSerializer)
     def get(self, request, pathway_id: str):

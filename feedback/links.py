@@ -1,11 +1,10 @@
 """Links from feedback to the object it is about, checked through the target app's choke point.
 
-Only objects the author may see can be linked: the target app's ``permissions`` module decides,
-through ``restrict_<plural>`` (``federation.permissions.restrict_analyses``) or its general
-``restrict`` (``catalogue.permissions.restrict``, ``cds.permissions.restrict``), called as
-``restrict(queryset, user, "view")``. Apps above this one are looked up by name when a link is
-made, never imported at import time. A model whose app has no such function cannot be linked to
-yet (fail closed).
+Only objects the author may see can be linked: the target app's one choke point decides, always
+``<app>.permissions.restrict(queryset, user, "view")`` (every app has exactly that entry, dispatching
+on the model). Apps above this one are looked up by name when a link is made, never imported at
+import time. A model whose app has no ``restrict``, or whose ``restrict`` has no rules for it,
+cannot be linked to (fail closed).
 """
 
 from __future__ import annotations
@@ -49,17 +48,15 @@ def linkable_models() -> dict[str, str]:
 
 
 def restrict_for(model) -> Callable | None:
-    """The target app's choke point for ``model``, or None if it has none."""
+    """The target app's ``restrict`` if it has rules for ``model``, else None."""
     try:
         module = importlib.import_module(f"{model._meta.app_label}.permissions")
     except ImportError:
         return None
-    plural = str(model._meta.verbose_name_plural).replace(" ", "_").lower()
-    for name in (f"restrict_{plural}", "restrict"):
-        restrict = getattr(module, name, None)
-        if callable(restrict):
-            return restrict
-    return None
+    restrict = getattr(module, "restrict", None)
+    if not callable(restrict) or model not in getattr(restrict, "models", ()):
+        return None
+    return restrict
 
 
 def visible_object(model, user, **lookup):
@@ -69,7 +66,7 @@ def visible_object(model, user, **lookup):
         return None
     try:
         return restrict(model._default_manager.all(), user, "view").filter(**lookup).first()
-    except (ValueError, TypeError, KeyError, ValidationError):
+    except (ValueError, TypeError, LookupError, ValidationError):
         return None
 
 

@@ -127,9 +127,10 @@ def feedback_get_for_user(
 
 
 def attachment_get_for_user(*, user: User | AnonymousUser, item_pk: int, pk: int) -> Attachment:
-    items = permissions.restrict(FeedbackItem.objects.all(), user, "download")
     return get_for_user_or_404(
-        Attachment.objects.select_related("item").filter(item__in=items), item_id=item_pk, pk=pk
+        permissions.restrict(Attachment.objects.select_related("item"), user),
+        item_id=item_pk,
+        pk=pk,
     )
 
 

@@ -1,8 +1,11 @@
 """The governance app's one access choke point.
 
-``restrict(queryset, user, action)`` for agreements, access requests, entitlements; objects a user may
-not see answer 404. Finer "may this person do this transition" rules live in ``can_*`` helpers used by
-the services (they answer 403 with a message, because the person can already see the object).
+``restrict(queryset, user, action)`` for agreement templates, agreements, access requests (with their
+decisions and attachments), basket items and entitlements; objects a user may not see answer 404.
+``allows(obj, user, action)`` asks the same rule about one loaded object; the services use it for
+"may this person do this transition" and answer 403 with a message, because the person can already
+see the object. The few ``can_*`` left are about creating something (no object yet) or about one
+conversation thread of a request.
 """
 
 from __future__ import annotations
@@ -12,6 +15,16 @@ from django.db.models import Q, QuerySet
 
 from accounts import permissions as base
 from accounts.models import Role
+
+from .models import (
+    AccessRequest,
+    Agreement,
+    AgreementTemplate,
+    Attachment,
+    BasketItem,
+    Decision,
+    Entitlement,
+)
 
 AGREEMENT_MANAGERS = (Role.ORG_ADMIN, Role.SIGNATORY, Role.DAC_MEMBER)
 
@@ -31,14 +44,12 @@ def _agreement_manage(qs: QuerySet, user) -> QuerySet:
     return qs.filter(Q(parties__organisation_id__in=org_ids) | Q(created_by=user)).distinct()
 
 
-restrict_agreements = base.Restrictor({"view": _agreement_view, "manage": _agreement_manage})
+def _logged_in(qs: QuerySet, user) -> QuerySet:
+    return qs if getattr(user, "is_authenticated", False) else qs.none()
 
 
-def can_manage_agreement(user, agreement) -> bool:
-    if base.is_platform_admin(user) or agreement.created_by_id == getattr(user, "pk", None):
-        return True
-    org_ids = base.org_ids_with_role(user, *AGREEMENT_MANAGERS)
-    return any(p.organisation_id in org_ids for p in agreement.parties.all())
+def _nothing(qs: QuerySet, user) -> QuerySet:
+    return qs.none()
 
 
 def can_create_agreement(user, organisation_ids) -> bool:
@@ -83,19 +94,27 @@ def _request_edit(qs: QuerySet, user) -> QuerySet:
     return qs.filter(applicant=user)
 
 
-restrict_requests = base.Restrictor(
-    {"view": _request_view, "edit": _request_edit}, admin_bypass_excluded={"edit"}
-)
+def _decision_view(qs: QuerySet, user) -> QuerySet:
+    return qs.filter(request__in=_request_view(AccessRequest.objects.all(), user).values("pk"))
+
+
+def _decision_decide(qs: QuerySet, user) -> QuerySet:
+    # Only the custodian's committee decides: platform admins do not (no bypass).
+    return qs.filter(custodian_id__in=dac_org_ids(user))
+
+
+def _attachment_view(qs: QuerySet, user) -> QuerySet:
+    return qs.filter(request__in=_request_view(AccessRequest.objects.all(), user).values("pk"))
+
+
+def _own_basket(qs: QuerySet, user) -> QuerySet:
+    return qs.filter(user=user) if getattr(user, "is_authenticated", False) else qs.none()
 
 
 def is_team(user, access_request) -> bool:
     if access_request.applicant_id == getattr(user, "pk", None):
         return True
     return access_request.team_members.filter(pk=user.pk).exists()
-
-
-def can_decide(user, decision) -> bool:
-    return base.has_role(user, decision.custodian_id, Role.DAC_MEMBER)
 
 
 class ConflictOfInterest(PermissionDenied):
@@ -167,12 +186,22 @@ def _entitlement_revoke(qs: QuerySet, user) -> QuerySet:
     return qs.filter(_custodian_rule(dac)) if dac else qs.none()
 
 
-restrict_entitlements = base.Restrictor({"view": _entitlement_view, "revoke": _entitlement_revoke})
-
-
-def can_revoke_entitlement(user, entitlement) -> bool:
-    if base.is_platform_admin(user):
-        return True
-    dataset = entitlement.dataset
-    custodian = dataset.data_access_committee_id or dataset.publisher_id
-    return base.has_role(user, custodian, Role.DAC_MEMBER)
+# --- The one entry ----------------------------------------------------------------------------
+restrict = base.ModelRestrictor(
+    {
+        # Templates are read by everyone signed in; publishing one is for platform admins (bypass).
+        AgreementTemplate: base.Restrictor({"view": _logged_in, "manage": _nothing}),
+        Agreement: base.Restrictor({"view": _agreement_view, "manage": _agreement_manage}),
+        AccessRequest: base.Restrictor(
+            {"view": _request_view, "edit": _request_edit}, admin_bypass_excluded={"edit"}
+        ),
+        Decision: base.Restrictor(
+            {"view": _decision_view, "decide": _decision_decide}, admin_bypass_excluded={"decide"}
+        ),
+        Attachment: base.Restrictor({"view": _attachment_view}),
+        # A basket is its owner's alone, platform admins included.
+        BasketItem: base.Restrictor({"view": _own_basket}, admin_bypass_excluded={"view"}),
+        Entitlement: base.Restrictor({"view": _entitlement_view, "revoke": _entitlement_revoke}),
+    }
+)
+allows = restrict.allows

@@ -15,6 +15,7 @@ from catalogue.models import Dataset
 from . import permissions
 from .models import (
     ACCESS_GATING_KINDS,
+    PERMISSION_FOR_MODE,
     AccessRequest,
     Agreement,
     AgreementStatus,
@@ -33,16 +34,21 @@ if TYPE_CHECKING:
 
 # --- Entitlements: the contract with the federation app ---------------------------------------
 def _usable_entitlements(*, user, access_mode: str) -> QuerySet[Entitlement]:
-    """Active, in force now, and resting on the dataset's current terms of use."""
+    """Active, in force now, resting on the dataset's current terms of use, and backed by the
+    guardian object permission for the mode."""
     now = timezone.now()
-    if not getattr(user, "is_authenticated", False):
+    if not getattr(user, "is_authenticated", False) or access_mode not in PERMISSION_FOR_MODE:
         return Entitlement.objects.none()
+    # The entitlement row says when and on which terms; the django-guardian object permission it
+    # keeps in step is what the catalogue's choke point reads. Both must hold (fail closed).
+    permitted = catalogue_selectors.dataset_list_for_user(user=user, action=access_mode)
     return Entitlement.objects.filter(
         holder=user,
         access_mode=access_mode,
         status=EntitlementStatus.ACTIVE,
         starts_at__lte=now,
         ends_at__gt=now,
+        dataset__in=permitted.values("pk"),
     ).filter(
         Q(dataset__current_version__terms_of_use__isnull=True)
         | Q(terms_id=F("dataset__current_version__terms_of_use_id"))
@@ -102,7 +108,7 @@ def entitlement_projects(
 def entitlement_list(
     *, user: User | AnonymousUser, filters: dict | None = None
 ) -> QuerySet[Entitlement]:
-    qs = permissions.restrict_entitlements(
+    qs = permissions.restrict(
         Entitlement.objects.select_related(
             "dataset", "dataset__current_version", "holder", "request", "agreement"
         ),
@@ -145,7 +151,7 @@ def covering_agreement(
 def agreement_list(
     *, user: User | AnonymousUser, filters: dict | None = None
 ) -> QuerySet[Agreement]:
-    qs = permissions.restrict_agreements(
+    qs = permissions.restrict(
         Agreement.objects.select_related("template").prefetch_related("parties__organisation"),
         user,
         "view",
@@ -178,7 +184,7 @@ def agreements_to_sign(*, user: User | AnonymousUser) -> QuerySet[Agreement]:
 def access_request_list(
     *, user: User | AnonymousUser, filters: dict | None = None
 ) -> QuerySet[AccessRequest]:
-    qs = permissions.restrict_requests(
+    qs = permissions.restrict(
         AccessRequest.objects.select_related("applicant", "organisation"), user, "view"
     )
     filters = filters or {}

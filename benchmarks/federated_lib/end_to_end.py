@@ -29,6 +29,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from guardian.shortcuts import assign_perm
 from accounts.models import ApiToken, Membership, MembershipRole, Organisation, Role
 from catalogue.models import Dataset
 from catalogue.services import version_create
@@ -64,6 +65,7 @@ with transaction.atomic():
             holder=user, dataset=dataset, access_mode="federated_analytics",
             ends_at=timezone.now() + timedelta(days=1), request=access,
         )
+        assign_perm("catalogue.run_federated_analysis", user, dataset)  # as governance keeps it
         datasets[org.slug] = dataset.pk
     _, raw = ApiToken.issue(user=user, name="federated benchmark")
 print("BENCH-JSON " + json.dumps({"token": raw, "datasets": datasets}))

@@ -11,7 +11,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import limits
+from accounts.api_mixins import RestrictedQuerysetMixin
 
+from .. import permissions
 from .. import selectors as federation_selectors
 from ..api import unavailable_datasets
 from ..models import FlJob, TrainedModel
@@ -96,13 +98,18 @@ class TrainedModelSerializer(serializers.ModelSerializer):
         ]
 
 
-class FlJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class FlJobViewSet(
+    RestrictedQuerysetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = FlJobSerializer
     permission_classes = [IsAuthenticated]
+    restrict = permissions.restrict
+    queryset = FlJob.objects.none()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return FlJob.objects.none()
+    def get_base_queryset(self):
         return selectors.fl_job_list(user=self.request.user)
 
     @extend_schema(request=FlJobCreateSerializer, responses={201: FlJobSerializer})
@@ -153,13 +160,13 @@ class FlJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(FlJobSerializer(selectors.fl_job_get(user=request.user, pk=pk)).data)
 
 
-class TrainedModelViewSet(viewsets.ReadOnlyModelViewSet):
+class TrainedModelViewSet(RestrictedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = TrainedModelSerializer
     permission_classes = [IsAuthenticated]
+    restrict = permissions.restrict
+    queryset = TrainedModel.objects.none()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return TrainedModel.objects.none()
+    def get_base_queryset(self):
         return selectors.model_list(user=self.request.user).order_by("name", "-version")
 
     @extend_schema(

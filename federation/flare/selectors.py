@@ -1,51 +1,22 @@
-"""Reads of federated learning, through one choke point (:data:`restrict_fl_jobs`).
-
-- A FLARE job: its researcher sees and aborts it; site admins of a participating node's
-  organisation see it and decide its release; platform admins (reviewers) see and release all.
-- The model registry: every signed-in user sees the entries (name, card, metrics); the download
-  needs an active federated-learning entitlement on every training dataset (services.can_download).
-"""
+"""Reads of federated learning, through the federation app's one choke point
+(:data:`federation.permissions.restrict`, which holds the rules for FLARE jobs and trained models)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from accounts.models import Role
-from accounts.permissions import Restrictor, get_for_user_or_404, org_ids_with_role
+from accounts.permissions import get_for_user_or_404
 
 from ..models import FlJob, FlJobStatus, Node, TrainedModel
+from ..permissions import restrict
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser
 
     User = AbstractBaseUser | AnonymousUser
-
-
-def _authenticated(user: User) -> bool:
-    return bool(getattr(user, "is_authenticated", False))
-
-
-def _view(qs: QuerySet[FlJob], user: User) -> QuerySet[FlJob]:
-    if not _authenticated(user):
-        return qs.none()
-    orgs = org_ids_with_role(user, Role.SITE_ADMIN)
-    return qs.filter(Q(analysis__researcher=user) | Q(nodes__organisation_id__in=orgs)).distinct()
-
-
-def _abort(qs: QuerySet[FlJob], user: User) -> QuerySet[FlJob]:
-    return qs.filter(analysis__researcher=user) if _authenticated(user) else qs.none()
-
-
-def _release(qs: QuerySet[FlJob], user: User) -> QuerySet[FlJob]:
-    if not _authenticated(user):
-        return qs.none()
-    return qs.filter(nodes__organisation_id__in=org_ids_with_role(user, Role.SITE_ADMIN)).distinct()
-
-
-restrict_fl_jobs = Restrictor({"view": _view, "abort": _abort, "release": _release})
 
 
 def _base() -> QuerySet[FlJob]:
@@ -56,7 +27,7 @@ def _base() -> QuerySet[FlJob]:
 
 
 def fl_job_list(*, user: User, action: str = "view") -> QuerySet[FlJob]:
-    return restrict_fl_jobs(_base(), user, action).order_by("-created_at")
+    return restrict(_base(), user, action).order_by("-created_at")
 
 
 def fl_job_get(*, user: User, pk: int | str, action: str = "view") -> FlJob:
@@ -68,10 +39,11 @@ def release_queue(*, user: User) -> QuerySet[FlJob]:
 
 
 def model_list(*, user: User) -> QuerySet[TrainedModel]:
-    if not _authenticated(user):
-        return TrainedModel.objects.none()
-    return TrainedModel.objects.select_related("fl_job__analysis", "released_by").prefetch_related(
-        "datasets"
+    return restrict(
+        TrainedModel.objects.select_related("fl_job__analysis", "released_by").prefetch_related(
+            "datasets"
+        ),
+        user,
     )
 
 

@@ -60,7 +60,7 @@ def dataset_metadata_refresh(*, steward: AbstractBaseUser, dataset: Dataset) -> 
     individuals and the typical ages (the steward reviews and publishes as usual)."""
     from catalogue import permissions as catalogue_permissions
 
-    if not catalogue_permissions.can_edit(steward, dataset):
+    if not catalogue_permissions.allows(dataset, steward, "edit"):
         raise PermissionDenied("Only data stewards of the dataset's publisher refresh it.")
     nodes = [
         link.node

@@ -37,7 +37,7 @@ from ..models import (
     Run,
     RunStatus,
 )
-from ..permissions import restrict_runs
+from ..permissions import allows
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -432,7 +432,7 @@ def _record_release(run: Run) -> None:
 def _open_gate(actor: AbstractBaseUser, run: Run, *, awaiting: str | None = None) -> Run:
     """The opening of every gate: only the node's site administrators (never platform admins),
     then the run re-read under lock; with ``awaiting``, the run must be in that status."""
-    if not restrict_runs(Run.objects.filter(pk=run.pk), actor, "review").exists():
+    if not allows(run, actor, "review"):
         raise PermissionDenied("Only the node's site administrators review its runs.")
     run = _locked(run.pk)
     if awaiting is not None and run.status != awaiting:

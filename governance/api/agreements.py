@@ -10,6 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import limits
+from accounts.api_mixins import RestrictedQuerysetMixin
 from accounts.models import Organisation
 
 from .. import datasets as ds
@@ -40,6 +41,7 @@ class AgreementTemplateSerializer(serializers.ModelSerializer):
 
 
 class AgreementTemplateViewSet(
+    RestrictedQuerysetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -47,6 +49,7 @@ class AgreementTemplateViewSet(
 ):
     """Versioned agreement templates. POST publishes the next version of a kind (platform admins)."""
 
+    restrict = permissions.restrict
     serializer_class = AgreementTemplateSerializer
     permission_classes = [IsAuthenticated]
     filterset_fields = ["kind"]
@@ -200,6 +203,7 @@ class SignInSerializer(serializers.Serializer):
 
 
 class AgreementViewSet(
+    RestrictedQuerysetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -208,23 +212,18 @@ class AgreementViewSet(
 ):
     """Agreements of your organisations. Drafts are edited with PATCH; after sending, a change is a new version."""
 
+    restrict = permissions.restrict
     serializer_class = AgreementOutSerializer
     permission_classes = [IsAuthenticated]
     filterset_fields = ["status", "kind"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Agreement.objects.none()
-        return permissions.restrict_agreements(
-            Agreement.objects.select_related("template").prefetch_related(
-                "parties__organisation",
-                "signatures__party__organisation",
-                "signatures__user",
-                "datasets",
-            ),
-            self.request.user,
-            "view",
+    def get_base_queryset(self):
+        return Agreement.objects.select_related("template").prefetch_related(
+            "parties__organisation",
+            "signatures__party__organisation",
+            "signatures__user",
+            "datasets",
         )
 
     def _out(self, agreement, code=status.HTTP_200_OK):

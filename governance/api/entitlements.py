@@ -8,6 +8,8 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from accounts.api_mixins import RestrictedQuerysetMixin
+
 from .. import permissions, services
 from ..models import Entitlement
 from .common import DatasetRefSerializer, ReasonSerializer
@@ -41,22 +43,17 @@ class EntitlementSerializer(serializers.ModelSerializer):
         ]
 
 
-class EntitlementViewSet(viewsets.ReadOnlyModelViewSet):
+class EntitlementViewSet(RestrictedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     """Entitlements you hold, or on your custodian's datasets if you sit on its DAC."""
 
+    restrict = permissions.restrict
     serializer_class = EntitlementSerializer
     permission_classes = [IsAuthenticated]
     filterset_fields = ["status", "access_mode", "dataset"]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Entitlement.objects.none()
-        return permissions.restrict_entitlements(
-            Entitlement.objects.select_related(
-                "holder", "dataset__current_version", "request", "agreement", "terms"
-            ),
-            self.request.user,
-            "view",
+    def get_base_queryset(self):
+        return Entitlement.objects.select_related(
+            "holder", "dataset__current_version", "request", "agreement", "terms"
         ).order_by("ends_at", "pk")
 
     def _out(self, entitlement):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -14,9 +13,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import limits
+from accounts.api_mixins import RestrictedQuerysetMixin
 from accounts.models import Organisation
 from accounts.parsers import DepthLimitedJSONParser
-from accounts.permissions import get_for_user_or_404
 from catalogue.models import AccessMode
 
 from .. import permissions, services
@@ -53,20 +52,17 @@ class BasketAddSerializer(serializers.Serializer):
     dataset = VisibleDatasetField(published_only=True)
 
 
-class BasketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class BasketViewSet(RestrictedQuerysetMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Published datasets you collected for your next access request."""
 
+    restrict = permissions.restrict
     serializer_class = BasketItemSerializer
     permission_classes = [IsAuthenticated]
     lookup_field = "dataset"
     pagination_class = None
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return BasketItem.objects.none()
-        return BasketItem.objects.filter(user=self.request.user).select_related(
-            "dataset__current_version"
-        )
+    def get_base_queryset(self):
+        return BasketItem.objects.select_related("dataset__current_version")
 
     @extend_schema(request=BasketAddSerializer, responses={201: BasketItemSerializer})
     def create(self, request):
@@ -79,7 +75,7 @@ class BasketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def destroy(self, request, dataset=None):
         # Idempotent, and the same answer whether or not such a dataset exists.
         item = (
-            BasketItem.objects.filter(user=request.user, dataset_id=int_or_zero(dataset))
+            self.restricted(BasketItem.objects.filter(dataset_id=int_or_zero(dataset)))
             .select_related("dataset")
             .first()
         )
@@ -258,6 +254,7 @@ DECISION_ACTIONS = {
 
 
 class AccessRequestViewSet(
+    RestrictedQuerysetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -266,26 +263,25 @@ class AccessRequestViewSet(
 ):
     """Access requests you make, belong to the team of, or decide on as a custodian's DAC member."""
 
+    restrict = permissions.restrict
     serializer_class = AccessRequestOutSerializer
     permission_classes = [IsAuthenticated]
     filterset_fields = ["status"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return AccessRequest.objects.none()
-        return permissions.restrict_requests(
-            AccessRequest.objects.select_related("applicant", "organisation").prefetch_related(
+    def get_base_queryset(self):
+        return (
+            AccessRequest.objects.select_related("applicant", "organisation")
+            .prefetch_related(
                 "team_members",
                 "items__dataset__current_version",
                 "items__custodian",
                 "items__terms",
                 "decisions__custodian",
                 "decisions__decided_by",
-            ),
-            self.request.user,
-            "view",
-        ).order_by("-created_at", "-pk")
+            )
+            .order_by("-created_at", "-pk")
+        )
 
     def _out(self, access_request, code=status.HTTP_200_OK):
         return Response(
@@ -403,7 +399,9 @@ class AccessRequestViewSet(
     def decide(self, request, pk=None, custodian=None, decision_action=None):
         """A custodian's DAC member acts on that custodian's decision."""
         access_request = self.get_object()
-        decision = get_object_or_404(Decision, request=access_request, custodian__slug=custodian)
+        decision = self.restricted_object(
+            Decision.objects.all(), "view", request=access_request, custodian__slug=custodian
+        )
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fn = DECISION_ACTIONS[decision_action]
@@ -477,19 +475,17 @@ class AccessRequestViewSet(
         )
 
 
-class AttachmentDownloadViewSet(viewsets.GenericViewSet):
+class AttachmentDownloadViewSet(RestrictedQuerysetMixin, viewsets.GenericViewSet):
     """Download one attachment (only for people who may see its request)."""
 
+    restrict = permissions.restrict
     permission_classes = [IsAuthenticated]
     queryset = Attachment.objects.none()
     serializer_class = RequestAttachmentSerializer
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def retrieve(self, request, pk=None):
-        visible = permissions.restrict_requests(AccessRequest.objects.all(), request.user, "view")
-        attachment = get_for_user_or_404(
-            Attachment.objects.filter(request__in=visible.values("pk")), pk=pk
-        )
+        attachment = self.restricted_object(Attachment.objects.all(), pk=pk)
         return FileResponse(
             attachment.file.open("rb"),
             content_type=attachment.content_type,

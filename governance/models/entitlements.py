@@ -6,12 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-# Access mode code → the guardian permission it grants on catalogue.Dataset.
-PERMISSION_FOR_MODE = {
-    "federated_analytics": "catalogue.run_federated_analysis",
-    "federated_learning": "catalogue.run_federated_learning",
-    "central_copy": "catalogue.access_central_copy",
-}
+# Access mode code → the guardian permission it grants on catalogue.Dataset (the catalogue's restrict
+# reads them back for the actions of the same names).
+from catalogue.models import PERMISSION_FOR_MODE as PERMISSION_FOR_MODE
 
 
 class EntitlementStatus(models.TextChoices):

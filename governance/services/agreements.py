@@ -197,7 +197,7 @@ def agreement_create(
 
 
 def _require_manager(actor, agreement: Agreement) -> None:
-    if not permissions.can_manage_agreement(actor, agreement):
+    if not permissions.allows(agreement, actor, "manage"):
         raise PermissionDenied("Only the parties' administrators, signatories or DAC may do that.")
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def _lock_decision(actor, decision: Decision) -> tuple[Decision, AccessRequest]:
     access_request = _lock(decision.request)
     decision = Decision.objects.select_for_update().select_related("custodian").get(pk=decision.pk)
-    if not permissions.can_decide(actor, decision):
+    if not permissions.allows(decision, actor, "decide"):
         raise PermissionDenied(
             f"Only members of the data access committee of {decision.custodian} decide here."
         )

@@ -123,7 +123,7 @@ def _end(entitlement: Entitlement, status: str, *, actor, event: str, **payload)
 @transaction.atomic
 def entitlement_revoke(*, actor: User, entitlement: Entitlement, reason: str) -> Entitlement:
     entitlement = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
-    if not permissions.can_revoke_entitlement(actor, entitlement):
+    if not permissions.allows(entitlement, actor, "revoke"):
         raise PermissionDenied("Only the custodian's data access committee revokes access.")
     if entitlement.status in (EntitlementStatus.REVOKED, EntitlementStatus.EXPIRED):
         raise ValidationError({"status": [f"This entitlement is already {entitlement.status}."]})

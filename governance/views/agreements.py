@@ -21,7 +21,7 @@ from .common import add_errors, client_ip, posted
 
 def _get(request, pk: int, action: str = "view") -> Agreement:
     return get_for_user_or_404(
-        permissions.restrict_agreements(Agreement.objects.all(), request.user, action), pk=pk
+        permissions.restrict(Agreement.objects.all(), request.user, action), pk=pk
     )
 
 
@@ -166,7 +166,7 @@ def agreement_detail(request, pk: int):
             "parties": parties,
             "datasets": [ds.title(d) for d in visible],
             "hidden_datasets": covered.count() - len(visible),
-            "can_manage": permissions.can_manage_agreement(request.user, agreement),
+            "can_manage": permissions.allows(agreement, request.user, "manage"),
             "signable": permissions.signable_parties(request.user, agreement)
             if agreement.status == AgreementStatus.OUT_FOR_SIGNATURE
             else [],

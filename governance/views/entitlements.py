@@ -17,7 +17,7 @@ from .common import posted
 
 def _get(request, pk: int, action: str = "view") -> Entitlement:
     return get_for_user_or_404(
-        permissions.restrict_entitlements(
+        permissions.restrict(
             Entitlement.objects.select_related("dataset__current_version", "holder", "request"),
             request.user,
             action,
@@ -28,7 +28,10 @@ def _get(request, pk: int, action: str = "view") -> Entitlement:
 
 @login_required
 def entitlement_list(request):
-    rows = selectors.entitlement_list(user=request.user, filters=request.GET)[:500]
+    rows = list(selectors.entitlement_list(user=request.user, filters=request.GET)[:500])
+    revocable = permissions.restrict.allowed_pks(
+        Entitlement.objects.filter(pk__in=[e.pk for e in rows]), request.user, "revoke"
+    )
     rows = [
         {
             "e": e,
@@ -36,7 +39,7 @@ def entitlement_list(request):
             "needs_terms": e.status == EntitlementStatus.SUSPENDED
             and e.suspension_reason == "terms_changed",
             "can_revoke": e.status in (EntitlementStatus.ACTIVE, EntitlementStatus.SUSPENDED)
-            and permissions.can_revoke_entitlement(request.user, e),
+            and e.pk in revocable,
         }
         for e in rows
     ]

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Organisation
-from accounts.permissions import get_for_user_or_404
+from accounts.permissions import get_for_user_or_404, object_for_user_or_404
 from accounts.selectors import audit_events_for_object
 from accounts.view_actions import perform, refused
 
@@ -32,7 +32,7 @@ from .common import add_errors, posted
 
 def _get(request, pk: int, action: str = "view") -> AccessRequest:
     return get_for_user_or_404(
-        permissions.restrict_requests(
+        permissions.restrict(
             AccessRequest.objects.select_related("applicant", "organisation"),
             request.user,
             action,
@@ -49,7 +49,7 @@ def _detail(pk: int) -> str:
 @login_required
 def basket(request):
     items = (
-        BasketItem.objects.filter(user=request.user)
+        permissions.restrict(BasketItem.objects.all(), request.user)
         .select_related("dataset__current_version", "dataset__publisher")
         .order_by("added_at")
     )
@@ -105,8 +105,10 @@ def basket_add(request):
 def basket_remove(request):
     dataset_id = request.POST.get("dataset", "")
     # Only the user's own basket is looked at: 404 for anything not in it, whether it exists or not.
-    item = get_object_or_404(
-        BasketItem.objects.filter(user=request.user).select_related("dataset"),
+    item = object_for_user_or_404(
+        permissions.restrict,
+        BasketItem.objects.select_related("dataset"),
+        request.user,
         dataset_id=int(dataset_id) if dataset_id.isdigit() and len(dataset_id) < 19 else 0,
     )
     services.basket_remove(user=request.user, dataset=item.dataset)
@@ -230,9 +232,10 @@ def _detail_page(request, access_request, *, status: int = 200, errors: list[str
     comments = {}
     for c in access_request.comments.filter(custodian_id__in=visible).select_related("author"):
         comments.setdefault(c.custodian_id, []).append(c)
+    deciding_ids = permissions.restrict.allowed_pks(access_request.decisions.all(), user, "decide")
     panels = []
     for d in decisions:
-        deciding = permissions.can_decide(user, d)
+        deciding = d.pk in deciding_ids
         waiting = d.status in (
             DecisionStatus.PENDING,
             DecisionStatus.UNDER_REVIEW,
@@ -338,7 +341,13 @@ DECISION_ACTIONS = {
 @require_POST
 def decision_action(request, pk: int, custodian_id: int, action: str):
     access_request = _get(request, pk)
-    decision = get_object_or_404(Decision, request=access_request, custodian_id=custodian_id)
+    decision = object_for_user_or_404(
+        permissions.restrict,
+        Decision,
+        request.user,
+        request=access_request,
+        custodian_id=custodian_id,
+    )
     if action not in DECISION_ACTIONS:
         return refused(request, status=400, messages=["Unknown action."], back=_detail(pk))
     fn, takes_reason, message = DECISION_ACTIONS[action]
@@ -415,10 +424,7 @@ def attachment_upload(request, pk: int):
 
 @login_required
 def attachment_download(request, pk: int):
-    visible = permissions.restrict_requests(AccessRequest.objects.all(), request.user, "view")
-    attachment = get_for_user_or_404(
-        Attachment.objects.filter(request__in=visible.values("pk")), pk=pk
-    )
+    attachment = object_for_user_or_404(permissions.restrict, Attachment, request.user, pk=pk)
     response = FileResponse(
         attachment.file.open("rb"),
         content_type=attachment.content_type,

@@ -108,12 +108,13 @@ def publish(dataset):
 def grant_federated_analytics(user, dataset) -> None:
     """What an approved access request gives: an active federated-analytics entitlement.
 
-    Built as governance stores it (a request and an entitlement row), so the real
+    Built as governance stores it (a request, an entitlement row and its object permission), so the real
     ``governance.selectors.missing_entitlements`` decides in these tests.
     """
     from datetime import timedelta
 
     from django.utils import timezone
+    from guardian.shortcuts import assign_perm
 
     from accounts.models import Membership
     from governance.models import AccessRequest, Entitlement
@@ -131,3 +132,5 @@ def grant_federated_analytics(user, dataset) -> None:
         ends_at=timezone.now() + timedelta(days=90),
         request=request,
     )
+    # ... and the django-guardian object permission governance keeps in step with it.
+    assign_perm("catalogue.run_federated_analysis", user, dataset)

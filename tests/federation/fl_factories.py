@@ -53,6 +53,8 @@ def make_fl_site(organisation, name: str, *, policy: dict | None = None, dataset
 
 
 def grant_federated_learning(user, dataset, *, days: int = 90) -> None:
+    from guardian.shortcuts import assign_perm
+
     from accounts.models import Membership
     from governance.models import AccessRequest, Entitlement
 
@@ -69,6 +71,7 @@ def grant_federated_learning(user, dataset, *, days: int = 90) -> None:
         # An entitlement rests on the dataset's current terms of use (when it has some).
         terms_id=getattr(getattr(dataset, "current_version", None), "terms_of_use_id", None),
     )
+    assign_perm("catalogue.run_federated_learning", user, dataset)  # as governance keeps it
 
 
 class FakeFlare:

@@ -284,12 +284,13 @@ def test_links_are_checked_through_the_target_apps_choke_point(
 
 
 def test_an_app_without_a_choke_point_cannot_be_linked(monkeypatch, clinician_a, hospital_a):
-    monkeypatch.setitem(links.LINKABLE, "accounts.organisation", links.LinkTarget("Organisation"))
-    # accounts.permissions has no restrict(): fail closed.
+    from accounts.models import Membership
+
+    monkeypatch.setitem(links.LINKABLE, "accounts.membership", links.LinkTarget("Membership"))
+    # accounts.permissions.restrict has no rules for memberships: fail closed.
+    membership = Membership.objects.get(user=clinician_a)
     with pytest.raises(ValidationError):
-        links.resolve_link(
-            user=clinician_a, target="accounts.organisation", object_id=hospital_a.pk
-        )
+        links.resolve_link(user=clinician_a, target="accounts.membership", object_id=membership.pk)
 
 
 def test_api_create_with_a_bad_link_answers_400(api_as, clinician_a):

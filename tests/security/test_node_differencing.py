@@ -246,7 +246,10 @@ def count(portal_site, django_capture_on_commit_callbacks):
 
 def _teammate_of(researcher, dataset, username: str):
     """A team member of the researcher's project: an entitlement from the same access request."""
+    from guardian.shortcuts import assign_perm
+
     from accounts.models import Membership
+    from catalogue.models import PERMISSION_FOR_MODE
     from governance.models import Entitlement
     from tests.factories import make_member
 
@@ -260,6 +263,7 @@ def _teammate_of(researcher, dataset, username: str):
         ends_at=mine.ends_at,
         request=mine.request,
     )
+    assign_perm(PERMISSION_FOR_MODE[mine.access_mode], member, dataset)  # as governance keeps it
     return member
 
 
