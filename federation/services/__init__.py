@@ -35,6 +35,7 @@ from .nodes import (
     default_poll_interval,
     heartbeats_prune,
     node_approve,
+    node_confirm_identity,
     node_enrol,
     node_heartbeat,
     node_register,
@@ -57,6 +58,14 @@ from .runs import (
     run_submit_result,
     runs_expire_overdue,
 )
+from .secure import (
+    aggregation_mode,
+    run_secure_assignment,
+    secure_hold,
+    secure_key_submit,
+    secure_masked_submit,
+    secure_peers,
+)
 
 __all__ = [
     "ANY_CANCER_CONCEPT",
@@ -64,6 +73,7 @@ __all__ = [
     "FEDERATED_ANALYTICS",
     "REPORTED_FIELDS",
     "ResultOutcome",
+    "aggregation_mode",
     "analyses_advance_stuck",
     "analysis_advance",
     "analysis_cancel",
@@ -76,6 +86,7 @@ __all__ = [
     "lease_seconds",
     "leases_expire",
     "node_approve",
+    "node_confirm_identity",
     "node_enrol",
     "node_heartbeat",
     "node_register",
@@ -90,7 +101,12 @@ __all__ = [
     "run_decline",
     "run_recipient",
     "run_release",
+    "run_secure_assignment",
     "run_submit_result",
     "runs_expire_overdue",
+    "secure_hold",
+    "secure_key_submit",
+    "secure_masked_submit",
+    "secure_peers",
     "typical_ages",
 ]

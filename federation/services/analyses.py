@@ -22,6 +22,7 @@ from ..models import (
     RunStatus,
 )
 from .runs import create_round, run_transition
+from .secure import SECURE, aggregation_mode, round_open, rounds_abandon
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -81,6 +82,13 @@ def datasets_and_nodes(
     return datasets, sorted({link.node for link in links}, key=lambda n: n.pk)
 
 
+def terms_min_cell_count(datasets: Sequence[Dataset]) -> int | None:
+    """The strictest minimum cell count the datasets' published terms of use set (or None)."""
+    values = [d.published_min_cell_count for d in datasets]
+    found = [int(v) for v in values if v]
+    return max(found) if found else None
+
+
 @write_transaction
 def analysis_create(
     *,
@@ -113,6 +121,7 @@ def analysis_create(
         min_nodes=min_nodes,
         title=title,
         run_deadline_hours=run_deadline_hours,
+        terms_min_cell_count=terms_min_cell_count(datasets),
     )
     analysis.datasets.set(datasets)
     analysis.project_ids = entitlement_projects(
@@ -133,8 +142,13 @@ def analysis_start(
     min_nodes: int | None = None,
     title: str = "",
     run_deadline_hours: int = 24,
+    terms_min_cell_count: int | None = None,
 ) -> Analysis:
-    """Create the analysis and its first round of runs (parameters already validated)."""
+    """Create the analysis and its first round of runs (parameters already validated).
+
+    Count, characterisation and Kaplan–Meier analyses are pooled by secure aggregation when
+    every node can take part (``secure.aggregation_mode``), else per site, and say why.
+    """
     kind = get_kind(analysis_type, version)
     if kind is None:
         raise ValidationError({"type": [f"Unknown analysis {analysis_type!r} version {version}."]})
@@ -151,6 +165,7 @@ def analysis_start(
     state: dict[str, Any] = {}
     if analysis_type == GLM:
         state = {"beta": [0.0] * len(terms_for(params))}
+    mode, mode_reason = aggregation_mode(analysis_type=analysis_type, params=params, nodes=nodes)
     analysis = Analysis.objects.create(
         researcher=researcher,
         title=title,
@@ -160,6 +175,9 @@ def analysis_start(
         min_nodes=min_nodes,
         state=state,
         run_deadline_hours=run_deadline_hours,
+        terms_min_cell_count=terms_min_cell_count,
+        aggregation=mode,
+        aggregation_reason=mode_reason[:300],
     )
     record(
         "analysis.created",
@@ -171,8 +189,13 @@ def analysis_start(
             "params": params,
             "nodes": [n.pk for n in nodes],
             "min_nodes": min_nodes,
+            "aggregation": mode,
+            "aggregation_reason": mode_reason,
+            "terms_min_cell_count": terms_min_cell_count,
         },
     )
+    if mode == SECURE:
+        round_open(analysis, nodes)
     create_round(analysis, nodes, round_=1, state=state)
     return analysis
 
@@ -191,6 +214,7 @@ def analysis_cancel(*, actor: AbstractBaseUser, analysis: Analysis) -> Analysis:
         "node__organisation"
     ):
         run_transition(run, RunStatus.CANCELLED, actor=actor, reason="cancelled by the researcher")
+    rounds_abandon(analysis, reason="cancelled by the researcher")
     analysis_finish(
         analysis, AnalysisStatus.CANCELLED, actor=actor, reason="Cancelled by the researcher."
     )

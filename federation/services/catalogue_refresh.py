@@ -82,6 +82,7 @@ def dataset_metadata_refresh(*, steward: AbstractBaseUser, dataset: Dataset) -> 
         params=params,
         nodes=nodes,
         title=f"Catalogue metadata refresh: {dataset}"[:200],
+        terms_min_cell_count=dataset.published_min_cell_count,
     )
     analysis.state = {"refresh_dataset": dataset.pk}
     analysis.save(update_fields=["state"])

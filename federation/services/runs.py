@@ -36,6 +36,7 @@ from ..models import (
     ReleaseRecord,
     Run,
     RunStatus,
+    SecureRound,
 )
 from ..permissions import restrict_runs
 
@@ -256,6 +257,11 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
             ResultOutcome.CONFLICT,
             f"Attempt {payload.attempt} is not the run's current attempt ({run.attempt}).",
         )
+    if run.analysis.is_secure and payload.status == "completed":
+        # A per-site table must never reach the portal of a secure analysis: refused unread.
+        return ResultOutcome.CONFLICT, (
+            "This run is part of a secure aggregation: post a masked vector, not a result."
+        )
     now = timezone.now()
     common = {
         "result_hash": digest,
@@ -311,7 +317,7 @@ def _release_refusal(
 ) -> str:
     """The portal's re-check of the released cells; on a small count the run fails, the numbers
     are dropped (never stored or shown) and the refusal is audited. Returns the message or ""."""
-    k = release_check.min_cell_count(node)
+    k = max(release_check.min_cell_count(node), run.analysis.terms_min_cell_count or 0)
     cells = release_check.small_cells(run.analysis.type, run.analysis.version, result, k)
     if not cells:
         return ""
@@ -370,7 +376,7 @@ def _differencing_risk(run: Run, result: dict[str, Any]) -> bool:
     by 1 … k − 1. k and the scope are what the node reported with its policy."""
     analysis, node = run.analysis, run.node
     policy = node.policy or {}
-    k = int(policy.get("min_cell_count") or 5)
+    k = max(int(policy.get("min_cell_count") or 5), analysis.terms_min_cell_count or 0)
     if k <= 1:
         return False
     try:
@@ -480,6 +486,11 @@ def run_decline(*, actor: AbstractBaseUser, run: Run, reason: str = "") -> Run:
 def run_release(*, actor: AbstractBaseUser, run: Run) -> Run:
     """The release gate: the researcher receives the numbers (unless differencing forbids it)."""
     run = _open_gate(actor, run, awaiting=RunStatus.AWAITING_RELEASE)
+    if run.analysis.is_secure:
+        raise ValidationError(
+            "This run is part of a secure aggregation: its contribution is reviewed and released "
+            "at the node (optima-node review), never shown to the portal."
+        )
     # Other releases may have reached the requester while this one waited.
     if _differencing_risk(run, run.result or {}):
         _refuse_differencing(run, actor=actor, result=None)
@@ -532,6 +543,17 @@ def leases_expire(*, now: datetime | None = None) -> int:
                 or not run.lease_expires_at
                 or run.lease_expires_at > now
             ):
+                continue
+            if SecureRound.objects.filter(analysis_id=run.analysis_id).exists():
+                # A secure round cannot wait for a node that went silent: it goes on without it.
+                run_transition(
+                    run,
+                    RunStatus.FAILED,
+                    reason="lease expired during secure aggregation",
+                    lease_expires_at=None,
+                )
+                enqueue_advance(run.analysis_id)
+                count += 1
                 continue
             run_transition(
                 run,
