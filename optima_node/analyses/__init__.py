@@ -22,4 +22,12 @@ REGISTRY: dict[tuple[str, int], Runner] = {
     (AnalysisType.LOGISTIC_REGRESSION.value, 1): logistic_regression.run,
 }
 
-__all__ = ["REGISTRY", "AnalysisRefused", "Runner"]
+# Unsuppressed count tables for secure aggregation (optima_node.secagg_layout encodes them):
+# ``raw_table(db, params, policy, cache) -> dict``; never released as they are.
+RAW_TABLES: dict[tuple[str, int], Callable[..., dict[str, Any]]] = {
+    (AnalysisType.COHORT_COUNT.value, 1): cohort_count.raw_table,
+    (AnalysisType.CHARACTERISATION.value, 1): characterisation.raw_table,
+    (AnalysisType.KAPLAN_MEIER.value, 1): kaplan_meier.raw_table,
+}
+
+__all__ = ["RAW_TABLES", "REGISTRY", "AnalysisRefused", "Runner"]

@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from optima_node.analyses.common import count_row, count_rows, load_cohort, protect_margin
+from optima_node.analyses.common import (
+    count_row,
+    load_cohort,
+    protect_margin,
+    raw_rows,
+    suppress_rows,
+)
 from optima_node.db import Database
 from optima_node.policy import Policy
 from optima_node.schemas import FOLLOW_UP_BANDS, CharacterisationParams
@@ -23,6 +29,31 @@ def follow_up_band(days: np.ndarray) -> np.ndarray:
     ]
 
 
+SECTIONS: tuple[str, ...] = ("by_sex", "by_age_group", "by_index_year", "by_follow_up")
+
+
+def raw_table(
+    db: Database,
+    params: CharacterisationParams,
+    policy: Policy | None = None,
+    cache: MutableMapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every cell before suppression: secure aggregation's input, never released as it is."""
+    cohort = load_cohort(db, params.cohort, cache)
+
+    def by(name: str, values: np.ndarray) -> list[dict[str, Any]]:
+        return raw_rows(((str(v),) for v in values), [name])
+
+    return {
+        "person_count": len(cohort),
+        "deaths": int(cohort.event.sum()),
+        "by_sex": by("sex", cohort.sex_label),
+        "by_age_group": by("age_group", cohort.age_group),
+        "by_index_year": by("index_year", cohort.index_year),
+        "by_follow_up": by("follow_up", follow_up_band(cohort.follow_up_days)),
+    }
+
+
 def run(
     db: Database,
     params: CharacterisationParams,
@@ -30,21 +61,14 @@ def run(
     policy: Policy,
     cache: MutableMapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    cohort = load_cohort(db, params.cohort, cache)
+    raw = raw_table(db, params, policy, cache)
     k = policy.min_cell_count
-
-    person_count = count_row({}, len(cohort), k)
-
-    def by(name: str, values: np.ndarray) -> list[dict[str, Any]]:
-        # Each section adds up to the person count, so a lone suppressed cell needs a partner.
-        rows = count_rows(((str(v),) for v in values), [name], k)
-        return protect_margin(rows, total_released=not person_count["suppressed"])
-
-    return {
-        "person_count": person_count,
-        "deaths": count_row({}, int(cohort.event.sum()), k),
-        "by_sex": by("sex", cohort.sex_label),
-        "by_age_group": by("age_group", cohort.age_group),
-        "by_index_year": by("index_year", cohort.index_year),
-        "by_follow_up": by("follow_up", follow_up_band(cohort.follow_up_days)),
+    person_count = count_row({}, raw["person_count"], k)
+    # Each section adds up to the person count, so a lone suppressed cell needs a partner.
+    sections = {
+        name: protect_margin(
+            suppress_rows(raw[name], k), total_released=not person_count["suppressed"]
+        )
+        for name in SECTIONS
     }
+    return {"person_count": person_count, "deaths": count_row({}, raw["deaths"], k), **sections}

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from optima_node.analyses.common import count_rows, load_cohort
+from optima_node.analyses.common import load_cohort, raw_rows, suppress_rows
 from optima_node.cohort import Cohort
 from optima_node.db import Database
 from optima_node.policy import Policy
@@ -23,6 +23,20 @@ def strata_columns(cohort: Cohort, names: list[str]) -> list[np.ndarray]:
     return [np.asarray(by_name[name](), dtype=object) for name in names]
 
 
+def raw_table(
+    db: Database,
+    params: CohortCountParams,
+    policy: Policy | None = None,
+    cache: MutableMapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Persons per stratum before suppression: secure aggregation's input, never released as is."""
+    cohort = load_cohort(db, params.cohort, cache)
+    names = list(params.stratify_by)
+    columns = strata_columns(cohort, names)
+    keys = zip(*columns, strict=True) if names else (() for _ in range(len(cohort)))
+    return {"stratify_by": names, "rows": raw_rows(keys, names)}
+
+
 def run(
     db: Database,
     params: CohortCountParams,
@@ -30,8 +44,8 @@ def run(
     policy: Policy,
     cache: MutableMapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    cohort = load_cohort(db, params.cohort, cache)
-    names = list(params.stratify_by)
-    columns = strata_columns(cohort, names)
-    keys = zip(*columns, strict=True) if names else (() for _ in range(len(cohort)))
-    return {"stratify_by": names, "rows": count_rows(keys, names, policy.min_cell_count)}
+    raw = raw_table(db, params, policy, cache)
+    return {
+        "stratify_by": raw["stratify_by"],
+        "rows": suppress_rows(raw["rows"], policy.min_cell_count),
+    }

@@ -26,16 +26,27 @@ def count_row(strata: dict[str, str], count: int, min_cell_count: int) -> dict[s
     return {"strata": strata, "count": int(count), "suppressed": False}
 
 
+def raw_rows(keys: Iterable[tuple[str, ...]], names: list[str]) -> list[dict[str, Any]]:
+    """Persons per stratum key, unsuppressed, as ``{"strata": {...}, "count": n}`` sorted by key;
+    zero cells never appear. What secure aggregation encodes; never released as it is."""
+    counts = Counter(keys)
+    return [
+        {"strata": dict(zip(names, key, strict=True)), "count": int(n)}
+        for key, n in sorted(counts.items())
+        if n > 0
+    ]
+
+
+def suppress_rows(rows: Iterable[dict[str, Any]], min_cell_count: int) -> list[dict[str, Any]]:
+    """The released form of :func:`raw_rows`: each cell under the small-cell rule."""
+    return [count_row(row["strata"], row["count"], min_cell_count) for row in rows]
+
+
 def count_rows(
     keys: Iterable[tuple[str, ...]], names: list[str], min_cell_count: int
 ) -> list[dict[str, Any]]:
     """Count persons per stratum key; zero cells never appear (they are simply absent)."""
-    counts = Counter(keys)
-    return [
-        count_row(dict(zip(names, key, strict=True)), n, min_cell_count)
-        for key, n in sorted(counts.items())
-        if n > 0
-    ]
+    return suppress_rows(raw_rows(keys, names), min_cell_count)
 
 
 def protect_margin(rows: list[dict[str, Any]], total_released: bool) -> list[dict[str, Any]]:

@@ -88,6 +88,45 @@ def strata_labels(cohort: Cohort, stratify_by: str) -> np.ndarray:
     return np.full(len(cohort), "all", dtype=object)
 
 
+def raw_table(
+    db: Database,
+    params: KaplanMeierParams,
+    policy: Policy | None = None,
+    cache: MutableMapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Events and censorings per stratum and time unit before any coarsening (zero rows left
+    out): secure aggregation's input, never released as it is. The site's minimum time unit
+    still applies."""
+    if policy is not None and params.time_unit_days < policy.km_min_time_unit_days:
+        raise AnalysisRefused(ReasonCode.TIME_UNIT_BELOW_MINIMUM)
+    cohort = load_cohort(db, params.cohort, cache)
+    time, event = binned_times(cohort, params.time_unit_days, params.max_time_units)
+    labels = strata_labels(cohort, params.stratify_by)
+    strata = []
+    for label in sorted(set(labels.tolist())):
+        sel = labels == label
+        events, censored = event_table(time[sel], event[sel], params.max_time_units)
+        rows = [
+            {"time": t, "events": int(events[t]), "censored": int(censored[t])}
+            for t in np.flatnonzero(events + censored).tolist()
+        ]
+        strata.append({"stratum": str(label), "rows": rows})
+    return {
+        "time_unit_days": params.time_unit_days,
+        "max_time_units": params.max_time_units,
+        "stratify_by": params.stratify_by,
+        "strata": strata,
+    }
+
+
+def _arrays(rows: list[dict[str, int]], max_time_units: int) -> tuple[np.ndarray, np.ndarray]:
+    events = np.zeros(max_time_units + 1, dtype=np.int64)
+    censored = np.zeros(max_time_units + 1, dtype=np.int64)
+    for row in rows:
+        events[row["time"]], censored[row["time"]] = row["events"], row["censored"]
+    return events, censored
+
+
 def run(
     db: Database,
     params: KaplanMeierParams,
@@ -95,27 +134,23 @@ def run(
     policy: Policy,
     cache: MutableMapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    if params.time_unit_days < policy.km_min_time_unit_days:
-        raise AnalysisRefused(ReasonCode.TIME_UNIT_BELOW_MINIMUM)
-    cohort = load_cohort(db, params.cohort, cache)
+    raw = raw_table(db, params, policy, cache)
     k = policy.min_cell_count
-    if len(cohort) < k:
+    persons = sum(r["events"] + r["censored"] for s in raw["strata"] for r in s["rows"])
+    if persons < k:
         raise AnalysisRefused(ReasonCode.TOO_FEW_PERSONS)
-    time, event = binned_times(cohort, params.time_unit_days, params.max_time_units)
-    labels = strata_labels(cohort, params.stratify_by)
     strata, suppressed, coarsened = [], [], False
-    for label in sorted(set(labels.tolist())):
-        sel = labels == label
-        events, censored = event_table(time[sel], event[sel], params.max_time_units)
+    for stratum in raw["strata"]:
+        events, censored = _arrays(stratum["rows"], params.max_time_units)
         released = coarsen(events, censored, k)
         if released is None:
-            suppressed.append(str(label))
+            suppressed.append(stratum["stratum"])
             continue
         rows, moved = released
         coarsened |= moved
         strata.append(
             {
-                "stratum": str(label),
+                "stratum": stratum["stratum"],
                 "rows": [{"time": t, "events": e, "censored": c} for t, e, c in rows],
             }
         )
