@@ -246,7 +246,12 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
         return ResultOutcome.CONFLICT, "A different result is already stored for this run."
     if run.status in (RunStatus.EXPIRED, RunStatus.CANCELLED) or run.status in FINAL_RUN_STATUSES:
         return ResultOutcome.GONE, f"The run is {run.get_status_display().lower()}."
-    if run.node_id != node.pk or run.status != RunStatus.RUNNING or run.claimed_at is None:
+    held_at_node = run.analysis.is_secure and run.status == RunStatus.AWAITING_RELEASE
+    if (
+        run.node_id != node.pk
+        or run.claimed_at is None
+        or not (run.status == RunStatus.RUNNING or held_at_node)
+    ):
         # Only the claim holder answers: a dispatched run was never claimed (or its lease ran out).
         return ResultOutcome.CONFLICT, (
             f"The run is {run.get_status_display().lower()}; this node holds no claim on it."

@@ -1,0 +1,308 @@
+"""Secure aggregation end to end, in-process: three (or four) node agents with their real secure
+steps on synthetic OMOP sites, the portal's node API and services, eager Celery. Pooled results
+are checked against direct counts of the pooled persons and lifelines; the attack tests look for
+a node's known cleartext contribution everywhere the portal keeps or sends anything."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from federation import services
+from federation.models import (
+    AnalysisStatus,
+    MaskedVector,
+    Run,
+    RunStatus,
+    SecureKey,
+    SecureRound,
+    SecureRoundStatus,
+)
+from federation.services import secure as secure_service
+from optima_node import secure_run
+from optima_node.policy import Policy
+from optima_node.schemas import AGE_GROUPS, RunAssignment
+from tests.factories import OrganisationFactory
+from tests.federation.factories import LUNG, SimNode, make_node
+from tests.federation.test_stats import pooled_reference
+
+lifelines = pytest.importorskip("lifelines")
+
+BY_AGE = {"cohort": {"condition_concept_ids": LUNG}, "stratify_by": ["age_group", "sex"]}
+KM = {"cohort": {"condition_concept_ids": LUNG}, "time_unit_days": 90, "max_time_units": 40}
+
+
+@pytest.fixture
+def secure_nodes(sim_nodes):
+    """The three simulated nodes with the default site policy (min_cell_count 5, secure
+    aggregation on), each having reported once (so the portal pinned its identity key)."""
+    for sim in sim_nodes:
+        sim.agent.policy = Policy()
+        assert sim.heartbeat().status_code == 200
+        sim.node.refresh_from_db()
+    return sim_nodes
+
+
+def start(researcher, sims, analysis_type, params, **kwargs):
+    return services.analysis_start(
+        researcher=researcher,
+        analysis_type=analysis_type,
+        version=1,
+        params=params,
+        nodes=[s.node for s in sims],
+        **kwargs,
+    )
+
+
+def age_group(age: int) -> str:
+    return AGE_GROUPS[min(max(age // 10, 0), len(AGE_GROUPS) - 1)]
+
+
+def stratum(person: dict) -> tuple[str, str]:
+    sex = {8507: "male", 8532: "female"}.get(person["gender"], "unknown")
+    return age_group(person["age"]), sex
+
+
+def cleartext_vector(sim, analysis, round_id: str | None = None):
+    """What the node would mask for ``analysis``: its unsuppressed table in the layout."""
+    run = analysis.runs.get(node=sim.node)
+    assignment = RunAssignment(
+        run_id=run.pk,
+        attempt=run.attempt,
+        analysis_id=analysis.pk,
+        type=analysis.type,
+        version=1,
+        params=analysis.params,
+        secure={
+            "round_id": round_id or "x",
+            "node_id": sim.node.pk,
+            "vector_length": secure_service.vector_length(analysis.type, analysis.params),
+        },
+    )
+    table = secure_run.raw_table(sim.agent.db, assignment, sim.agent.policy, {})
+    return table, secure_run.encode(assignment, table)
+
+
+# --- pooled results -----------------------------------------------------------------------------
+
+
+def test_cohort_count_by_age_group_equals_the_pooled_count_and_suppresses_small_pooled_cells(
+    researcher, secure_nodes, site_urls, run_nodes
+):
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    assert analysis.aggregation == "secure"
+    run_nodes(secure_nodes)
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED, analysis.reason
+    reference = Counter(stratum(r) for r in pooled_reference(site_urls, LUNG))
+    released = {(row["age_group"], row["sex"]): row for row in analysis.result["rows"]}
+    assert set(released) == set(reference)
+    small = [g for g, n in reference.items() if n < 5]
+    assert small, "the synthetic sites should give at least one pooled age group of 1-4"
+    for group, n in reference.items():
+        if n >= 5:
+            assert released[group]["count"] == n and not released[group]["suppressed"]
+        else:
+            assert released[group]["count"] is None and released[group]["suppressed"]
+        assert not released[group]["lower_bound"]
+    assert analysis.result["aggregation"] == "secure"
+    assert analysis.result["threshold"] == 5
+    # Nothing per site was stored; the round's vectors are gone.
+    assert all(
+        run.result is None and run.status == RunStatus.COMPLETED for run in analysis.runs.all()
+    )
+    assert not MaskedVector.objects.exists() and not SecureKey.objects.exists()
+    assert SecureRound.objects.get(analysis=analysis).status == SecureRoundStatus.SUMMED
+
+
+def test_kaplan_meier_equals_lifelines_on_the_pooled_times_until_the_first_small_pooled_cell(
+    researcher, secure_nodes, site_urls, run_nodes
+):
+    analysis = start(researcher, secure_nodes, "kaplan_meier", KM)
+    run_nodes(secure_nodes)
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED, analysis.reason
+    durations, events = [], []
+    for r in pooled_reference(site_urls, LUNG):
+        t = r["days"] // 90
+        durations.append(min(t, 40))
+        events.append(bool(r["event"]) and t <= 40)
+    fitter = lifelines.KaplanMeierFitter().fit(durations, events)
+    pooled = Counter((d, e) for d, e in zip(durations, events, strict=True))
+    first_small = min(
+        (t for (t, _), n in pooled.items() if 0 < n < 5 or 0 < pooled[(t, not _)] < 5),
+        default=None,
+    )
+    result = analysis.result
+    (stratum,) = result["strata"]
+    assert first_small is not None, "the synthetic pooled table should have a small cell"
+    assert result["exact_until"] is not None and result["exact_until"] < first_small
+    assert stratum["exact_until"] == result["exact_until"]
+    assert [row["time"] for row in stratum["table"]]
+    for row in stratum["table"]:
+        assert row["time"] <= result["exact_until"]
+        expected = fitter.survival_function_at_times(row["time"]).iloc[0]
+        assert row["survival"] == pytest.approx(expected, abs=1e-10)
+        for column in ("n_events", "n_censored"):
+            assert not 0 < row[column] < 5, f"a released pooled cell of {row[column]}"
+    assert result["aggregation"] == "secure"
+
+
+def test_two_nodes_fall_back_to_per_site_control_and_say_so(researcher, secure_nodes, run_nodes):
+    two = secure_nodes[:2]
+    analysis = start(researcher, two, "cohort_count", BY_AGE)
+    assert analysis.aggregation == "per_site"
+    assert "2 nodes: secure aggregation needs at least 3" in analysis.aggregation_reason
+    run_nodes(two)
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED
+    assert analysis.result["aggregation"] == "per_site"
+    assert "needs at least 3" in analysis.result["aggregation_reason"]
+    assert not SecureRound.objects.filter(analysis=analysis).exists()
+
+
+def test_a_site_that_opts_out_or_asks_for_more_nodes_gets_per_site_pooling(
+    researcher, secure_nodes
+):
+    secure_nodes[0].agent.policy = Policy(secure_aggregation=False)
+    secure_nodes[0].heartbeat()
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    assert analysis.aggregation == "per_site"
+    assert "off in the site policy" in analysis.aggregation_reason
+    secure_nodes[0].agent.policy = Policy(secure_aggregation_min_nodes=4)
+    secure_nodes[0].heartbeat()
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    assert "3 nodes: secure aggregation needs at least 4" in analysis.aggregation_reason
+
+
+def test_logistic_regression_is_not_masked(researcher, secure_nodes):
+    params = {
+        "cohort": {"condition_concept_ids": LUNG},
+        "outcome": {"kind": "death_within_days", "days": 365},
+        "covariates": ["age_at_index"],
+    }
+    analysis = start(researcher, secure_nodes, "logistic_regression", params)
+    assert analysis.aggregation == ""
+    assert not SecureRound.objects.filter(analysis=analysis).exists()
+
+
+# --- dropouts -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def four_nodes(secure_nodes, site_urls):
+    hospital_d = OrganisationFactory(name="Hospital D", slug="hospital-d", country="BE")
+    node, token = make_node(hospital_d, "hospital-d-omop")
+    extra = SimNode(node, token, site_urls[1], policy=Policy())
+    assert extra.heartbeat().status_code == 200
+    extra.node.refresh_from_db()
+    yield [*secure_nodes, extra]
+    extra.close()
+
+
+def test_a_node_lost_after_the_key_exchange_restarts_the_round_without_it(
+    researcher, four_nodes, site_urls, run_nodes, django_capture_on_commit_callbacks
+):
+    a, b, c, d = four_nodes
+    analysis = start(researcher, four_nodes, "cohort_count", BY_AGE, min_nodes=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        for sim in (a, b, c, d):
+            sim.cycle()  # d's key completes the exchange; d masks at once
+    first = SecureRound.objects.get(analysis=analysis)
+    assert first.status == SecureRoundStatus.MASKING
+    assert MaskedVector.objects.filter(round=first).exists()
+    old_work = b.agent.secure_work[analysis.runs.get(node=b.node).pk]
+    old_masked = secure_run.masked_post(old_work, [0] * first.vector_length)
+
+    # c goes silent: its lease runs out after the key exchange.
+    lost = analysis.runs.get(node=c.node)
+    Run.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.leases_expire()
+    first.refresh_from_db()
+    assert first.status == SecureRoundStatus.ABANDONED and "hospital-c-omop" in first.reason
+    assert not MaskedVector.objects.filter(round=first).exists()
+    second = SecureRound.objects.filter(analysis=analysis).exclude(pk=first.pk).get()
+    assert set(second.participants.all()) == {a.node, b.node, d.node}
+
+    # A masked vector of the abandoned round is refused, never combined.
+    response = b.client.post(
+        f"/api/node/runs/{old_work.run.run_id}/secure/masked/",
+        old_masked.model_dump(mode="json"),
+        format="json",
+    )
+    assert response.status_code == 409
+    assert not MaskedVector.objects.filter(node=b.node).exists()
+
+    run_nodes([a, b, d])
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED, analysis.reason
+    assert analysis.partial and analysis.result["partial"]
+    used = [site_urls[0], site_urls[1], site_urls[1]]  # a, b and d's databases
+    reference = Counter(stratum(r) for r in pooled_reference(used, LUNG))
+    released = {(r["age_group"], r["sex"]): r["count"] for r in analysis.result["rows"]}
+    assert {g: n for g, n in reference.items() if n >= 5} == {
+        g: n for g, n in released.items() if n is not None
+    }
+    assert analysis.result["round_id"] == str(second.round_id)
+
+
+def test_too_few_nodes_left_fail_the_analysis_naming_the_lost_node(
+    researcher, secure_nodes, django_capture_on_commit_callbacks
+):
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    with django_capture_on_commit_callbacks(execute=True):
+        for sim in secure_nodes:
+            sim.cycle()
+        run = analysis.runs.get(node=secure_nodes[2].node)
+        Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(1))
+        services.leases_expire()
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.FAILED
+    assert "hospital-c-omop" in analysis.reason and "at least 3" in analysis.reason
+    assert not MaskedVector.objects.exists()
+
+
+# --- the release gate at the node ----------------------------------------------------------------
+
+
+def test_the_site_admin_reviews_the_contribution_at_the_node_before_it_is_masked(
+    researcher, secure_nodes, run_nodes, site_admin_a
+):
+    a = secure_nodes[0]
+    a.agent.policy = Policy(review_before_release=True)
+    a.heartbeat()
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    run_nodes(secure_nodes)
+    run = analysis.runs.get(node=a.node)
+    assert run.status == RunStatus.AWAITING_RELEASE
+    assert run.reason == "awaiting release at the node"
+    with pytest.raises(ValidationError):
+        services.run_release(actor=site_admin_a, run=run)
+    (held,) = a.agent.reviews.all()
+    assert held.status == "pending"
+    table, _ = cleartext_vector(a, analysis)
+    assert held.data["table"] == table  # the admin sees the node's own cleartext contribution
+    a.agent.reviews.decide(run.pk, "released")
+    run_nodes(secure_nodes)
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED, analysis.reason
+    assert a.agent.reviews.all() == []
+
+
+def test_a_contribution_declined_at_the_node_refuses_the_run(researcher, secure_nodes, run_nodes):
+    a = secure_nodes[0]
+    a.agent.policy = Policy(review_before_release=True)
+    a.heartbeat()
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    run_nodes(secure_nodes)
+    a.agent.reviews.decide(analysis.runs.get(node=a.node).pk, "declined")
+    run_nodes(secure_nodes)
+    analysis.refresh_from_db()
+    run = analysis.runs.get(node=a.node)
+    assert run.status == RunStatus.REJECTED_BY_POLICY and run.reason == "release_declined"
+    assert analysis.status == AnalysisStatus.FAILED  # 2 nodes left: no secure round
