@@ -5,11 +5,15 @@ a node's known cleartext contribution everywhere the portal keeps or sends anyth
 
 from __future__ import annotations
 
+import io
+import json
 from collections import Counter
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.utils import timezone
 
 from federation import services
@@ -23,7 +27,7 @@ from federation.models import (
     SecureRoundStatus,
 )
 from federation.services import secure as secure_service
-from optima_node import secure_run
+from optima_node import secagg, secure_run
 from optima_node.policy import Policy
 from optima_node.schemas import AGE_GROUPS, RunAssignment
 from tests.factories import OrganisationFactory
@@ -306,3 +310,167 @@ def test_a_contribution_declined_at_the_node_refuses_the_run(researcher, secure_
     run = analysis.runs.get(node=a.node)
     assert run.status == RunStatus.REJECTED_BY_POLICY and run.reason == "release_declined"
     assert analysis.status == AnalysisStatus.FAILED  # 2 nodes left: no secure round
+
+
+# --- attacks --------------------------------------------------------------------------------------
+
+
+def _walk(value):
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def test_the_portal_keeps_and_sends_no_per_site_vector(
+    researcher, secure_nodes, run_nodes, monkeypatch, caplog
+):
+    """The portal operator reads the database, the audit trail, the logs and the Celery messages
+    looking for node A's cleartext contribution; none of them holds it."""
+    from celery.app.task import Task
+
+    sent: list[tuple] = []
+    original = Task.delay
+
+    def spy(self, *args, **kwargs):
+        sent.append((self.name, args, kwargs))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Task, "delay", spy)
+    caplog.set_level("DEBUG")
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    run_nodes(secure_nodes)
+    analysis.refresh_from_db()
+    assert analysis.status == AnalysisStatus.COMPLETED
+    table, vector = cleartext_vector(secure_nodes[0], analysis)
+    mine = {(r["strata"]["age_group"], r["strata"]["sex"]): r["count"] for r in table["rows"]}
+    pooled = {(r["age_group"], r["sex"]): r["count"] for r in analysis.result["rows"]}
+    revealing = {k: n for k, n in mine.items() if n != pooled.get(k)}
+    assert revealing  # A's cells differ from the pooled ones: finding one would be a leak
+
+    out = io.StringIO()
+    call_command("dumpdata", "federation", "accounts.auditevent", stdout=out)
+    dump = json.loads(out.getvalue())
+    assert json.dumps(vector) not in out.getvalue()
+    for item in _walk(dump):
+        if isinstance(item, list) and len(item) == len(vector):
+            assert item != vector
+        if isinstance(item, dict) and "count" in item:
+            strata = item.get("strata") or item
+            key = (strata.get("age_group"), strata.get("sex"))
+            assert not (key in revealing and item["count"] == revealing[key]), item
+    for name, args, kwargs in sent:
+        assert all(isinstance(a, int) for a in args) and not kwargs, (name, args)
+    assert sent
+    assert json.dumps(vector) not in caplog.text and str(vector) not in caplog.text
+
+
+def test_a_node_refuses_a_key_the_portal_substituted(researcher, secure_nodes):
+    a, b, c = secure_nodes
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    for sim in (a, b, c):
+        sim.heartbeat()
+        assignment = RunAssignment.model_validate(sim.claim().json())
+        sim.agent.secure_begin(assignment)
+    secure_round = SecureRound.objects.get(analysis=analysis)
+    assert secure_round.status == SecureRoundStatus.MASKING
+    # The portal swaps b's announced key for one of its own (keeping b's signature).
+    forged = secagg.new_round_key(
+        Ed25519PrivateKey.generate(),
+        analysis_id=analysis.pk,
+        round_id=str(secure_round.round_id),
+        node_id=b.node.pk,
+        vector_length=secure_round.vector_length,
+    )
+    key = SecureKey.objects.get(round=secure_round, node=b.node)
+    key.announcement = {**key.announcement, "public_key": forged.announcement["public_key"]}
+    key.save()
+    assert a.agent.secure_step() == 1
+    run = analysis.runs.get(node=a.node)
+    assert run.status == RunStatus.REJECTED_BY_POLICY
+    assert run.reason == "secure_aggregation_refused"
+    assert not MaskedVector.objects.filter(node=a.node).exists()
+
+
+def test_a_per_site_result_posted_for_a_secure_run_is_refused_unread(researcher, secure_nodes):
+    a = secure_nodes[0]
+    start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    body = a.claim().json()
+    result = a.execute({**body, "secure": None})
+    assert result.status == "completed"
+    response = a.post(result)
+    assert response.status_code == 409
+    run = Run.objects.get(pk=result.run_id)
+    assert run.result is None and run.status == RunStatus.RUNNING
+
+
+def test_a_changed_identity_key_keeps_the_node_out_of_secure_rounds_until_confirmed(
+    researcher, secure_nodes, site_admin_a
+):
+    from accounts.models import AuditEvent
+
+    a = secure_nodes[0]
+    pinned = a.node.identity_key
+    a.agent.identity = Ed25519PrivateKey.generate()
+    a.heartbeat()
+    a.node.refresh_from_db()
+    assert a.node.identity_key == pinned and a.node.identity_in_doubt
+    assert AuditEvent.objects.filter(action="node.identity_changed").count() == 1
+    analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
+    assert analysis.aggregation == "per_site" and "identity key" in analysis.aggregation_reason
+    services.node_confirm_identity(actor=site_admin_a, node=a.node)
+    a.node.refresh_from_db()
+    assert not a.node.identity_in_doubt and a.node.identity_key != pinned
+    assert start(researcher, secure_nodes, "cohort_count", BY_AGE).aggregation == "secure"
+
+
+def test_terms_of_use_of_ten_give_ten_at_the_node_and_at_the_portal(
+    researcher, secure_nodes, run_nodes
+):
+    from federation.models import NodeDataset
+    from governance.models import Entitlement
+    from tests.federation.factories import grant_federated_analytics, make_dataset, publish
+
+    dataset = make_dataset(secure_nodes[0].node.organisation, published=False)
+    dataset.terms_of_use_text = "No cell below 10 individuals may be released."
+    dataset.terms_min_cell_count = 10
+    dataset.save()
+    publish(dataset)
+    grant_federated_analytics(researcher, dataset)
+    # The entitlement rests on the terms that carry the number.
+    Entitlement.objects.filter(dataset=dataset).update(terms=dataset.current_terms_of_use)
+    assert dataset.published_min_cell_count == 10
+    for sim in secure_nodes:
+        NodeDataset.objects.create(node=sim.node, dataset=dataset)
+
+    def create(sims):
+        for other in {s.node for s in secure_nodes} - {s.node for s in sims}:
+            NodeDataset.objects.filter(node=other).delete()
+        return services.analysis_create(
+            researcher=researcher,
+            analysis_type="cohort_count",
+            version=1,
+            params=BY_AGE,
+            datasets=[dataset],
+        )
+
+    secure = create(secure_nodes)
+    assert secure.terms_min_cell_count == 10 and secure.aggregation == "secure"
+    run_nodes(secure_nodes)
+    secure.refresh_from_db()
+    assert secure.result["threshold"] == 10
+    assert all(not 0 < (r["count"] or 0) < 10 for r in secure.result["rows"])
+    assert any(r["suppressed"] for r in secure.result["rows"])
+
+    per_site = create(secure_nodes[:2])
+    assert per_site.aggregation == "per_site"
+    body = secure_nodes[0].claim().json()
+    assert body["min_cell_count"] == 10
+    assert secure_nodes[0].post(secure_nodes[0].execute(body)).status_code == 201
+    run_nodes(secure_nodes[:2])
+    for run in per_site.runs.all():
+        assert run.result is not None
+        assert all(row["count"] is None or row["count"] >= 10 for row in run.result["rows"])
