@@ -36,7 +36,9 @@ def result_rows(analysis: Analysis) -> tuple[list[str], list[list[Any]]]:
         for section in ("by_sex", "by_age_group", "by_index_year", "by_follow_up"):
             for r in result.get(section, []):
                 label = ", ".join(
-                    f"{k}={v}" for k, v in r.items() if k not in ("count", "lower_bound")
+                    f"{k}={v}"
+                    for k, v in r.items()
+                    if k not in ("count", "lower_bound", "suppressed")
                 )
                 rows.append([section, label, r["count"], r["lower_bound"]])
         return header, rows

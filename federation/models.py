@@ -155,6 +155,10 @@ class Node(models.Model):
         key = self.identity_key if key is None else key
         return fingerprint(key) if key else ""
 
+    @property
+    def reported_fingerprint(self) -> str:
+        return self.identity_fingerprint(self.identity_key_reported or "")
+
     def warnings(self) -> list[str]:
         found = []
         if self.agent_version and agent_is_outdated(self.agent_version):

@@ -124,7 +124,7 @@ def test_cohort_count_by_age_group_equals_the_pooled_count_and_suppresses_small_
 
 
 def test_kaplan_meier_equals_lifelines_on_the_pooled_times_until_the_first_small_pooled_cell(
-    researcher, secure_nodes, site_urls, run_nodes
+    researcher, secure_nodes, site_urls, run_nodes, client
 ):
     analysis = start(researcher, secure_nodes, "kaplan_meier", KM)
     run_nodes(secure_nodes)
@@ -154,9 +154,16 @@ def test_kaplan_meier_equals_lifelines_on_the_pooled_times_until_the_first_small
         for column in ("n_events", "n_censored"):
             assert not 0 < row[column] < 5, f"a released pooled cell of {row[column]}"
     assert result["aggregation"] == "secure"
+    client.force_login(researcher)
+    page = client.get(f"/federation/analyses/{analysis.pk}/").content.decode()
+    assert "secure aggregation" in page
+    assert f"exact until {result['exact_until']}" in page  # on the plot
+    assert f"exact up to time {result['exact_until']}" in page  # in the caption
 
 
-def test_two_nodes_fall_back_to_per_site_control_and_say_so(researcher, secure_nodes, run_nodes):
+def test_two_nodes_fall_back_to_per_site_control_and_say_so(
+    researcher, secure_nodes, run_nodes, client
+):
     two = secure_nodes[:2]
     analysis = start(researcher, two, "cohort_count", BY_AGE)
     assert analysis.aggregation == "per_site"
@@ -167,6 +174,9 @@ def test_two_nodes_fall_back_to_per_site_control_and_say_so(researcher, secure_n
     assert analysis.result["aggregation"] == "per_site"
     assert "needs at least 3" in analysis.result["aggregation_reason"]
     assert not SecureRound.objects.filter(analysis=analysis).exists()
+    client.force_login(researcher)
+    page = client.get(f"/federation/analyses/{analysis.pk}/").content.decode()
+    assert "Pooled <strong>per site</strong>" in page and "needs at least 3" in page
 
 
 def test_a_site_that_opts_out_or_asks_for_more_nodes_gets_per_site_pooling(
@@ -408,7 +418,7 @@ def test_a_per_site_result_posted_for_a_secure_run_is_refused_unread(researcher,
 
 
 def test_a_changed_identity_key_keeps_the_node_out_of_secure_rounds_until_confirmed(
-    researcher, secure_nodes, site_admin_a
+    researcher, secure_nodes, site_admin_a, client
 ):
     from accounts.models import AuditEvent
 
@@ -421,7 +431,10 @@ def test_a_changed_identity_key_keeps_the_node_out_of_secure_rounds_until_confir
     assert AuditEvent.objects.filter(action="node.identity_changed").count() == 1
     analysis = start(researcher, secure_nodes, "cohort_count", BY_AGE)
     assert analysis.aggregation == "per_site" and "identity key" in analysis.aggregation_reason
-    services.node_confirm_identity(actor=site_admin_a, node=a.node)
+    client.force_login(site_admin_a)
+    page = client.get(f"/federation/nodes/{a.node.pk}/").content.decode()
+    assert a.node.identity_fingerprint() in page and a.node.reported_fingerprint in page
+    client.post(f"/federation/nodes/{a.node.pk}/confirm-identity/")
     a.node.refresh_from_db()
     assert not a.node.identity_in_doubt and a.node.identity_key != pinned
     assert start(researcher, secure_nodes, "cohort_count", BY_AGE).aggregation == "secure"
