@@ -76,6 +76,11 @@ class _BoundedCache(OrderedDict[str, Any]):
             oldest, _ = self.popitem(last=False)
             self._stored.pop(oldest, None)
 
+    def clear(self) -> None:
+        # Also forget the timestamps: otherwise a cleared key still "contains" (and then fails).
+        super().clear()
+        self._stored.clear()
+
     def __contains__(self, key: object) -> bool:
         stored = self._stored.get(key) if isinstance(key, str) else None
         if stored is None:
