@@ -5,13 +5,16 @@
 - :mod:`.advance`: pooling a finished round, the next round, the stuck-analysis sweep;
 - :mod:`.runs`: rounds of runs, the node's claim and answer, release re-checks, the site admin's
   gates, deadlines and leases;
-- :mod:`.catalogue_refresh`: catalogue metadata from a characterisation.
+- :mod:`.catalogue_refresh`: catalogue metadata from a characterisation;
+- :mod:`.secure`: secure aggregation, the portal's relay (mode decision, rounds, keys, masked
+  vectors); :mod:`.secure_advance`: dropouts, unmasking and the pooled result.
 
 Every state change writes an audit event in the same transaction (``accounts.audit``,
 ``write_transaction`` takes the audit chain head first). Services never import ``tasks``: they
 enqueue by task name after commit (``accounts.jobs.enqueue``). Callers use this package
-(``from federation import services``); the modules import each other one way only
-(runs ← nodes, analyses ← catalogue_refresh ← advance), never back up and never this package.
+(``from federation import services``); the modules import each other one way only (runs ←
+nodes; runs ← secure ← analyses ← catalogue_refresh ← secure_advance ← advance), never back up
+and never this package.
 """
 
 from __future__ import annotations
