@@ -38,6 +38,7 @@ log = logging.getLogger("optima_node")
 
 MAX_RUNS_PER_CYCLE = 100  # so a busy portal cannot starve heartbeats
 PERSON_COUNT_TTL_SECONDS = 600.0
+SECURE_POLL_MIN = 0.25  # seconds between peer polls while a secure round moves
 
 
 @dataclass
@@ -430,4 +431,23 @@ class Agent:
                 self.stop.wait(delay)
                 continue
             self.backoff.reset()
-            self.stop.wait(self.poll_interval)
+            self._wait_between_cycles()
+
+    def _wait_between_cycles(self) -> None:
+        """Wait one poll interval; while secure rounds are open, poll their peers in between,
+        from every SECURE_POLL_MIN seconds, backing off (doubling) while nothing moves."""
+        deadline = time.monotonic() + self.poll_interval
+        wait = SECURE_POLL_MIN
+        while self.secure_work and not self.stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.stop.wait(min(wait, remaining))
+            try:
+                progressed = self.secure_step()
+            except (PortalUnavailable, PortalProtocolError):
+                break
+            wait = SECURE_POLL_MIN if progressed else min(wait * 2, self.poll_interval)
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            self.stop.wait(remaining)

@@ -101,3 +101,28 @@ def test_a_cleared_cohort_cache_forgets_its_entries():
     cache["cohort:x"] = 1
     cache.clear()
     assert "cohort:x" not in cache
+
+
+def test_between_cycles_the_agent_polls_open_secure_rounds_with_back_off(monkeypatch):
+    import time
+
+    import optima_node.agent as agent_module
+
+    monkeypatch.setattr(agent_module, "SECURE_POLL_MIN", 0.02)
+    agent = Agent(client=None, db=None, policy=Policy(), poll_interval=0.3)
+    polls: list[float] = []
+
+    def step() -> int:
+        polls.append(time.monotonic())
+        return 0
+
+    monkeypatch.setattr(agent, "secure_step", step)
+    agent.secure_work[1] = object()  # an open round
+    started = time.monotonic()
+    agent._wait_between_cycles()
+    assert 0.25 <= time.monotonic() - started < 1.0  # one poll interval, not more
+    assert 3 <= len(polls) <= 6  # 0.02, 0.04, 0.08, 0.16 …: backing off, not spinning
+    agent.secure_work.clear()
+    polls.clear()
+    agent._wait_between_cycles()
+    assert polls == []  # nothing open: a plain wait
