@@ -436,6 +436,9 @@ class Agent:
     def _wait_between_cycles(self) -> None:
         """Wait one poll interval; while secure rounds are open, poll their peers in between,
         from every SECURE_POLL_MIN seconds, backing off (doubling) while nothing moves."""
+        if not self.secure_work:
+            self.stop.wait(self.poll_interval)
+            return
         deadline = time.monotonic() + self.poll_interval
         wait = SECURE_POLL_MIN
         while self.secure_work and not self.stop.is_set():
