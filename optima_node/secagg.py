@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import json
+import operator
 import os
 import stat
 import struct
@@ -214,7 +215,7 @@ def mask(
     length = own["vector_length"]
     if len(values) != length:
         raise SecAggError(f"vector has {len(values)} elements, the round announced {length}")
-    encoded = [_encode(v) for v in values]
+    encoded = _encoded(values)
 
     others: dict[int, bytes] = {}
     for peer in peers:
@@ -240,14 +241,12 @@ def mask(
             f"the round has {len(others) + 1}"
         )
 
+    # Python integers do not overflow: add and subtract every stream, reduce once at the end.
     result = encoded
     for peer_id, public in sorted(others.items()):
         stream = _pair_stream(key.private, public, analysis_id, round_id, node_id, peer_id, length)
-        if node_id < peer_id:
-            result = [(v + m) % MODULUS for v, m in zip(result, stream, strict=True)]
-        else:
-            result = [(v - m) % MODULUS for v, m in zip(result, stream, strict=True)]
-    return result
+        result = list(map(operator.add if node_id < peer_id else operator.sub, result, stream))
+    return [v % MODULUS for v in result]
 
 
 def unmask_sum(masked: Iterable[Sequence[int]]) -> list[int]:
@@ -262,11 +261,10 @@ def unmask_sum(masked: Iterable[Sequence[int]]) -> list[int]:
     if any(len(v) != length for v in vectors):
         raise SecAggError("masked vectors differ in length")
     for vector in vectors:
-        for element in vector:
-            if isinstance(element, bool) or not isinstance(element, int):
-                raise SecAggError("a masked element is not an integer")
-            if not 0 <= element < MODULUS:
-                raise SecAggError("a masked element is outside [0, 2**64)")
+        if not all(type(element) is int for element in vector):
+            raise SecAggError("a masked element is not an integer")
+        if vector and not (min(vector) >= 0 and max(vector) < MODULUS):
+            raise SecAggError("a masked element is outside [0, 2**64)")
     total = [sum(column) % MODULUS for column in zip(*vectors, strict=True)]
     signed = [t - MODULUS if t >= MODULUS // 2 else t for t in total]
     if any(s < 0 for s in signed):
@@ -313,12 +311,14 @@ def _pair_stream(
     return struct.unpack(f"<{length}Q", keystream)
 
 
-def _encode(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _encoded(values: Sequence[int]) -> list[int]:
+    encoded = list(values)
+    # type() rather than isinstance(): bool is an int subclass, and True must not pass as 1.
+    if not all(type(v) is int for v in encoded):
         raise SecAggError("only integers can be aggregated")
-    if not 0 <= value < MAX_VALUE:
+    if encoded and not (min(encoded) >= 0 and max(encoded) < MAX_VALUE):
         raise SecAggError("a value to aggregate is negative or too large")
-    return value
+    return encoded
 
 
 def _identity_for(identities: Mapping[Any, str], node_id: Any) -> str:

@@ -14,7 +14,8 @@ The raw tables read and written here are the analyses' unsuppressed tables
 * kaplan_meier: ``{"time_unit_days", "max_time_units", "stratify_by",
   "strata": [{"stratum": label, "rows": [{"time", "events", "censored"}]}]}``
 
-Rows with a zero count are left out, in what nodes encode and in what :func:`decode` returns.
+Rows with a zero count are left out, in what nodes encode and in what :func:`decode` returns, and
+rows and strata come sorted by label text, as the analyses sort them.
 Plain Python: the portal imports this module too (through the agent's schemas only).
 """
 
@@ -125,6 +126,8 @@ def encode(
     A label outside a fixed set goes to ``"other"`` where the variable has one (index years
     outside the cohort's range); anywhere else it is a :class:`LayoutError`, as is a negative count.
     """
+    if analysis_type == "kaplan_meier":
+        return _encode_km(_params(analysis_type, params), raw_counts)
     lay = layout(analysis_type, params)
     where = lay.index()
     vector = [0] * len(lay)
@@ -143,38 +146,35 @@ def encode(
             if set(strata) != set(names):
                 raise LayoutError("a row's strata are not the analysis' stratify_by")
             put(tuple(_fit(lay, name, strata[name]) for name in names), row["count"])
-    elif analysis_type == "characterisation":
+    else:
         put(("person_count", ""), raw_counts["person_count"])
         put(("deaths", ""), raw_counts["deaths"])
         for section in COUNT_SECTIONS:
             name = SECTION_STRATUM[section]
             for row in raw_counts[section]:
                 put((section, _fit(lay, name, (row.get("strata") or {}).get(name))), row["count"])
-    else:
-        for stratum in raw_counts["strata"]:
-            label = str(stratum["stratum"])
-            for row in stratum["rows"]:
-                for column in KM_COLUMNS:
-                    put((label, row["time"], column), row[column])
     return vector
 
 
 def decode(analysis_type: str, params: Mapping[str, Any], vector: Sequence[int]) -> dict[str, Any]:
     """The pooled raw table (same shape as a node's raw table) from the unmasked sum."""
     plain = _params(analysis_type, params)
+    if analysis_type == "kaplan_meier":
+        return _decode_km(plain, vector)
     lay = layout(analysis_type, plain)
     if len(vector) != len(lay):
         raise LayoutError(f"vector has {len(vector)} elements, the layout {len(lay)}")
-    counts = dict(zip(lay.cells, (int(v) for v in vector), strict=True))
     if analysis_type == "cohort_count":
+        counts = dict(zip(lay.cells, (int(v) for v in vector), strict=True))
         names = list(plain["stratify_by"])
         rows = [
             {"strata": dict(zip(names, cell, strict=True)), "count": n}
-            for cell, n in counts.items()
+            for cell, n in sorted(counts.items())
             if n
         ]
         return {"stratify_by": names, "rows": rows}
     if analysis_type == "characterisation":
+        counts = dict(zip(lay.cells, (int(v) for v in vector), strict=True))
         out: dict[str, Any] = {
             "person_count": counts[("person_count", "")],
             "deaths": counts[("deaths", "")],
@@ -183,26 +183,60 @@ def decode(analysis_type: str, params: Mapping[str, Any], vector: Sequence[int])
             name = SECTION_STRATUM[section]
             out[section] = [
                 {"strata": {name: label}, "count": n}
-                for (sec, label), n in counts.items()
+                for (sec, label), n in sorted(counts.items())
                 if sec == section and n
             ]
         return out
-    stratify_by = plain["stratify_by"]
+    raise LayoutError(f"no secure-aggregation layout for {analysis_type!r}")  # pragma: no cover
+
+
+def _decode_km(params: dict[str, Any], vector: Sequence[int]) -> dict[str, Any]:
+    labels = stratum_labels(params["stratify_by"], params)
+    n_times = params["max_time_units"] + 1
+    if len(vector) != 2 * n_times * len(labels):
+        raise LayoutError(
+            f"vector has {len(vector)} elements, the layout {2 * n_times * len(labels)}"
+        )
     strata = []
-    for label in lay.labels[stratify_by]:
-        rows = []
-        for time in range(plain["max_time_units"] + 1):
-            events, censored = counts[(label, time, "events")], counts[(label, time, "censored")]
-            if events or censored:
-                rows.append({"time": time, "events": events, "censored": censored})
+    for i, label in sorted(enumerate(labels), key=lambda pair: pair[1]):
+        cells = vector[2 * i * n_times : 2 * (i + 1) * n_times]
+        rows = [
+            {"time": time, "events": int(cells[2 * time]), "censored": int(cells[2 * time + 1])}
+            for time in range(n_times)
+            if cells[2 * time] or cells[2 * time + 1]
+        ]
         if rows:
             strata.append({"stratum": label, "rows": rows})
     return {
-        "time_unit_days": plain["time_unit_days"],
-        "max_time_units": plain["max_time_units"],
-        "stratify_by": stratify_by,
+        "time_unit_days": params["time_unit_days"],
+        "max_time_units": params["max_time_units"],
+        "stratify_by": params["stratify_by"],
         "strata": strata,
     }
+
+
+def _encode_km(params: dict[str, Any], raw_counts: Mapping[str, Any]) -> list[int]:
+    # Cell (stratum i, time, column c) sits at 2 · (i · (T + 1) + time) + c, the layout's order;
+    # arithmetic instead of a cell lookup keeps a 200,000-cell vector fast.
+    labels = stratum_labels(params["stratify_by"], params)
+    n_times = params["max_time_units"] + 1
+    first = {label: i * n_times for i, label in enumerate(labels)}
+    vector = [0] * (2 * n_times * len(labels))
+    for stratum in raw_counts["strata"]:
+        label = str(stratum["stratum"])
+        if label not in first:
+            raise LayoutError(f"stratum {label!r} is not in the layout")
+        for row in stratum["rows"]:
+            time = row["time"]
+            if type(time) is not int or not 0 <= time < n_times:
+                raise LayoutError(f"time {time!r} is outside the layout")
+            at = 2 * (first[label] + time)
+            for offset, column in enumerate(KM_COLUMNS):
+                count = row[column]
+                if type(count) is not int or count < 0:
+                    raise LayoutError(f"count of {(label, time, column)!r} is not valid")
+                vector[at + offset] += count
+    return vector
 
 
 def _fit(lay: Layout, name: str, label: Any) -> str:
