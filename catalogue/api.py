@@ -251,6 +251,12 @@ class DatasetInputSerializer(serializers.Serializer):
     terms_of_use_text = serializers.CharField(
         required=False, allow_blank=True, **limits.chars(limits.TEXT_LONG)
     )
+    terms_min_cell_count = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="No released count below this many individuals (federated analyses).",
+        **limits.between(1, 1000),
+    )
     version_notes = serializers.CharField(
         required=False, allow_blank=True, **limits.chars(limits.TEXT_MEDIUM)
     )

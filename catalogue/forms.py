@@ -91,6 +91,7 @@ class DatasetForm(forms.ModelForm):
             number_of_records=limits.between(0, limits.RECORDS_MAX),
             min_typical_age=limits.between(0, limits.AGE_MAX),
             max_typical_age=limits.between(0, limits.AGE_MAX),
+            terms_min_cell_count=limits.between(1, 1000),
             temporal_start={"validators": [limits.check_date]},
             temporal_end={"validators": [limits.check_date]},
             last_refreshed={"validators": [limits.check_date]},
@@ -128,6 +129,7 @@ class DatasetForm(forms.ModelForm):
             "data_access_committee",
             "hdab",
             "terms_of_use_text",
+            "terms_min_cell_count",
             "version_notes",
         ]
         widgets = {

@@ -315,6 +315,8 @@ class _Mapper:
             if str(u) in Legislation.values
         )
         data["terms_of_use_text"] = _text(g, ds, opt.termsOfUse)
+        minimum = _int(g, ds, opt.termsMinCellCount)
+        data["terms_min_cell_count"] = minimum if minimum and 1 <= minimum <= 1000 else None
         landing = str(g.value(ds, rdf.DCAT.landingPage) or "")
         distributions = []
         for d in g.objects(ds, rdf.DCAT.distribution):

@@ -44,6 +44,7 @@ SCALAR_FIELDS = [
     "legal_basis",
     "purposes",
     "terms_of_use_text",
+    "terms_min_cell_count",
     "dataset_type",
     "provenance",
 ]
@@ -123,6 +124,7 @@ LABELS = {
     "applicable_legislation": "Applicable legislation",
     "data_access_committee": "Data access committee",
     "terms_of_use_text": "Terms of use",
+    "terms_min_cell_count": "Minimum cell count (terms of use)",
     "distributions": "Distributions",
     "publisher": "Publisher",
     "dataset_type": "Dataset type",
@@ -218,7 +220,13 @@ def fields_from_snapshot(
     return fields, indications, distributions
 
 
-_NULLABLE = {"number_of_individuals", "number_of_records", "min_typical_age", "max_typical_age"}
+_NULLABLE = {
+    "number_of_individuals",
+    "number_of_records",
+    "min_typical_age",
+    "max_typical_age",
+    "terms_min_cell_count",
+}
 
 
 def _filled(value: Any) -> bool:
@@ -257,6 +265,8 @@ def display(name: str, value: Any) -> str:
         return "—"
     if name in CHOICE_LABELS and isinstance(value, list):
         return ", ".join(CHOICE_LABELS[name].get(v, v) for v in value)
+    if name == "terms_min_cell_count":
+        return f"No cell below {value} individuals"
     if name == "distributions":
         return "; ".join(f"{d['title']} ({d['kind']})" for d in value)
     if isinstance(value, list):
@@ -316,6 +326,7 @@ DISPLAY_ORDER = [
     "contact_name",
     "contact_email",
     "terms_of_use_text",
+    "terms_min_cell_count",
     "distributions",
 ]
 

@@ -13,6 +13,7 @@ import uuid
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_countries.fields import CountryField
 
@@ -230,6 +231,15 @@ class Dataset(models.Model):
         related_name="dac_datasets",
     )
     terms_of_use_text = models.TextField("terms of use", blank=True)
+    # The terms' disclosure rule as a number, not prose: federated results never release a
+    # count of 1 … N − 1 individuals (the strictest of this and each node's own policy applies).
+    terms_min_cell_count = models.PositiveSmallIntegerField(
+        "minimum cell count",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="No released count below this number of individuals (federated analyses).",
+    )
     version_notes = models.TextField(blank=True, help_text="Notes for the next published version.")
 
     # --- review bookkeeping ---------------------------------------------------------------------
@@ -303,6 +313,12 @@ class Dataset(models.Model):
         return self.status in (Status.DRAFT, Status.CHANGES_REQUESTED, Status.PUBLISHED)
 
     @property
+    def published_min_cell_count(self) -> int | None:
+        """The minimum cell count of the published terms of use (what analyses must honour)."""
+        terms = self.current_terms_of_use
+        return terms.min_cell_count if terms is not None else None
+
+    @property
     def current_terms_of_use(self) -> TermsOfUse | None:
         """The terms of use of the published version (what an access request agrees to)."""
         if self.current_version_id is None:
@@ -316,6 +332,7 @@ class TermsOfUse(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="terms_versions")
     version = models.PositiveIntegerField()
     text = models.TextField()
+    min_cell_count = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

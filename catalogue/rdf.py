@@ -428,6 +428,14 @@ def add_dataset(
     licence = URIRef(f"{landing_page(identifier)}#terms-of-use")
     if data.get("terms_of_use_text"):
         add((ds, opt.termsOfUse, _lit(data["terms_of_use_text"], lang="en")))
+    if data.get("terms_min_cell_count") is not None:
+        add(
+            (
+                ds,
+                opt.termsMinCellCount,
+                Literal(data["terms_min_cell_count"], datatype=XSD.positiveInteger),
+            )
+        )
     add((licence, RDF.type, DCTERMS.LicenseDocument))
     add((licence, DCTERMS.title, _lit(f"Terms of use of {data['title']}", lang="en")))
     distributions = data.get("distributions") or [
@@ -577,6 +585,11 @@ NAMESPACE_TERMS = {
         "The organisation whose data access committee decides on requests.",
     ),
     "termsOfUse": (RDF.Property, "Terms of use", "The terms an access request agrees to."),
+    "termsMinCellCount": (
+        RDF.Property,
+        "Minimum cell count",
+        "The terms of use's disclosure rule: no released count below this many individuals.",
+    ),
     "distributionKind": (
         RDF.Property,
         "Distribution kind",

@@ -215,14 +215,20 @@ def _search_vector_refresh(version: DatasetVersion) -> None:
 
 
 def _terms_for(dataset: Dataset) -> TermsOfUse | None:
+    """The terms version of what is being published: a new one when the text or the minimum
+    cell count changed."""
     text = dataset.terms_of_use_text.strip()
-    if not text:
+    min_cell_count = dataset.terms_min_cell_count
+    if not text and min_cell_count is None:
         return None
     latest = dataset.terms_versions.order_by("-version").first()
-    if latest and latest.text == text:
+    if latest and latest.text == text and latest.min_cell_count == min_cell_count:
         return latest
     return TermsOfUse.objects.create(
-        dataset=dataset, version=(latest.version + 1 if latest else 1), text=text
+        dataset=dataset,
+        version=(latest.version + 1 if latest else 1),
+        text=text,
+        min_cell_count=min_cell_count,
     )
 
 

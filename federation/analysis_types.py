@@ -89,6 +89,9 @@ class AnalysisKind:
     populations: Callable[[CohortSpec, Any, dict[str, Any]], list[dict[str, Any]]] = _no_populations
     page: Callable[[Any], str | None] = _no_page  # its own page instead of the analysis'
     cancel_refusal: str = ""  # why the analysis page cannot cancel it (it has its own way)
+    # Its node results are count vectors the nodes may sum under pairwise masks (issue: secure
+    # aggregation); the pooled numbers then pass federation.pooled_disclosure at the portal.
+    secure_aggregation: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -125,9 +128,11 @@ KINDS: dict[tuple[str, int], AnalysisKind] = {
             AnalysisType.COHORT_COUNT.value,
             1,
             "Cohort count",
-            "Persons in the cohort, optionally by sex, age group and index year; small cells are "
-            "suppressed at each node and pooled cells that include them are lower bounds.",
+            "Persons in the cohort, optionally by sex, age group and index year. With secure "
+            "aggregation (three or more nodes) small pooled cells are suppressed; otherwise small "
+            "cells are suppressed at each node and pooled cells that include them are lower bounds.",
             "one",
+            secure_aggregation=True,
             pool=aggregate.pool_cohort_count,
             form_params=counts.cohort_count_form_params,
             csv_rows=counts.cohort_count_csv,
@@ -139,6 +144,7 @@ KINDS: dict[tuple[str, int], AnalysisKind] = {
             "Characterisation",
             "Person count, sex, age group, index year, deaths and follow-up bands.",
             "one",
+            secure_aggregation=True,
             pool=aggregate.pool_characterisation,
             csv_rows=counts.characterisation_csv,
             populations=counts.characterisation_populations,
@@ -151,6 +157,7 @@ KINDS: dict[tuple[str, int], AnalysisKind] = {
             "confidence intervals, median survival, number at risk and a log-rank test between "
             "strata.",
             "one",
+            secure_aggregation=True,
             pool=aggregate.pool_kaplan_meier,
             form_params=survival.form_params,
             csv_rows=survival.csv_rows,

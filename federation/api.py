@@ -70,6 +70,9 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "status",
             "reason",
             "partial",
+            "aggregation",
+            "aggregation_reason",
+            "terms_min_cell_count",
             "min_nodes",
             "current_round",
             "params",
@@ -157,6 +160,7 @@ class AnalysisViewSet(
 class NodeSerializer(serializers.ModelSerializer):
     organisation = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     liveness = serializers.SerializerMethodField()
+    identity_fingerprint = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
 
     class Meta:
@@ -176,11 +180,15 @@ class NodeSerializer(serializers.ModelSerializer):
             "person_count",
             "policy",
             "token_prefix",
+            "identity_fingerprint",
             "warnings",
         ]
 
     def get_liveness(self, obj) -> str:
         return obj.liveness()
+
+    def get_identity_fingerprint(self, obj) -> str:
+        return obj.identity_fingerprint()
 
     def get_warnings(self, obj) -> list[str]:
         return obj.warnings()

@@ -15,6 +15,26 @@ urlpatterns = [
     path("node/heartbeat/", node_api.HeartbeatView.as_view(), name="node-heartbeat"),
     path("node/runs/claim/", node_api.ClaimView.as_view(), name="node-claim"),
     path("node/runs/<int:run_id>/result/", node_api.ResultView.as_view(), name="node-result"),
+    path(
+        "node/runs/<int:run_id>/secure/key/",
+        node_api.SecureKeyView.as_view(),
+        name="node-secure-key",
+    ),
+    path(
+        "node/runs/<int:run_id>/secure/hold/",
+        node_api.SecureHoldView.as_view(),
+        name="node-secure-hold",
+    ),
+    path(
+        "node/runs/<int:run_id>/secure/peers/",
+        node_api.SecurePeersView.as_view(),
+        name="node-secure-peers",
+    ),
+    path(
+        "node/runs/<int:run_id>/secure/masked/",
+        node_api.SecureMaskedView.as_view(),
+        name="node-secure-masked",
+    ),
     path("analysis-types/", api.analysis_types, name="analysis-types"),
     path("fl-params-schema/", fl_api.params_schema, name="fl-params-schema"),
     path("", include(router.urls)),

@@ -80,6 +80,8 @@ def _write_config(slug: str, paths: dict[str, Path]) -> None:
             "# This hospital's disclosure policy: edit it here, never in the portal.\n"
             "[policy]\nmin_cell_count = 5\nrequire_approval = false\n"
             "review_before_release = false\n"
+            "# Counts and survival tables leave masked; the portal sees only pooled sums.\n"
+            "secure_aggregation = true\n"
             "federated_learning = true\n"
             'allowed_model_templates = ["logistic_regression", "mlp"]\n',
             encoding="utf-8",
@@ -88,7 +90,12 @@ def _write_config(slug: str, paths: dict[str, Path]) -> None:
         "[node]\n"
         f'portal_url = "{settings.PORTAL_BASE_URL}"\n'
         f'omop_database_url = "sqlite:///{paths["db"]}"\n'
-        f'policy_file = "{paths["policy"]}"\n',
+        f'policy_file = "{paths["policy"]}"\n'
+        # The node's state beside its database: release ledger, secure-aggregation identity
+        # and the review directory of the release gate (``optima-node review --config …``).
+        f'ledger_file = "{paths["db"].with_suffix(".ledger.sqlite3")}"\n'
+        f'identity_key_file = "{paths["db"].with_suffix(".identity.pem")}"\n'
+        f'review_dir = "{paths["db"].with_suffix(".review")}"\n',
         encoding="utf-8",
     )
 

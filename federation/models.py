@@ -7,6 +7,7 @@ report and what the portal asked them to do.
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,12 @@ class Node(models.Model):
     last_liveness = models.CharField(
         max_length=12, choices=Liveness.choices, default=Liveness.NEVER_SEEN
     )
+    # Secure aggregation: the agent's Ed25519 identity key, pinned on first report (trust on
+    # first use). A different key reported later waits in ``identity_key_reported`` and keeps
+    # the node out of secure rounds until a site admin confirms it (or rotates the token).
+    identity_key = models.CharField(max_length=44, blank=True)
+    identity_key_reported = models.CharField(max_length=44, blank=True)
+    identity_pinned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["organisation__name", "name"]
@@ -139,6 +146,22 @@ class Node(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == NodeStatus.APPROVED
+
+    @property
+    def identity_in_doubt(self) -> bool:
+        """The agent reports a key other than the pinned one: no secure round until confirmed."""
+        return bool(self.identity_key_reported) and self.identity_key_reported != self.identity_key
+
+    def identity_fingerprint(self, key: str | None = None) -> str:
+        """Short SHA-256 of the raw public key, as ``optima-node identity`` prints it."""
+        from optima_node.secagg import fingerprint
+
+        key = self.identity_key if key is None else key
+        return fingerprint(key) if key else ""
+
+    @property
+    def reported_fingerprint(self) -> str:
+        return self.identity_fingerprint(self.identity_key_reported or "")
 
     def warnings(self) -> list[str]:
         found = []
@@ -219,6 +242,11 @@ class Analysis(models.Model):
     # The projects (access-request references) the researcher's entitlements come from; sent
     # with every run so that the nodes' release ledgers compare releases within a project.
     project_ids = models.JSONField(default=list, blank=True)
+    # The strictest minimum cell count of the datasets' terms of use, sent with every run.
+    terms_min_cell_count = models.PositiveIntegerField(null=True, blank=True)
+    # How the counts are pooled: "secure" (masked sums) or "per_site" (each node's own control).
+    aggregation = models.CharField(max_length=10, blank=True)
+    aggregation_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -242,6 +270,10 @@ class Analysis(models.Model):
         from .analysis_types import get_kind
 
         return get_kind(self.type, self.version)
+
+    @property
+    def is_secure(self) -> bool:
+        return self.aggregation == "secure"
 
     def run_deadline(self):
         return timezone.now() + timedelta(hours=self.run_deadline_hours)
@@ -352,6 +384,76 @@ class ReleaseRecord(models.Model):
 
     def __str__(self) -> str:
         return f"release of run {self.run_id} at node {self.node_id}"
+
+
+# --- secure aggregation (federation/services/secure.py, docs/federation.md) ---------------------------
+
+
+class SecureRoundStatus(models.TextChoices):
+    COLLECTING_KEYS = "collecting_keys", "Collecting keys"
+    MASKING = "masking", "Masking"
+    SUMMED = "summed", "Summed"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+class SecureRound(models.Model):
+    """One pairwise-masking round of an analysis. A node lost after the key exchange abandons
+    the round (its masked vectors are deleted) and a new round with a new id starts."""
+
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="secure_rounds")
+    round_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    participants = models.ManyToManyField(Node, related_name="secure_rounds")
+    vector_length = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=20, choices=SecureRoundStatus.choices, default=SecureRoundStatus.COLLECTING_KEYS
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["analysis_id", "created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"secure round {self.round_id} of analysis {self.analysis_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (SecureRoundStatus.COLLECTING_KEYS, SecureRoundStatus.MASKING)
+
+
+class SecureKey(models.Model):
+    """A node's signed X25519 announcement for one round (public: relayed to the peers)."""
+
+    round = models.ForeignKey(SecureRound, on_delete=models.CASCADE, related_name="keys")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    announcement = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "node"], name="one_secure_key_per_node")
+        ]
+
+    def __str__(self) -> str:
+        return f"key of node {self.node_id} in round {self.round_id}"
+
+
+class MaskedVector(models.Model):
+    """A node's masked vector, kept only until the round is summed or abandoned."""
+
+    round = models.ForeignKey(SecureRound, on_delete=models.CASCADE, related_name="masked")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    vector = models.TextField()  # base64 of little-endian uint64, as posted
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "node"], name="one_masked_vector_per_node")
+        ]
+
+    def __str__(self) -> str:
+        return f"masked vector of node {self.node_id} in round {self.round_id}"
 
 
 # --- federated learning on NVIDIA FLARE (federation/flare/, docs/federated-learning.md) -----------

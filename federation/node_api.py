@@ -22,7 +22,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api_errors import error_response
-from optima_node.schemas import Heartbeat, HeartbeatAck, RunAssignment, RunResult
+from optima_node.schemas import (
+    Heartbeat,
+    HeartbeatAck,
+    RunAssignment,
+    RunResult,
+    SecureHoldPost,
+    SecureKeyPost,
+    SecureMaskedPost,
+)
 
 from . import services
 from .models import Node, NodeStatus, Run
@@ -163,6 +171,8 @@ class ClaimView(NodeView):
             state=run.state or {},
             deadline=run.deadline,
             lease_seconds=services.lease_seconds(),
+            min_cell_count=run.analysis.terms_min_cell_count,
+            secure=services.run_secure_assignment(run),
             **services.run_recipient(run),
         )
         return Response(assignment.model_dump(mode="json"))
@@ -217,3 +227,83 @@ class ResultView(NodeView):
             return error_response(code, outcome, message)
         run.refresh_from_db(fields=["status"])
         return Response({"run_id": run.pk, "status": run.status, "detail": message}, status=code)
+
+
+# --- secure aggregation (docs/federation.md "Secure aggregation") ---------------------------------
+
+
+def _answer(outcome: str, message: str) -> Response:
+    code = RESULT_STATUS[outcome]
+    if code >= 400:
+        return error_response(code, outcome, message)
+    return Response({"detail": message}, status=code)
+
+
+@extend_schema(
+    tags=["node"],
+    request=_body(SecureKeyPost),
+    description="Body: optima_node.schemas.SecureKeyPost (the node's signed X25519 announcement).",
+    responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored.")},
+)
+class SecureKeyView(NodeView):
+    """The node's key announcement for the analysis' current secure round."""
+
+    def post(self, request, run_id: int):
+        run = get_object_or_404(Run, pk=run_id, node=request.auth)
+        payload = self.parse(request, SecureKeyPost)
+        if isinstance(payload, Response):
+            return payload
+        return _answer(*services.secure_key_submit(node=request.auth, run=run, payload=payload))
+
+
+@extend_schema(
+    tags=["node"],
+    request=_body(SecureHoldPost),
+    description="Body: optima_node.schemas.SecureHoldPost.",
+    responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="Held at the node.")},
+)
+class SecureHoldView(NodeView):
+    """The node holds the run until its site admin reviews the contribution at the node."""
+
+    def post(self, request, run_id: int):
+        run = get_object_or_404(Run, pk=run_id, node=request.auth)
+        payload = self.parse(request, SecureHoldPost)
+        if isinstance(payload, Response):
+            return payload
+        return _answer(*services.secure_hold(node=request.auth, run=run, payload=payload))
+
+
+@extend_schema(
+    tags=["node"],
+    request=None,
+    responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="SecurePeers")},
+)
+class SecurePeersView(NodeView):
+    """The round's id and state; once every key is in, the announcements and pinned identities."""
+
+    def get(self, request, run_id: int):
+        run = get_object_or_404(Run, pk=run_id, node=request.auth)
+        outcome, body = services.secure_peers(node=request.auth, run=run)
+        if isinstance(body, str):
+            return _answer(outcome, body)
+        return Response(body)
+
+
+@extend_schema(
+    tags=["node"],
+    request=_body(SecureMaskedPost),
+    description="Body: optima_node.schemas.SecureMaskedPost (base64 of little-endian uint64).",
+    responses={
+        201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored."),
+        409: OpenApiResponse(OpenApiTypes.OBJECT, description="The round was abandoned."),
+    },
+)
+class SecureMaskedView(NodeView):
+    """The node's masked vector for its round (refused for an abandoned round)."""
+
+    def post(self, request, run_id: int):
+        run = get_object_or_404(Run, pk=run_id, node=request.auth)
+        payload = self.parse(request, SecureMaskedPost)
+        if isinstance(payload, Response):
+            return payload
+        return _answer(*services.secure_masked_submit(node=request.auth, run=run, payload=payload))

@@ -119,6 +119,15 @@ def kaplan_meier_svg(result: dict[str, Any], *, width: int = 680, height: int = 
             f'<text x="{left + plot_w + 38}" y="{ly}" font-size="12">'
             f"{escape(str(stratum['stratum']))}</text>"
         )
+    exact_until = result.get("exact_until")
+    if isinstance(exact_until, int) and 0 <= exact_until <= x_max:
+        # Secure aggregation: the pooled curve is exact up to here, then truncated.
+        parts.append(
+            f'<line x1="{_f(x(exact_until))}" x2="{_f(x(exact_until))}" y1="{top}" '
+            f'y2="{top + plot_h}" stroke="#6b7280" stroke-dasharray="4 3"/>'
+            f'<text x="{_f(x(exact_until) - 4)}" y="{top + 12}" text-anchor="end" '
+            f'font-size="11">exact until {exact_until}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -19,6 +19,11 @@ urlpatterns = [
     path("nodes/<int:pk>/", views.node_detail, name="node"),
     path("nodes/<int:pk>/approve/", views.node_approve, name="node_approve"),
     path("nodes/<int:pk>/rotate/", views.node_rotate, name="node_rotate"),
+    path(
+        "nodes/<int:pk>/confirm-identity/",
+        views.node_confirm_identity,
+        name="node_confirm_identity",
+    ),
     path("nodes/<int:pk>/revoke/", views.node_revoke, name="node_revoke"),
     path("nodes/<int:pk>/datasets/", views.node_datasets, name="node_datasets"),
     path("review/", views.review_queue, name="review"),

@@ -294,6 +294,19 @@ def node_rotate(request, pk: int):
 
 @login_required
 @require_POST
+def node_confirm_identity(request, pk: int):
+    node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
+    try:
+        services.node_confirm_identity(actor=request.user, node=node)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The new identity key is pinned; secure rounds may use it.")
+    return redirect("federation:node", pk=pk)
+
+
+@login_required
+@require_POST
 def node_revoke(request, pk: int):
     node = selectors.node_get_for_user(user=request.user, pk=pk, action="manage")
     here = reverse("federation:node", args=[pk])

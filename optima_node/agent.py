@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from optima_node import __version__
+from optima_node import __version__, secagg, secure_run
 from optima_node.analyses import REGISTRY, AnalysisRefused
 from optima_node.analyses.common import load_cohort
 from optima_node.analyses.released import released_sets
@@ -22,6 +23,7 @@ from optima_node.db import Database
 from optima_node.disclosure import Decision, Refused, Released, gate
 from optima_node.ledger import ReleaseLedger, Requester, params_digest
 from optima_node.policy import Policy
+from optima_node.review import ReviewError, ReviewStore
 from optima_node.schemas import (
     CAPABILITIES,
     PARAMS_MODELS,
@@ -36,6 +38,7 @@ log = logging.getLogger("optima_node")
 
 MAX_RUNS_PER_CYCLE = 100  # so a busy portal cannot starve heartbeats
 PERSON_COUNT_TTL_SECONDS = 600.0
+SECURE_POLL_MIN = 0.25  # seconds between peer polls while a secure round moves
 
 
 @dataclass
@@ -74,6 +77,11 @@ class _BoundedCache(OrderedDict[str, Any]):
             oldest, _ = self.popitem(last=False)
             self._stored.pop(oldest, None)
 
+    def clear(self) -> None:
+        # Also forget the timestamps: otherwise a cleared key still "contains" (and then fails).
+        super().clear()
+        self._stored.clear()
+
     def __contains__(self, key: object) -> bool:
         stored = self._stored.get(key) if isinstance(key, str) else None
         if stored is None:
@@ -99,7 +107,17 @@ class Agent:
     # What this node released to whom; the CLI opens the site's file (config ``ledger_file``).
     # An agent built without one keeps its history in memory for its lifetime.
     ledger: ReleaseLedger = field(default_factory=ReleaseLedger.in_memory)
+    # Secure aggregation: the long-term identity that signs round keys (None: the node takes no
+    # part), the review directory of the release gate, and the secure runs in progress.
+    identity: Ed25519PrivateKey | None = None
+    reviews: ReviewStore | None = None
+    secure_work: dict[int, secure_run.SecureWork] = field(default_factory=dict)
     _person_count: tuple[float, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reviews is not None:
+            for work in secure_run.resume_held(self.reviews):
+                self.secure_work[work.run.run_id] = work
 
     # --- heartbeat --------------------------------------------------------------------------
 
@@ -123,6 +141,7 @@ class Agent:
             dialect=self.db.dialect,
             person_count=person_count,
             policy=self.policy.summary(),
+            identity_key=secagg.public_identity(self.identity) if self.identity else None,
         )
 
     def _rounded_person_count(self) -> int:
@@ -159,29 +178,39 @@ class Agent:
             agent_version=__version__,
         )
 
+    def policy_for(self, run: RunAssignment) -> Policy:
+        """The site policy, with the stricter of its minimum cell count and the one the portal
+        sends from the datasets' terms of use (the portal can tighten, never loosen)."""
+        if run.min_cell_count and run.min_cell_count > self.policy.min_cell_count:
+            return self.policy.model_copy(update={"min_cell_count": run.min_cell_count})
+        return self.policy
+
     def _decide(self, run: RunAssignment) -> Decision:
+        policy = self.policy_for(run)
         key = (run.type, run.version)
         runner = REGISTRY.get(key)
         if runner is None:
             return Refused(ReasonCode.UNSUPPORTED_ANALYSIS)
-        if not self.policy.allows(run.type):
+        if not policy.allows(run.type):
             return Refused(ReasonCode.POLICY_TYPE_NOT_ALLOWED)
         try:
             params = PARAMS_MODELS[key].model_validate(run.params)
         except ValidationError:
             return Refused(ReasonCode.INVALID_PARAMETERS)
         try:
-            output = runner(self.db, params, run.state, self.policy, self.cache)
+            output = runner(self.db, params, run.state, policy, self.cache)
         except AnalysisRefused as refusal:
             return Refused(refusal.reason)
         except ValidationError:
             return Refused(ReasonCode.INVALID_PARAMETERS)
-        decision = gate(run.type, run.version, output, self.policy)
+        decision = gate(run.type, run.version, output, policy)
         if isinstance(decision, Released):
-            return self._check_differencing(run, params, decision)
+            return self._check_differencing(run, params, decision, policy)
         return decision
 
-    def _check_differencing(self, run: RunAssignment, params: Any, decision: Released) -> Decision:
+    def _check_differencing(
+        self, run: RunAssignment, params: Any, decision: Released, policy: Policy
+    ) -> Decision:
         """The last step before release: the ledger compares the persons this result reveals
         with what was released before (and records them); a small difference refuses."""
         digest = params_digest(run.type, params.model_dump_json())
@@ -199,22 +228,155 @@ class Agent:
             round_=run.round,
             digest_of_params=digest,
             sets=sets,
-            min_cell_count=self.policy.min_cell_count,
-            scope=self.policy.differencing_scope,
+            min_cell_count=policy.min_cell_count,
+            scope=policy.differencing_scope,
         )
         return decision if released else Refused(ReasonCode.DIFFERENCING_RISK)
+
+    # --- secure aggregation (optima_node.secure_run) ---------------------------------------
+
+    def secure_begin(self, run: RunAssignment) -> None:
+        """A claimed secure run: compute and keep the contribution, then hold it for review or
+        announce this node's key for the round."""
+        assert run.secure is not None
+        try:
+            if self.identity is None:
+                raise secure_run.SecureRefused(
+                    ReasonCode.SECURE_AGGREGATION_REFUSED, "the node has no identity key"
+                )
+            if self.policy.review_before_release and self.reviews is None:
+                raise secure_run.SecureRefused(
+                    ReasonCode.SECURE_AGGREGATION_REFUSED, "no review directory to hold it in"
+                )
+            table = secure_run.raw_table(self.db, run, self.policy, self.cache)
+            vector = secure_run.encode(run, table)
+        except secure_run.SecureRefused as refusal:
+            log.info("run %s: not taking part in secure aggregation (%s)", run.run_id, refusal)
+            self._secure_end(run, "refused", refusal.reason)
+            return
+        except Exception:
+            log.exception("run %s (%s v%s) failed", run.run_id, run.type, run.version)
+            self._secure_end(run, "failed", ReasonCode.ANALYSIS_ERROR)
+            return
+        finally:
+            self.db.rollback()
+        work = secure_run.SecureWork(run=run, vector=vector, round_id=run.secure.round_id)
+        self.secure_work[run.run_id] = work
+        if self.policy.review_before_release:
+            assert self.reviews is not None
+            self.reviews.hold(run.run_id, secure_run.review_record(run, table))
+            work.held = True
+            self.client.secure_hold(run.run_id, secure_run.hold_post(work))
+            log.info("run %s: held for review at the node (optima-node review)", run.run_id)
+            return
+        self._announce(work)
+
+    def _announce(self, work: secure_run.SecureWork) -> None:
+        assert work.run.secure is not None and self.identity is not None
+        work.key = secagg.new_round_key(
+            self.identity,
+            analysis_id=int(work.run.analysis_id),
+            round_id=work.round_id,
+            node_id=work.run.secure.node_id,
+            vector_length=len(work.vector),
+        )
+        work.masked_posted = False
+        outcome = self.client.secure_announce(work.run.run_id, secure_run.secure_key_post(work))
+        if outcome == "gone":
+            self._secure_forget(work.run.run_id)
+
+    def _secure_forget(self, run_id: int) -> None:
+        self.secure_work.pop(run_id, None)
+        if self.reviews is not None:
+            self.reviews.forget(run_id)
+
+    def _secure_end(self, run: RunAssignment, status: str, reason: ReasonCode) -> None:
+        """Leave the round: the run is refused or failed at the portal (a reason code only)."""
+        self._secure_forget(run.run_id)
+        self.client.post_result(
+            RunResult(
+                run_id=run.run_id,
+                attempt=run.attempt,
+                status=status,
+                result=None,
+                reason_code=reason,
+                hold_for_release=False,
+                agent_version=__version__,
+            )
+        )
+
+    def secure_step(self) -> int:
+        """Move every secure run in progress one step; returns how many made progress."""
+        progress = 0
+        for work in list(self.secure_work.values()):
+            if self.stop.is_set():
+                break
+            progress += self._secure_step(work)
+        return progress
+
+    def _secure_step(self, work: secure_run.SecureWork) -> int:
+        run_id = work.run.run_id
+        if work.held:
+            try:
+                held = self.reviews.get(run_id) if self.reviews is not None else None
+            except ReviewError:
+                held = None
+            if held is None:
+                self.secure_work.pop(run_id, None)
+                return 0
+            if held.status == "pending":
+                return 0
+            if held.status == "declined":
+                self._secure_end(work.run, "refused", ReasonCode.RELEASE_DECLINED)
+                return 1
+            work.held = False
+            self._announce(work)
+            return 1
+        peers = self.client.secure_peers(run_id)
+        if peers is None or peers.status == "summed":
+            self._secure_forget(run_id)
+            return 0
+        if peers.round_id != work.round_id or work.key is None:
+            # A new round (a node was lost): a fresh key, never the old one.
+            work.round_id = peers.round_id
+            self._announce(work)
+            return 1
+        if peers.status != "masking" or work.masked_posted:
+            return 0
+        try:
+            secure_run.check_peers(peers, work, self.policy)
+            masked = secagg.mask(
+                work.vector,
+                key=work.key,
+                peers=peers.announcements,
+                identities=peers.identities,
+                analysis_id=int(work.run.analysis_id),
+                round_id=work.round_id,
+            )
+        except secagg.SecAggError as exc:
+            log.warning("run %s: secure round refused: %s", run_id, exc.reason)
+            self._secure_end(work.run, "refused", ReasonCode.SECURE_AGGREGATION_REFUSED)
+            return 1
+        work.masked_posted = True
+        self.client.secure_post_masked(run_id, secure_run.masked_post(work, masked))
+        return 1
 
     # --- loop -------------------------------------------------------------------------------
 
     def cycle(self) -> int:
-        """Heartbeat, then claim and execute until the portal has nothing more. Returns runs done."""
+        """Heartbeat, move secure rounds on, then claim and execute until the portal has nothing
+        more. Returns the runs done and secure steps made."""
         ack = self.client.heartbeat(self.build_heartbeat())
         self.poll_interval = ack.poll_interval_seconds
-        done = 0
+        done = self.secure_step()
         while done < MAX_RUNS_PER_CYCLE and not self.stop.is_set():
             run = self.client.claim()
             if run is None:
                 break
+            if run.secure is not None:
+                self.secure_begin(run)
+                done += 1
+                continue
             started = time.monotonic()
             outcome_result = self.execute(run)
             outcome = self.client.post_result(outcome_result)
@@ -237,7 +399,7 @@ class Agent:
             elif outcome == "gone":
                 log.warning("run %s expired or was cancelled at the portal; moving on", run.run_id)
             done += 1
-        return done
+        return done + self.secure_step()
 
     def _reopen_database(self) -> None:
         if self.reconnect is None:
@@ -269,4 +431,26 @@ class Agent:
                 self.stop.wait(delay)
                 continue
             self.backoff.reset()
+            self._wait_between_cycles()
+
+    def _wait_between_cycles(self) -> None:
+        """Wait one poll interval; while secure rounds are open, poll their peers in between,
+        from every SECURE_POLL_MIN seconds, backing off (doubling) while nothing moves."""
+        if not self.secure_work:
             self.stop.wait(self.poll_interval)
+            return
+        deadline = time.monotonic() + self.poll_interval
+        wait = SECURE_POLL_MIN
+        while self.secure_work and not self.stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.stop.wait(min(wait, remaining))
+            try:
+                progressed = self.secure_step()
+            except (PortalUnavailable, PortalProtocolError):
+                break
+            wait = SECURE_POLL_MIN if progressed else min(wait * 2, self.poll_interval)
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            self.stop.wait(remaining)

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from optima_node import __version__
@@ -71,16 +72,40 @@ def _parser() -> argparse.ArgumentParser:
     show = policy_sub.add_parser("show", help="print the effective policy")
     show.add_argument("--config", help="TOML config file naming policy_file")
     show.add_argument("--policy-file", help="policy TOML file (default: POLICY_FILE)")
+
+    identity = sub.add_parser(
+        "identity", help="the node's secure-aggregation identity key and its fingerprint"
+    )
+    identity.add_argument("--config", help="TOML config file (IDENTITY_KEY_FILE)")
+
+    review = sub.add_parser(
+        "review", help="review secure-aggregation contributions held at this node (release gate)"
+    )
+    review.add_argument("--config", help="TOML config file (REVIEW_DIR)")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    review_sub.add_parser("list", help="held runs and their status")
+    for name, text in (
+        ("show", "print a held run's parameters and its unsuppressed contribution"),
+        ("release", "let the agent mask and send the contribution"),
+        ("decline", "refuse the contribution: the run is refused at the portal"),
+    ):
+        cmd = review_sub.add_parser(name, help=text)
+        cmd.add_argument("run_id", type=int)
+        if name == "decline":
+            cmd.add_argument("--note", default="", help="why (kept at the node only)")
     return parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from optima_node.agent import Agent
     from optima_node.client import PortalClient, PortalUnavailable, TokenRejected
+    from optima_node.review import ReviewStore
+    from optima_node.secagg import load_or_create_identity
 
     config = load_config(args.config)
     policy = load_policy(config.policy_file)
     ledger = ReleaseLedger(config.ledger_file)
+    identity = load_or_create_identity(Path(config.identity_key_file))
     db = connect(config.omop_database_url, config.cdm_schema)
     agent = Agent(
         PortalClient(config.portal_url, config.node_token),
@@ -89,6 +114,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         poll_interval=config.poll_interval,
         reconnect=lambda: connect(config.omop_database_url, config.cdm_schema),
         ledger=ledger,
+        identity=identity,
+        reviews=ReviewStore(config.review_dir),
     )
 
     def _stop(signum: int, _frame: object) -> None:
@@ -154,6 +181,53 @@ def _cmd_policy_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _state_paths(config_file: str | None) -> tuple[str, str]:
+    """(identity key file, review directory) as ``run`` would use them."""
+    from optima_node.config import beside, default_ledger_file
+
+    raw = collect(config_file)
+    ledger = raw.get("ledger_file") or default_ledger_file(
+        raw.get("omop_database_url", ""), raw.get("cdm_schema")
+    )
+    return (
+        raw.get("identity_key_file") or beside(ledger, ".identity.pem"),
+        raw.get("review_dir") or beside(ledger, ".review"),
+    )
+
+
+def _cmd_identity(args: argparse.Namespace) -> int:
+    from optima_node.secagg import fingerprint, load_or_create_identity, public_identity
+
+    path, _ = _state_paths(args.config)
+    public = public_identity(load_or_create_identity(Path(path)))
+    print(f"identity key file: {path}")
+    print(f"public key: {public}")
+    print(f"fingerprint: {fingerprint(public)}  (compare with the node page at the portal)")
+    return EXIT_OK
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from optima_node.review import ReviewError, ReviewStore, describe, render
+
+    _, directory = _state_paths(args.config)
+    store = ReviewStore(directory)
+    try:
+        if args.review_command == "list":
+            held = store.all()
+            print("\n".join(describe(h) for h in held) if held else "no held runs")
+        elif args.review_command == "show":
+            print(render(store.get(args.run_id)))
+        elif args.review_command == "release":
+            store.decide(args.run_id, "released")
+            print(f"run {args.run_id} released: the agent masks and sends it on its next cycle")
+        else:
+            store.decide(args.run_id, "declined", note=args.note)
+            print(f"run {args.run_id} declined: the agent refuses it on its next cycle")
+    except ReviewError as exc:
+        raise CliError(str(exc)) from exc
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -166,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _cmd_check,
         "synth": _cmd_synth,
         "policy": _cmd_policy_show,
+        "identity": _cmd_identity,
+        "review": _cmd_review,
     }
     try:
         return commands[args.command](args)

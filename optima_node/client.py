@@ -12,7 +12,16 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from optima_node import __version__
-from optima_node.schemas import Heartbeat, HeartbeatAck, RunAssignment, RunResult
+from optima_node.schemas import (
+    Heartbeat,
+    HeartbeatAck,
+    RunAssignment,
+    RunResult,
+    SecureHoldPost,
+    SecureKeyPost,
+    SecureMaskedPost,
+    SecurePeers,
+)
 
 
 class PortalUnavailable(Exception):  # a state, retried with back-off
@@ -47,11 +56,19 @@ class PortalClient:
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     def _post(self, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
-        data = json.dumps(body).encode("utf-8") if body is not None else b""
+        return self._request("POST", path, body)
+
+    def _get(self, path: str) -> tuple[int, Any]:
+        return self._request("GET", path, None)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        if method == "POST" and data is None:
+            data = b""
         request = urllib.request.Request(  # noqa: S310 - scheme checked in config (http/https only)
             f"{self.base_url}{path}",
             data=data,
-            method="POST",
+            method=method,
             headers={
                 "Authorization": f"Node {self.token}",
                 "Content-Type": "application/json",
@@ -116,6 +133,43 @@ class PortalClient:
         raise PortalProtocolError(
             f"result for run {result.run_id}: unexpected HTTP {status} {_detail(payload)}"
         )
+
+    # --- secure aggregation (optima_node.secure_run) ---------------------------------------
+
+    def _secure_post(self, run_id: int, what: str, body: dict[str, Any]) -> PostOutcome:
+        status, payload = self._post(f"/api/node/runs/{run_id}/secure/{what}/", body)
+        if status in (200, 201):
+            return "stored"
+        if status == 409:
+            return "conflict"
+        if status in (404, 410):
+            return "gone"
+        raise PortalProtocolError(
+            f"secure {what} for run {run_id}: unexpected HTTP {status} {_detail(payload)}"
+        )
+
+    def secure_announce(self, run_id: int, body: SecureKeyPost) -> PostOutcome:
+        return self._secure_post(run_id, "key", body.model_dump(mode="json"))
+
+    def secure_hold(self, run_id: int, body: SecureHoldPost) -> PostOutcome:
+        return self._secure_post(run_id, "hold", body.model_dump(mode="json"))
+
+    def secure_post_masked(self, run_id: int, body: SecureMaskedPost) -> PostOutcome:
+        return self._secure_post(run_id, "masked", body.model_dump(mode="json"))
+
+    def secure_peers(self, run_id: int) -> SecurePeers | None:
+        """The round as the portal relays it; None when the run is gone for this node."""
+        status, payload = self._get(f"/api/node/runs/{run_id}/secure/peers/")
+        if status in (404, 409, 410):
+            return None
+        if status != 200:
+            raise PortalProtocolError(f"peers of run {run_id}: unexpected HTTP {status}")
+        try:
+            return SecurePeers.model_validate(payload)
+        except ValidationError as exc:
+            raise PortalProtocolError(
+                f"peers of run {run_id}: malformed answer: {exc.errors()[0]['msg']}"
+            ) from exc
 
 
 def _detail(payload: Any) -> str:

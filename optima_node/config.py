@@ -24,6 +24,8 @@ KEYS: dict[str, str] = {
     "policy_file": "POLICY_FILE",
     "poll_interval": "POLL_INTERVAL",
     "ledger_file": "LEDGER_FILE",
+    "identity_key_file": "IDENTITY_KEY_FILE",
+    "review_dir": "REVIEW_DIR",
 }
 
 
@@ -36,13 +38,18 @@ class Config:
     policy_file: str | None = None
     poll_interval: float = 30.0
     ledger_file: str = ""
+    # Secure aggregation: the node's Ed25519 identity (PEM, 0600, made on first start) and the
+    # directory where contributions wait for the site admin's review. Default: beside the ledger.
+    identity_key_file: str = ""
+    review_dir: str = ""
 
     def __repr__(self) -> str:  # never print the token
         return (
             f"Config(portal_url={self.portal_url!r}, node_token='***', "
             f"omop_database_url={_redact_url(self.omop_database_url)!r}, "
             f"cdm_schema={self.cdm_schema!r}, policy_file={self.policy_file!r}, "
-            f"poll_interval={self.poll_interval!r}, ledger_file={self.ledger_file!r})"
+            f"poll_interval={self.poll_interval!r}, ledger_file={self.ledger_file!r}, "
+            f"identity_key_file={self.identity_key_file!r}, review_dir={self.review_dir!r})"
         )
 
 
@@ -122,6 +129,9 @@ def load_config(config_file: str | None = None, environ: Mapping[str, str] | Non
         raise ConfigError(
             f"POLL_INTERVAL must be positive and at most {POLL_INTERVAL_MAX:g} seconds"
         )
+    ledger_file = raw.get("ledger_file") or default_ledger_file(
+        raw["omop_database_url"], raw.get("cdm_schema"), environ
+    )
     return Config(
         portal_url=raw["portal_url"].rstrip("/"),
         node_token=raw["node_token"],
@@ -129,6 +139,13 @@ def load_config(config_file: str | None = None, environ: Mapping[str, str] | Non
         cdm_schema=raw.get("cdm_schema") or None,
         policy_file=raw.get("policy_file") or None,
         poll_interval=poll,
-        ledger_file=raw.get("ledger_file")
-        or default_ledger_file(raw["omop_database_url"], raw.get("cdm_schema"), environ),
+        ledger_file=ledger_file,
+        identity_key_file=raw.get("identity_key_file") or beside(ledger_file, ".identity.pem"),
+        review_dir=raw.get("review_dir") or beside(ledger_file, ".review"),
     )
+
+
+def beside(ledger_file: str, suffix: str) -> str:
+    """A path next to the ledger, named after it (one per CDM, like the ledger itself)."""
+    path = Path(ledger_file)
+    return str(path.with_name(path.stem + suffix))

@@ -29,6 +29,11 @@ class Policy(BaseModel):
     # The release ledger compares a release with earlier ones to the same requester ("requester"),
     # to the same requester or anyone in a shared project ("project"), or to anyone ("all").
     differencing_scope: Literal["requester", "project", "all"] = "project"
+    # Secure aggregation (docs/federation.md): count, characterisation and Kaplan–Meier tables
+    # leave the node masked, and the portal learns only the pooled sums of at least
+    # ``secure_aggregation_min_nodes`` nodes (never fewer than 3). Off: per-site release.
+    secure_aggregation: bool = True
+    secure_aggregation_min_nodes: Annotated[int, Field(ge=3, le=1000)] = 3
 
     @field_validator("allowed_analysis_types")
     @classmethod
@@ -47,6 +52,8 @@ class Policy(BaseModel):
             federated_learning=self.federated_learning,
             allowed_model_templates=list(self.allowed_model_templates),
             differencing_scope=self.differencing_scope,
+            secure_aggregation=self.secure_aggregation,
+            secure_aggregation_min_nodes=self.secure_aggregation_min_nodes,
         )
 
     def allows_model_template(self, template: str) -> bool:

@@ -45,6 +45,10 @@ class ReasonCode(StrEnum):
     TIME_UNIT_BELOW_MINIMUM = "time_unit_below_minimum"
     UNVERIFIABLE_OUTPUT = "unverifiable_output"
     ANALYSIS_ERROR = "analysis_error"
+    # Secure aggregation: the site admin declined the contribution at the node (release gate).
+    RELEASE_DECLINED = "release_declined"
+    # Secure aggregation: the node refused the round (policy off, too few or unverifiable peers).
+    SECURE_AGGREGATION_REFUSED = "secure_aggregation_refused"
 
 
 Sex = Literal["male", "female"]
@@ -331,6 +335,14 @@ class PolicySummary(_Strict):
     )
     # Whose earlier releases the node's ledger compares a new release with (see Policy).
     differencing_scope: Literal["requester", "project", "all"] = "project"
+    # Secure aggregation (docs/federation.md): whether the site takes part, and in rounds of how
+    # many nodes at least. An agent that does not report these never gets a secure round.
+    secure_aggregation: bool = False
+    secure_aggregation_min_nodes: Annotated[int, Field(ge=3, le=1000)] = 3
+
+
+# Base64 of a raw 32-byte key (X25519 or Ed25519): 44 characters.
+PublicKeyText = Annotated[str, Field(min_length=44, max_length=44, pattern=r"^[A-Za-z0-9+/]+=$")]
 
 
 class Heartbeat(_Strict):
@@ -342,6 +354,9 @@ class Heartbeat(_Strict):
     # rounded to tens so the heartbeat is not an exact count
     person_count: Annotated[int, Field(ge=0, le=2**31 - 1)]
     policy: PolicySummary
+    # The node's long-term Ed25519 identity (signs its secure-aggregation keys); the portal pins
+    # it on first report (trust on first use).
+    identity_key: PublicKeyText | None = None
 
 
 class HeartbeatAck(BaseModel):
@@ -351,6 +366,16 @@ class HeartbeatAck(BaseModel):
     node_id: int | str
     poll_interval_seconds: Annotated[float, Field(gt=0)]
     portal_version: str
+
+
+class SecureAssignment(BaseModel):
+    """A run's part in a secure-aggregation round: the node releases a masked vector only."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    round_id: Annotated[str, Field(min_length=1, max_length=64)]
+    node_id: DbId
+    vector_length: Annotated[int, Field(ge=1, le=10_000_000)]
 
 
 class RunAssignment(BaseModel):
@@ -373,6 +398,11 @@ class RunAssignment(BaseModel):
     project_ids: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = (
         Field(default_factory=list)
     )
+    # The strictest minimum cell count of the datasets' terms of use; the node applies the
+    # stricter of this and its own policy (None: the node's policy alone).
+    min_cell_count: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    # Set when the run is part of a secure-aggregation round (see optima_node.secure_run).
+    secure: SecureAssignment | None = None
 
 
 RunStatus = Literal["completed", "refused", "failed"]
@@ -403,3 +433,44 @@ def parse_result(analysis_type: str, version: int, data: dict[str, Any]) -> Base
     For the portal: raises KeyError for an unknown pair and pydantic.ValidationError for bad data.
     """
     return RESULT_MODELS[(analysis_type, version)].model_validate(data)
+
+
+# --- secure aggregation (optima_node.secagg; docs/federation.md "Secure aggregation") ----------
+
+Announcement = dict[str, Any]
+# A masked vector travels as base64 of little-endian unsigned 64-bit integers.
+MaskedText = Annotated[str, Field(min_length=1, max_length=16_000_000)]
+
+
+class SecureKeyPost(_Strict):
+    attempt: Annotated[int, Field(ge=1, le=32_767)]
+    announcement: Announcement
+
+
+class SecureHoldPost(_Strict):
+    """The node holds the run until its site admin reviews the contribution at the node."""
+
+    attempt: Annotated[int, Field(ge=1, le=32_767)]
+
+
+class SecureMaskedPost(_Strict):
+    attempt: Annotated[int, Field(ge=1, le=32_767)]
+    round_id: Annotated[str, Field(min_length=1, max_length=64)]
+    vector: MaskedText
+
+
+SecureRoundStatus = Literal["collecting_keys", "masking", "summed", "abandoned"]
+
+
+class SecurePeers(BaseModel):
+    """The portal's relay: the round's current id and state, every participant's announcement
+    and the identity key the portal pinned for each node (to verify the signatures)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    round_id: str
+    status: SecureRoundStatus
+    vector_length: int
+    participants: list[int]
+    announcements: list[Announcement] = Field(default_factory=list)
+    identities: dict[int, str] = Field(default_factory=dict)

@@ -42,7 +42,9 @@ def characterisation_csv(result: dict[str, Any]) -> Rows:
         rows.append([key, "", cell.get("count"), cell.get("lower_bound")])
     for section in ("by_sex", "by_age_group", "by_index_year", "by_follow_up"):
         for r in result.get(section, []):
-            label = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("count", "lower_bound"))
+            label = ", ".join(
+                f"{k}={v}" for k, v in r.items() if k not in ("count", "lower_bound", "suppressed")
+            )
             rows.append([section, label, r["count"], r["lower_bound"]])
     return header, rows
 

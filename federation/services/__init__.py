@@ -5,13 +5,16 @@
 - :mod:`.advance`: pooling a finished round, the next round, the stuck-analysis sweep;
 - :mod:`.runs`: rounds of runs, the node's claim and answer, release re-checks, the site admin's
   gates, deadlines and leases;
-- :mod:`.catalogue_refresh`: catalogue metadata from a characterisation.
+- :mod:`.catalogue_refresh`: catalogue metadata from a characterisation;
+- :mod:`.secure`: secure aggregation, the portal's relay (mode decision, rounds, keys, masked
+  vectors); :mod:`.secure_advance`: dropouts, unmasking and the pooled result.
 
 Every state change writes an audit event in the same transaction (``accounts.audit``,
 ``write_transaction`` takes the audit chain head first). Services never import ``tasks``: they
 enqueue by task name after commit (``accounts.jobs.enqueue``). Callers use this package
-(``from federation import services``); the modules import each other one way only
-(runs ← nodes, analyses ← catalogue_refresh ← advance), never back up and never this package.
+(``from federation import services``); the modules import each other one way only (runs ←
+nodes; runs ← secure ← analyses ← catalogue_refresh ← secure_advance ← advance), never back up
+and never this package.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from .nodes import (
     default_poll_interval,
     heartbeats_prune,
     node_approve,
+    node_confirm_identity,
     node_enrol,
     node_heartbeat,
     node_register,
@@ -59,6 +63,14 @@ from .runs import (
     run_submit_result,
     runs_expire_overdue,
 )
+from .secure import (
+    aggregation_mode,
+    run_secure_assignment,
+    secure_hold,
+    secure_key_submit,
+    secure_masked_submit,
+    secure_peers,
+)
 
 __all__ = [
     "ANY_CANCER_CONCEPT",
@@ -66,6 +78,7 @@ __all__ = [
     "FEDERATED_ANALYTICS",
     "REPORTED_FIELDS",
     "ResultOutcome",
+    "aggregation_mode",
     "analyses_advance_stuck",
     "analysis_advance",
     "analysis_cancel",
@@ -80,6 +93,7 @@ __all__ = [
     "lease_seconds",
     "leases_expire",
     "node_approve",
+    "node_confirm_identity",
     "node_enrol",
     "node_heartbeat",
     "node_register",
@@ -94,7 +108,12 @@ __all__ = [
     "run_decline",
     "run_recipient",
     "run_release",
+    "run_secure_assignment",
     "run_submit_result",
     "runs_expire_overdue",
+    "secure_hold",
+    "secure_key_submit",
+    "secure_masked_submit",
+    "secure_peers",
     "typical_ages",
 ]

@@ -18,6 +18,7 @@ from ..models import OPEN_RUN_STATUSES, Analysis, AnalysisStatus, Run, RunStatus
 from .analyses import analysis_finish
 from .catalogue_refresh import apply_characterisation
 from .runs import create_round
+from .secure_advance import secure_advance
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def analysis_advance(*, analysis_id: int) -> Analysis | None:
     """
     analysis = Analysis.objects.select_for_update().filter(pk=analysis_id).first()
     if analysis is None or analysis.is_finished:
+        return analysis
+    if analysis.is_secure:
+        secure_advance(analysis)
         return analysis
     runs = list(
         analysis.runs.filter(round=analysis.current_round)
@@ -75,6 +79,10 @@ def analysis_advance(*, analysis_id: int) -> Analysis | None:
     }
     kind = kind_of(analysis)
     if not kind.iterative:
+        provenance |= {
+            "aggregation": analysis.aggregation or "per_site",
+            "aggregation_reason": analysis.aggregation_reason,
+        }
         result = kind.pool([r.result for r in done], analysis.params) | provenance
         analysis_finish(
             analysis, AnalysisStatus.COMPLETED, reason=_partial_note(analysis), result=result

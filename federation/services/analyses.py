@@ -27,6 +27,7 @@ from ..models import (
     RunStatus,
 )
 from .runs import create_round, run_transition
+from .secure import SECURE, aggregation_mode, round_open, rounds_abandon
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -128,6 +129,13 @@ def analysis_open(
     return analysis
 
 
+def terms_min_cell_count(datasets: Sequence[Dataset]) -> int | None:
+    """The strictest minimum cell count the datasets' published terms of use set (or None)."""
+    values = [d.published_min_cell_count for d in datasets]
+    found = [int(v) for v in values if v]
+    return max(found) if found else None
+
+
 @write_transaction
 def analysis_create(
     *,
@@ -160,6 +168,7 @@ def analysis_create(
         min_nodes=min_nodes,
         title=title,
         run_deadline_hours=run_deadline_hours,
+        terms_min_cell_count=terms_min_cell_count(datasets),
     )
     analysis.datasets.set(datasets)
     analysis.project_ids = entitlement_projects(
@@ -188,8 +197,13 @@ def analysis_start(
     min_nodes: int | None = None,
     title: str = "",
     run_deadline_hours: int = 24,
+    terms_min_cell_count: int | None = None,
 ) -> Analysis:
-    """Create the analysis and its first round of runs (parameters already validated)."""
+    """Create the analysis and its first round of runs (parameters already validated).
+
+    Count, characterisation and Kaplan–Meier analyses are pooled by secure aggregation when
+    every node can take part (``secure.aggregation_mode``), else per site, and say why.
+    """
     kind = _node_kind(analysis_type, version)
     # Fresh rows: dispatch decides on what the nodes reported last.
     nodes = list(Node.objects.filter(pk__in=[n.pk for n in nodes]).select_related("organisation"))
@@ -202,16 +216,28 @@ def analysis_start(
             {"min_nodes": [f"Choose between 1 and {len(nodes)} (the nodes serving the datasets)."]}
         )
     state = kind.initial_state(params)
+    mode, mode_reason = aggregation_mode(analysis_type=analysis_type, params=params, nodes=nodes)
     analysis = analysis_open(
         researcher=researcher,
         kind=kind,
         params=params,
         min_nodes=min_nodes,
         title=title,
-        audit={"nodes": [n.pk for n in nodes], "min_nodes": min_nodes},
+        audit={
+            "nodes": [n.pk for n in nodes],
+            "min_nodes": min_nodes,
+            "aggregation": mode,
+            "aggregation_reason": mode_reason,
+            "terms_min_cell_count": terms_min_cell_count,
+        },
         state=state,
         run_deadline_hours=run_deadline_hours,
+        terms_min_cell_count=terms_min_cell_count,
+        aggregation=mode,
+        aggregation_reason=mode_reason[:300],
     )
+    if mode == SECURE:
+        round_open(analysis, nodes)
     create_round(analysis, nodes, round_=1, state=state)
     return analysis
 
@@ -229,6 +255,7 @@ def analysis_cancel(*, actor: AbstractBaseUser, analysis: Analysis) -> Analysis:
         "node__organisation"
     ):
         run_transition(run, RunStatus.CANCELLED, actor=actor, reason="cancelled by the researcher")
+    rounds_abandon(analysis, reason="cancelled by the researcher")
     analysis_finish(
         analysis, AnalysisStatus.CANCELLED, actor=actor, reason="Cancelled by the researcher."
     )

@@ -82,6 +82,7 @@ def dataset_metadata_refresh(*, steward: AbstractBaseUser, dataset: Dataset) -> 
         params=params,
         nodes=nodes,
         title=f"Catalogue metadata refresh: {dataset}"[:200],
+        terms_min_cell_count=dataset.published_min_cell_count,
     )
     analysis.state = {"refresh_dataset": dataset.pk}
     analysis.save(update_fields=["state"])
@@ -106,6 +107,10 @@ def apply_characterisation(analysis: Analysis) -> None:
         analysis.save(update_fields=["reason"])
         return
     result = analysis.result
+    if result["person_count"].get("count") is None:  # suppressed by pooled disclosure control
+        analysis.reason = "Catalogue metadata not updated: the person count is suppressed."
+        analysis.save(update_fields=["reason"])
+        return
     data: dict[str, Any] = {"number_of_individuals": int(result["person_count"]["count"])}
     ages = typical_ages(result.get("by_age_group", []))
     if ages:

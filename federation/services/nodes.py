@@ -105,7 +105,18 @@ def node_rotate_token(*, actor: AbstractBaseUser, node: Node) -> str:
         raise ValidationError("Only an approved node has a token to rotate.")
     old_prefix = node.token_prefix
     raw = node.issue_token()
-    node.save(update_fields=["token_prefix", "token_hash", "token_issued_at"])
+    # A new token is a new enrolment: the next heartbeat pins the agent's identity key afresh.
+    node.identity_key, node.identity_key_reported, node.identity_pinned_at = "", "", None
+    node.save(
+        update_fields=[
+            "token_prefix",
+            "token_hash",
+            "token_issued_at",
+            "identity_key",
+            "identity_key_reported",
+            "identity_pinned_at",
+        ]
+    )
     record(
         "node.token_rotated",
         actor=actor,
@@ -114,6 +125,63 @@ def node_rotate_token(*, actor: AbstractBaseUser, node: Node) -> str:
         payload={"old_prefix": old_prefix, "new_prefix": node.token_prefix},
     )
     return raw
+
+
+@write_transaction
+def node_confirm_identity(*, actor: AbstractBaseUser, node: Node) -> Node:
+    """A site admin accepts the identity key the agent now reports (after comparing its
+    fingerprint with ``optima-node identity`` at the node); secure rounds may use it again."""
+    _require_manager(actor, node)
+    node = Node.objects.select_for_update().select_related("organisation").get(pk=node.pk)
+    if not node.identity_in_doubt:
+        raise ValidationError("The node reports no new identity key to confirm.")
+    old = node.identity_key
+    node.identity_key, node.identity_key_reported = node.identity_key_reported, ""
+    node.identity_pinned_at = timezone.now()
+    node.save(update_fields=["identity_key", "identity_key_reported", "identity_pinned_at"])
+    record(
+        "node.identity_confirmed",
+        actor=actor,
+        obj=node,
+        organisation=node.organisation,
+        payload={
+            "old_fingerprint": node.identity_fingerprint(old) if old else "",
+            "new_fingerprint": node.identity_fingerprint(),
+        },
+    )
+    return node
+
+
+def _pin_identity(node: Node, reported: str | None) -> None:
+    """Trust on first use: the first key reported is pinned; a different one is held back,
+    audited once, and keeps the node out of secure rounds until a site admin confirms it."""
+    if not reported:
+        return
+    if not node.identity_key:
+        node.identity_key, node.identity_pinned_at = reported, timezone.now()
+        record(
+            "node.identity_pinned",
+            obj=node,
+            organisation=node.organisation,
+            actor=f"node:{node.pk}",
+            payload={"fingerprint": node.identity_fingerprint()},
+        )
+        return
+    if reported == node.identity_key:
+        node.identity_key_reported = ""
+        return
+    if reported != node.identity_key_reported:
+        node.identity_key_reported = reported
+        record(
+            "node.identity_changed",
+            obj=node,
+            organisation=node.organisation,
+            actor=f"node:{node.pk}",
+            payload={
+                "pinned_fingerprint": node.identity_fingerprint(),
+                "reported_fingerprint": node.identity_fingerprint(reported),
+            },
+        )
 
 
 @write_transaction
@@ -199,7 +267,7 @@ REPORTED_FIELDS = ("agent_version", "capabilities", "cdm_version", "vocabulary_v
 def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
     """Store what the agent reports; audit when it changes; offer waiting runs it can now run."""
     now = timezone.now()
-    node = Node.objects.select_for_update().get(pk=node.pk)
+    node = Node.objects.select_for_update().select_related("organisation").get(pk=node.pk)
     reported = {
         "agent_version": heartbeat.agent_version,
         "capabilities": [c.model_dump() for c in heartbeat.capabilities],
@@ -212,6 +280,7 @@ def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
     for key, value in reported.items():
         setattr(node, key, value)
     node.person_count = heartbeat.person_count
+    _pin_identity(node, heartbeat.identity_key)
     node.first_seen_at = node.first_seen_at or now
     node.last_seen_at = now
     came_back = node.last_liveness != Liveness.ONLINE

@@ -36,6 +36,7 @@ from ..models import (
     ReleaseRecord,
     Run,
     RunStatus,
+    SecureRound,
 )
 from ..permissions import allows
 
@@ -243,7 +244,12 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
         return ResultOutcome.CONFLICT, "A different result is already stored for this run."
     if run.status in (RunStatus.EXPIRED, RunStatus.CANCELLED) or run.status in FINAL_RUN_STATUSES:
         return ResultOutcome.GONE, f"The run is {run.get_status_display().lower()}."
-    if run.node_id != node.pk or run.status != RunStatus.RUNNING or run.claimed_at is None:
+    held_at_node = run.analysis.is_secure and run.status == RunStatus.AWAITING_RELEASE
+    if (
+        run.node_id != node.pk
+        or run.claimed_at is None
+        or not (run.status == RunStatus.RUNNING or held_at_node)
+    ):
         # Only the claim holder answers: a dispatched run was never claimed (or its lease ran out).
         return ResultOutcome.CONFLICT, (
             f"The run is {run.get_status_display().lower()}; this node holds no claim on it."
@@ -253,6 +259,11 @@ def run_submit_result(*, node: Node, run: Run, payload: RunResult) -> tuple[str,
         return (
             ResultOutcome.CONFLICT,
             f"Attempt {payload.attempt} is not the run's current attempt ({run.attempt}).",
+        )
+    if run.analysis.is_secure and payload.status == "completed":
+        # A per-site table must never reach the portal of a secure analysis: refused unread.
+        return ResultOutcome.CONFLICT, (
+            "This run is part of a secure aggregation: post a masked vector, not a result."
         )
     now = timezone.now()
     common = {
@@ -309,7 +320,7 @@ def _release_refusal(
 ) -> str:
     """The portal's re-check of the released cells; on a small count the run fails, the numbers
     are dropped (never stored or shown) and the refusal is audited. Returns the message or ""."""
-    k = release_check.min_cell_count(node)
+    k = max(release_check.min_cell_count(node), run.analysis.terms_min_cell_count or 0)
     cells = release_check.small_cells(run.analysis.type, run.analysis.version, result, k)
     if not cells:
         return ""
@@ -361,7 +372,7 @@ def _differencing_risk(run: Run, result: dict[str, Any]) -> bool:
     by 1 … k − 1. k and the scope are what the node reported with its policy."""
     analysis, node = run.analysis, run.node
     policy = node.policy or {}
-    k = int(policy.get("min_cell_count") or 5)
+    k = max(int(policy.get("min_cell_count") or 5), analysis.terms_min_cell_count or 0)
     if k <= 1:
         return False
     try:
@@ -471,6 +482,11 @@ def run_decline(*, actor: AbstractBaseUser, run: Run, reason: str = "") -> Run:
 def run_release(*, actor: AbstractBaseUser, run: Run) -> Run:
     """The release gate: the researcher receives the numbers (unless differencing forbids it)."""
     run = _open_gate(actor, run, awaiting=RunStatus.AWAITING_RELEASE)
+    if run.analysis.is_secure:
+        raise ValidationError(
+            "This run is part of a secure aggregation: its contribution is reviewed and released "
+            "at the node (optima-node review), never shown to the portal."
+        )
     # Other releases may have reached the requester while this one waited.
     if _differencing_risk(run, run.result or {}):
         _refuse_differencing(run, actor=actor, result=None)
@@ -523,6 +539,17 @@ def leases_expire(*, now: datetime | None = None) -> int:
                 or not run.lease_expires_at
                 or run.lease_expires_at > now
             ):
+                continue
+            if SecureRound.objects.filter(analysis_id=run.analysis_id).exists():
+                # A secure round cannot wait for a node that went silent: it goes on without it.
+                run_transition(
+                    run,
+                    RunStatus.FAILED,
+                    reason="lease expired during secure aggregation",
+                    lease_expires_at=None,
+                )
+                enqueue_advance(run.analysis_id)
+                count += 1
                 continue
             run_transition(
                 run,

@@ -143,3 +143,25 @@ def test_non_curators_cannot_publish_and_restore_works(api_as, steward_a, hospit
     assert response.json()["working_copy"]["title"] == "Lung cancer cohort"
     versions = steward.get(f"{URL}{dataset.identifier}/versions/").json()
     assert [v["version"] for v in versions] == [1]
+
+
+def test_terms_of_use_carry_a_minimum_cell_count_that_the_published_version_keeps(
+    api_as, steward_a, hospital_a, curator, client
+):
+    steward = api_as(steward_a)
+    for bad in (0, -3, 1001, "ten"):
+        response = steward.post(URL, payload(terms_min_cell_count=bad), format="json")
+        assert response.status_code == 400
+        assert "terms_min_cell_count" in response.json()["error"]["fields"]
+    response = steward.post(URL, payload(terms_min_cell_count=10), format="json")
+    assert response.status_code == 201, response.json()
+    identifier = response.json()["identifier"]
+    assert steward.post(f"{URL}{identifier}/submit/").status_code == 200
+    assert api_as(curator).post(f"{URL}{identifier}/publish/", {}, format="json").status_code == 200
+    dataset = Dataset.objects.get(identifier=identifier)
+    terms = dataset.current_terms_of_use
+    assert terms.min_cell_count == 10 and dataset.published_min_cell_count == 10
+    assert dataset.current_version.metadata["terms_min_cell_count"] == 10
+    client.force_login(steward_a)
+    page = client.get(f"/catalogue/datasets/{identifier}/").content.decode()
+    assert "No cell below 10 individuals" in page

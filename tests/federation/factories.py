@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rest_framework.test import APIClient
 
 from federation import services
 from federation.models import Node
 from optima_node.agent import Agent
+from optima_node.client import PortalClient
 from optima_node.db import connect
 from optima_node.policy import Policy
+from optima_node.review import ReviewStore
 from optima_node.schemas import CAPABILITIES, RunAssignment
 
 LUNG = [4115276, 4110591]
@@ -21,6 +26,22 @@ EXACT = Policy(min_cell_count=1, km_min_time_unit_days=1)
 def make_node(organisation, name: str = "omop", *, actor=None) -> tuple[Node, str]:
     """An approved node and its raw token (through the operators' enrolment service)."""
     return services.node_enrol(actor=actor, organisation=organisation, name=name)
+
+
+class TestClientPortal(PortalClient):
+    """The agent's real portal client, over Django's test client instead of HTTP."""
+
+    def __init__(self, client: APIClient) -> None:
+        super().__init__("http://testserver", "unused")
+        self.api = client
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
+        if method == "GET":
+            response = self.api.get(path)
+        else:
+            response = self.api.post(path, body or {}, format="json")
+        payload = response.json() if response.content else None
+        return response.status_code, payload
 
 
 @dataclass
@@ -39,7 +60,14 @@ class SimNode:
     def __post_init__(self) -> None:
         self.client = APIClient()
         self.client.credentials(HTTP_AUTHORIZATION=f"Node {self.token}")
-        self.agent = Agent(client=None, db=connect(self.db_url), policy=self.policy)
+        self.state_dir = tempfile.TemporaryDirectory(prefix="optima-node-")
+        self.agent = Agent(
+            client=TestClientPortal(self.client),
+            db=connect(self.db_url),
+            policy=self.policy,
+            identity=Ed25519PrivateKey.generate(),
+            reviews=ReviewStore(f"{self.state_dir.name}/review"),
+        )
         self.posted: list[tuple[int, int]] = []
 
     def heartbeat(self):
@@ -60,14 +88,20 @@ class SimNode:
         return self.agent.execute(RunAssignment.model_validate(assignment))
 
     def cycle(self) -> int:
-        """Heartbeat, then claim, execute and post until the portal has nothing more."""
+        """Heartbeat, then claim, execute and post until the portal has nothing more (secure
+        runs: the agent's own secure steps, as in ``Agent.cycle``)."""
         assert self.heartbeat().status_code == 200
-        done = 0
+        done = self.agent.secure_step()
         while True:
             response = self.claim()
             if response.status_code == 204:
-                return done
+                return done + self.agent.secure_step()
             assert response.status_code == 200, response.content
+            assignment = RunAssignment.model_validate(response.json())
+            if assignment.secure is not None:
+                self.agent.secure_begin(assignment)
+                done += 1
+                continue
             result = self.execute(response.json())
             posted = self.post(result)
             self.posted.append((result.run_id, posted.status_code))
@@ -75,6 +109,7 @@ class SimNode:
 
     def close(self) -> None:
         self.agent.db.close()
+        self.state_dir.cleanup()
 
 
 ALL_CAPABILITIES = list(CAPABILITIES)

@@ -1,0 +1,128 @@
+"""The node's side of secure aggregation that needs no portal: the stricter minimum cell count,
+where the identity and the review directory live, the review CLI and the heartbeat's report."""
+
+from __future__ import annotations
+
+import stat
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from optima_node import secagg
+from optima_node.agent import Agent, _BoundedCache
+from optima_node.cli import main
+from optima_node.config import load_config
+from optima_node.policy import Policy
+from optima_node.review import ReviewStore
+from optima_node.schemas import RunAssignment
+
+ENV = {
+    "PORTAL_URL": "https://portal.example/",
+    "NODE_TOKEN": "tok",
+    "OMOP_DATABASE_URL": "sqlite:///x.db",
+}
+
+
+def assignment(**extra) -> RunAssignment:
+    return RunAssignment(
+        run_id=7,
+        attempt=1,
+        analysis_id=3,
+        type="cohort_count",
+        version=1,
+        params={"cohort": {"condition_concept_ids": [1]}},
+        **extra,
+    )
+
+
+def test_it_applies_the_stricter_of_the_terms_and_the_site_policy():
+    agent = Agent(client=None, db=None, policy=Policy(min_cell_count=5))
+    assert agent.policy_for(assignment(min_cell_count=10)).min_cell_count == 10
+    assert agent.policy_for(assignment(min_cell_count=3)).min_cell_count == 5
+    assert agent.policy_for(assignment()).min_cell_count == 5
+
+
+def test_the_identity_and_review_directory_live_beside_the_ledger(tmp_path):
+    config = load_config(None, {**ENV, "LEDGER_FILE": str(tmp_path / "ledger.sqlite3")})
+    assert config.identity_key_file == str(tmp_path / "ledger.identity.pem")
+    assert config.review_dir == str(tmp_path / "ledger.review")
+    custom = load_config(None, {**ENV, "IDENTITY_KEY_FILE": "/x/id.pem", "REVIEW_DIR": "/x/r"})
+    assert (custom.identity_key_file, custom.review_dir) == ("/x/id.pem", "/x/r")
+
+
+def test_the_heartbeat_reports_the_policy_and_the_identity(synth_url):
+    from optima_node.db import connect
+
+    identity = Ed25519PrivateKey.generate()
+    agent = Agent(client=None, db=connect(synth_url), policy=Policy(), identity=identity)
+    beat = agent.build_heartbeat()
+    agent.db.close()
+    assert beat.identity_key == secagg.public_identity(identity)
+    assert beat.policy.secure_aggregation and beat.policy.secure_aggregation_min_nodes == 3
+
+
+def test_a_site_admin_reviews_held_contributions_with_the_cli(tmp_path, capsys, monkeypatch):
+    ledger = tmp_path / "ledger.sqlite3"
+    for key, value in {**ENV, "LEDGER_FILE": str(ledger)}.items():
+        monkeypatch.setenv(key, value)
+    store = ReviewStore(tmp_path / "ledger.review")
+    table = {"stratify_by": ["sex"], "rows": [{"strata": {"sex": "male"}, "count": 3}]}
+    store.hold(7, {"run": {}, "type": "cohort_count", "analysis_id": "3", "table": table})
+    store.hold(8, {"run": {}, "type": "kaplan_meier", "analysis_id": "4", "table": {}})
+    path = tmp_path / "ledger.review" / "run-7.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    assert main(["review", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "run 7" in listed and "run 8" in listed and "pending" in listed
+    assert main(["review", "show", "7"]) == 0
+    assert '"count": 3' in capsys.readouterr().out  # the admin sees the cleartext cell
+    assert main(["review", "release", "7"]) == 0
+    assert main(["review", "decline", "8", "--note", "too early"]) == 0
+    assert {h.run_id: h.status for h in store.all()} == {7: "released", 8: "declined"}
+    assert main(["review", "release", "8"]) == 2  # already decided
+    assert "already declined" in capsys.readouterr().err
+
+
+def test_identity_prints_a_stable_fingerprint(tmp_path, capsys, monkeypatch):
+    for key, value in {**ENV, "LEDGER_FILE": str(tmp_path / "l.sqlite3")}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["identity"]) == 0
+    first = capsys.readouterr().out
+    assert main(["identity"]) == 0
+    assert capsys.readouterr().out == first
+    key_file = tmp_path / "l.identity.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    public = secagg.public_identity(secagg.load_or_create_identity(key_file))
+    assert secagg.fingerprint(public) in first
+
+
+def test_a_cleared_cohort_cache_forgets_its_entries():
+    cache = _BoundedCache()
+    cache["cohort:x"] = 1
+    cache.clear()
+    assert "cohort:x" not in cache
+
+
+def test_between_cycles_the_agent_polls_open_secure_rounds_with_back_off(monkeypatch):
+    import time
+
+    import optima_node.agent as agent_module
+
+    monkeypatch.setattr(agent_module, "SECURE_POLL_MIN", 0.02)
+    agent = Agent(client=None, db=None, policy=Policy(), poll_interval=0.3)
+    polls: list[float] = []
+
+    def step() -> int:
+        polls.append(time.monotonic())
+        return 0
+
+    monkeypatch.setattr(agent, "secure_step", step)
+    agent.secure_work[1] = object()  # an open round
+    started = time.monotonic()
+    agent._wait_between_cycles()
+    assert 0.25 <= time.monotonic() - started < 1.0  # one poll interval, not more
+    assert 3 <= len(polls) <= 6  # 0.02, 0.04, 0.08, 0.16 …: backing off, not spinning
+    agent.secure_work.clear()
+    polls.clear()
+    agent._wait_between_cycles()
+    assert polls == []  # nothing open: a plain wait
