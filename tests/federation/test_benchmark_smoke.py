@@ -44,7 +44,7 @@ def test_percentiles_and_claim_summary():
 
 def test_bad_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
-        bench.main(["--parts", "4"])
+        bench.main(["--parts", "5"])
     assert exit_.value.code == 2
     assert "--parts" in capsys.readouterr().err
 
