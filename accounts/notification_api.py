@@ -8,9 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from . import limits, notifications
+from . import limits, notifications, permissions
+from .api_mixins import RestrictedQuerysetMixin
 from .models import Notification
-from .permissions import get_for_user_or_404
 from .selectors import notification_list_for_user, notification_unread_count
 
 
@@ -51,7 +51,10 @@ UnreadCount = inline_serializer("UnreadCount", {"unread": serializers.IntegerFie
 
 
 class NotificationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    RestrictedQuerysetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Your notifications, newest first (``?unread=true`` for the unread ones only)."""
 
@@ -59,16 +62,14 @@ class NotificationViewSet(
     permission_classes = [IsAuthenticated]
     filter_backends: list = []
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Notification.objects.none()
+    queryset = Notification.objects.all()
+    restrict = permissions.restrict
+
+    def get_base_queryset(self):
         unread_only = self.request.query_params.get("unread") in ("1", "true", "yes")
         return notification_list_for_user(
             self.request.user, unread_only=unread_only
         ).select_related("organisation")
-
-    def get_object(self):
-        return get_for_user_or_404(self.get_queryset(), pk=self.kwargs["pk"])
 
     @extend_schema(
         parameters=[OpenApiParameter("unread", bool, description="Only the unread ones")]

@@ -18,7 +18,7 @@ from django.db import DataError
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from .models import ApiToken, AuditEvent, Organisation, OrganisationKind, Role
+from .models import ApiToken, AuditEvent, Notification, Organisation, OrganisationKind, Role
 from .roles import forget_roles as forget_roles  # re-exported: callers use permissions.<name>
 from .roles import roles_by_org as roles_by_org
 
@@ -172,6 +172,12 @@ def _own_tokens(queryset: QuerySet, user) -> QuerySet:
     return queryset.filter(user=user)
 
 
+def _own_notifications(queryset: QuerySet, user) -> QuerySet:
+    if not getattr(user, "is_authenticated", False):
+        return queryset.none()
+    return queryset.filter(recipient=user)
+
+
 def _audit_view(queryset: QuerySet, user) -> QuerySet:
     """Platform admins see the whole trail (the bypass); org admins their organisations' events."""
     org_ids = org_ids_with_role(user, Role.ORG_ADMIN)
@@ -191,6 +197,11 @@ restrict = ModelRestrictor(
             admin_bypass_excluded={"view", "revoke"},
         ),
         AuditEvent: Restrictor({"view": _audit_view}),
+        # A notification is its recipient's alone, platform admins included.
+        Notification: Restrictor(
+            {"view": _own_notifications, "read": _own_notifications},
+            admin_bypass_excluded={"view", "read"},
+        ),
     }
 )
 allows = restrict.allows

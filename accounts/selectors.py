@@ -48,15 +48,13 @@ def audit_events_for_object(*, user: User, obj: Model) -> QuerySet:
     ).order_by("seq")
 
 
-def notification_list_for_user(user, *, unread_only: bool = False) -> QuerySet:
+def notification_list_for_user(user: User, *, unread_only: bool = False) -> QuerySet:
     """A person's own notifications, newest first (nobody else's, whatever their role)."""
-    if not getattr(user, "is_authenticated", False):
-        return Notification.objects.none()
-    qs = Notification.objects.filter(recipient=user)
+    qs = permissions.restrict(Notification.objects.all(), user)
     if unread_only:
         qs = qs.filter(read_at__isnull=True)
     return qs.order_by("-created_at", "-pk")
 
 
-def notification_unread_count(user) -> int:
+def notification_unread_count(user: User) -> int:
     return notification_list_for_user(user, unread_only=True).count()

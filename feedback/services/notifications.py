@@ -6,11 +6,16 @@ notifications and is e-mailed (with retries and a resend sweep) when the author 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.template.loader import render_to_string
 
 from accounts import notifications
 
 from ..models import Comment, FeedbackItem, Status
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 STATUS_CHANGED = "feedback.status_changed"
 REPLIED = "feedback.replied"
@@ -25,7 +30,7 @@ def _author_to_notify(item: FeedbackItem, actor):
     return author
 
 
-def notify_author_of_status(*, item: FeedbackItem, actor, before: str, note: str) -> None:
+def notify_author_of_status(*, item: FeedbackItem, actor: User, before: str, note: str) -> None:
     author = _author_to_notify(item, actor)
     if author is None:
         return
@@ -46,7 +51,7 @@ def notify_author_of_status(*, item: FeedbackItem, actor, before: str, note: str
     )
 
 
-def notify_author_of_reply(*, item: FeedbackItem, comment: Comment, actor) -> None:
+def notify_author_of_reply(*, item: FeedbackItem, comment: Comment, actor: User) -> None:
     author = _author_to_notify(item, actor)
     if author is None:
         return

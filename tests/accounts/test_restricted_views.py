@@ -32,11 +32,13 @@ ALLOWED_WITHOUT_MIXIN = {
     "federation.node_api.HeartbeatView",
     "federation.node_api.ClaimView",
     "federation.node_api.ResultView",
+    "federation.node_api.SecureKeyView",
+    "federation.node_api.SecurePeersView",
+    "federation.node_api.SecureMaskedView",
+    "federation.node_api.SecureHoldView",
     # The public data-use register and custodian statistics: published aggregates for everyone.
     "governance.api.public.DataUseRegisterViewSet",
     "governance.api.public.CustodianStatisticsViewSet",
-    # The caller's own notifications (filtered by user); they move to accounts on another branch.
-    "governance.api.notifications.NotificationViewSet",
     # The OpenAPI schema and its viewer.
     "optima_portal.api_docs.SchemaView",
     "optima_portal.api_docs.SwaggerView",
