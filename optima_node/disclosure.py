@@ -103,6 +103,12 @@ def _check_cohort_count(result: CohortCountResult, policy: Policy) -> None:
             raise _Unverifiable
         seen.add(key)
     _check_cells(result.rows, policy.min_cell_count)
+    steps = [row.strata.get("step") for row in result.attrition]
+    if any(set(row.strata) != {"step", "rule"} for row in result.attrition) or steps != [
+        str(i) for i in range(len(steps))
+    ]:
+        raise _Unverifiable
+    _check_cells(result.attrition, policy.min_cell_count)
 
 
 def _check_characterisation(result: CharacterisationResult, policy: Policy) -> None:
