@@ -25,8 +25,24 @@ def _is_empty(value: Any) -> bool:
     return value is None or value is False or value == [] or value == {} or value == ""
 
 
+# The JSON schema says what the validator below does: another key is allowed only when empty.
+EMPTY_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "null"},
+        {"const": False},
+        {"const": ""},
+        {"type": "array", "maxItems": 0},
+        {"type": "object", "maxProperties": 0},
+    ]
+}
+
+
 class _Circe(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"additionalProperties": EMPTY_VALUE_SCHEMA},
+    )
 
     @model_validator(mode="before")
     @classmethod
