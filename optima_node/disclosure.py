@@ -8,6 +8,7 @@ a refusal never carries partial statistics.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ def _check_cohort_count(result: CohortCountResult, policy: Policy) -> None:
     ]:
         raise _Unverifiable
     _check_cells(result.attrition, policy.min_cell_count)
+    released = [row.count for row in result.attrition if not row.suppressed]
+    if any(0 < a - b < policy.min_cell_count for a, b in itertools.pairwise(released)):
+        raise _Unverifiable
 
 
 def _check_characterisation(result: CharacterisationResult, policy: Policy) -> None:

@@ -98,11 +98,20 @@ def attrition_rows(
     min_cell_count: int,
 ) -> list[dict[str, Any]]:
     """A Circe cohort's persons after qualification and after each inclusion rule, each cell under
-    the small-cell rule (ATLAS's attrition view); nothing for the portal's own cohort form."""
+    the small-cell rule, and so is each step's drop from the last released step (ATLAS's
+    attrition view); nothing for the portal's own cohort form."""
     if not isinstance(spec, CirceCohortSpec):
         return []
     steps = load_circe(db, spec, cache).attrition
-    return [
-        count_row({"step": str(i), "rule": name[:200]}, n, min_cell_count)
-        for i, (name, n) in enumerate(steps)
-    ]
+    rows, last_released = [], None
+    for i, (name, n) in enumerate(steps):
+        row = count_row({"step": str(i), "rule": name[:200]}, n, min_cell_count)
+        # The persons a rule removes are a cell too: a step that would reveal 1 … k−1 of them
+        # next to the last released step is suppressed as well.
+        revealing = last_released is not None and 0 < last_released - n < min_cell_count
+        if not row["suppressed"] and revealing:
+            row = {**row, "count": None, "suppressed": True}
+        if not row["suppressed"]:
+            last_released = n
+        rows.append(row)
+    return rows

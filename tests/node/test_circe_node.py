@@ -125,6 +125,28 @@ def test_it_releases_attrition_under_the_small_cell_rule(synth_url):
     )
 
 
+def test_it_suppresses_a_step_that_would_reveal_a_few_excluded_persons(synth_url):
+    params = {"cohort": {"circe": BREAST_FIRST_DIAGNOSIS}}
+    counts = [
+        r["count"]
+        for r in run(synth_url, "cohort_count", params, Policy(min_cell_count=1))["attrition"]
+    ]
+    dropped = counts[0] - counts[1]  # the men among the breast cancer patients
+    assert 0 < dropped < counts[1]
+    k = dropped + 1
+    out = run(synth_url, "cohort_count", params, Policy(min_cell_count=k))
+    assert out["attrition"][0]["count"] == counts[0]
+    assert out["attrition"][1]["suppressed"] is True  # women = all − (a few men): not released
+    assert isinstance(gate("cohort_count", 1, out, Policy(min_cell_count=k)), Released)
+    leaky = copy.deepcopy(out)
+    leaky["attrition"][1] = {
+        "strata": leaky["attrition"][1]["strata"],
+        "count": counts[1],
+        "suppressed": False,
+    }
+    assert isinstance(gate("cohort_count", 1, leaky, Policy(min_cell_count=k)), Refused)
+
+
 def test_it_runs_every_analysis_type(synth_url):
     cohort = {"circe": DEFINITIONS["condition_with_descendants"]}
     policy = Policy(min_cell_count=1)
