@@ -16,7 +16,8 @@ import numpy as np
 
 from optima_node.circe.model import CohortExpression, ConceptSet
 from optima_node.circe.sql import COLUMNS, RULE_PREFIX, Compiler
-from optima_node.cohort import Cohort, _datetime64
+from optima_node.cohort import Cohort
+from optima_node.cohort import _datetime64 as datetime64  # one date parser for both cohorts
 from optima_node.db import Database, to_date
 
 
@@ -137,12 +138,12 @@ def _first_era_cohort(entries: list[Entry], person_rows: dict[int, dict]) -> Coh
     people = sorted(first)
     return Cohort(
         person_id=np.asarray(people, dtype=np.int64),
-        index_date=_datetime64([first[p].start_date for p in people]),
+        index_date=datetime64([first[p].start_date for p in people]),
         year_of_birth=np.asarray([person_rows[p]["year_of_birth"] for p in people], dtype=np.int64),
         gender_concept_id=np.asarray(
             [person_rows[p]["gender_concept_id"] for p in people], dtype=np.int64
         ),
         # Follow-up ends with the cohort era (the end strategy, censoring and observation end).
-        period_end=_datetime64([first[p].end_date for p in people]),
-        death_date=_datetime64([person_rows[p]["death_date"] for p in people]),
+        period_end=datetime64([first[p].end_date for p in people]),
+        death_date=datetime64([person_rows[p]["death_date"] for p in people]),
     )

@@ -39,11 +39,9 @@ def _range(what: str, value: NumericRange) -> str:
     )
 
 
-def _bound(bound: WindowBound) -> str:
-    if bound.Days is None:
-        return "any time " + ("before" if bound.Coeff < 0 else "after")
-    if bound.Days == 0:
-        return "index"
+def _bound(bound: WindowBound, side: str) -> str:
+    if bound.Days is None:  # an open window side: from the start, or to the end, of the record
+        return "any time before" if side == "start" else "any time after"
     return f"{bound.Days} days {'before' if bound.Coeff < 0 else 'after'}"
 
 
@@ -67,8 +65,8 @@ class Describer:
         window = item.StartWindow
         text = (
             f"{OCCURRENCE[item.Occurrence.Type]} {item.Occurrence.Count} × "
-            f"{self.criteria(item.Criteria)} between {_bound(window.Start)} and "
-            f"{_bound(window.End)} index"
+            f"{self.criteria(item.Criteria)} between {_bound(window.Start, 'start')} and "
+            f"{_bound(window.End, 'end')} index"
         )
         return text + (" (observation period ignored)" if item.IgnoreObservationPeriod else "")
 

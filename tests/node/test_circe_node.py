@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from optima_node.analyses import REGISTRY
 from optima_node.circe.build import build_circe_cohort
+from optima_node.circe.describe import describe
 from optima_node.circe.model import CohortExpression
 from optima_node.cohort import build_cohort
 from optima_node.db import connect
@@ -222,3 +223,16 @@ def test_it_ignores_only_what_atlas_writes_empty():
         "ConditionTypeExclude"
     ] = False
     assert CohortExpression.model_validate(definition).InclusionRules[0].name == "women"
+
+
+def test_it_describes_a_definition_in_words():
+    sections = dict(describe(CohortExpression.model_validate(DEFINITIONS["phenotype_lung_cancer"])))
+    assert list(sections) == ["Concept sets", "Cohort entry", "Inclusion rules", "Cohort exit"]
+    rules = "\n".join(sections["Inclusion rules"])
+    assert "1. no lung cancer recorded before" in rules
+    assert (
+        "exactly 0 × condition occurrence of “Lung cancer” between any time before and 1 days before index"
+        in rules
+    )
+    assert "any of:" in rules
+    assert sections["Cohort exit"][:2] == ["end of continuous observation", "censored at death"]
