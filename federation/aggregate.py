@@ -6,7 +6,7 @@ adds the contributors, so the researcher can see exactly which nodes a pooled nu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import stats
@@ -14,7 +14,17 @@ from . import stats
 
 def pool_cohort_count(results: Sequence[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
     pooled = stats.pool_counts(r["rows"] for r in results)
-    return {"stratify_by": list(params.get("stratify_by", [])), **pooled}
+    out = {"stratify_by": list(params.get("stratify_by", [])), **pooled}
+    if any(r.get("attrition") for r in results):
+        out["attrition"] = pool_attrition(r.get("attrition") or [] for r in results)
+    return out
+
+
+def pool_attrition(node_steps: Iterable[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A Circe cohort's attrition summed per step over the nodes (ATLAS's view): a step with a
+    suppressed part at some node is a lower bound, like any pooled count."""
+    rows = stats.pool_counts(node_steps)["rows"]
+    return sorted(({**row, "step": int(row["step"])} for row in rows), key=lambda row: row["step"])
 
 
 def _pool_cell(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from optima_node.circe.model import EMPTY_VALUE_SCHEMA
 from optima_node.schemas import FL_PARAMS_MODELS, PARAMS_MODELS, RESULT_MODELS, AnalysisType
 
 from . import aggregate
@@ -228,6 +229,21 @@ def _path(parts: Iterable[Any]) -> str:
     return ".".join(str(p) for p in parts)
 
 
+def _intended_branch(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """For a value matching no alternative (a cohort that is neither the form nor a Circe
+    definition), the errors of the alternative that got furthest: those name the real problem."""
+    if error.validator != "anyOf" or not error.context:
+        return [error]
+    if error.validator_value == EMPTY_VALUE_SCHEMA["anyOf"]:
+        error.message = "not supported (the node runs the subset in docs/cohorts.md)"
+        return [error]
+    branches: dict[Any, list[jsonschema.ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.schema_path[0], []).append(sub)
+    best = max(branches.values(), key=lambda subs: max(len(s.absolute_path) for s in subs))
+    return [leaf for sub in best for leaf in _intended_branch(sub)]
+
+
 def parse_params(
     model: type[BaseModel], schema: dict[str, Any], params: Any, *, exclude_none: bool
 ) -> dict[str, Any]:
@@ -238,7 +254,10 @@ def parse_params(
     if not isinstance(params, dict):
         raise ValidationError({"params": ["Parameters must be a JSON object."]})
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        (leaf for e in validator.iter_errors(params) for leaf in _intended_branch(e)),
+        key=lambda e: [str(p) for p in e.absolute_path],
+    )
     if errors:
         raise ValidationError(
             {"params": [f"{_path(e.absolute_path) or 'params'}: {e.message}" for e in errors[:20]]}

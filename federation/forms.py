@@ -22,6 +22,9 @@ def _type_choices() -> list[tuple[str, str]]:
     return [(f"{k.type}:{k.version}", f"{k.label} (v{k.version})") for k in node_kinds()]
 
 
+CIRCE_CHARS_MAX = 1_000_000
+
+
 class AnalysisForm(forms.Form):
     title = forms.CharField(max_length=200, required=False, label="Title")
     analysis = forms.ChoiceField(label="Analysis", choices=_type_choices)
@@ -127,6 +130,21 @@ class AnalysisForm(forms.Form):
         ],
         help_text="Logistic regression only; an intercept is always included.",
     )
+    circe_json = forms.CharField(
+        label="Cohort from ATLAS (JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=(
+            "Paste a cohort definition exported from ATLAS (its JSON expression) to use it instead "
+            "of the cohort fields above; docs/cohorts.md lists what the nodes run."
+        ),
+        **limits.chars(CIRCE_CHARS_MAX),
+    )
+    circe_file = forms.FileField(
+        label="… or upload the ATLAS JSON file",
+        required=False,
+        help_text="A .json file of at most 1 MB.",
+    )
     params_json = forms.CharField(
         label="Parameters as JSON (advanced)",
         required=False,
@@ -158,6 +176,16 @@ class AnalysisForm(forms.Form):
                     "params_json", parsers.TOO_DEEP if too_deep else "This is not valid JSON."
                 )
             return data
+        circe = self._circe_expression(data)
+        if circe is not None:
+            params: dict[str, Any] = {"cohort": {"circe": circe}}
+            kind = get_kind(analysis_type, data["version"])
+            if kind is not None:
+                params.update(kind.form_params(data))
+            data["params"] = params
+            return data
+        if "circe_json" in self.errors or "circe_file" in self.errors:
+            return data
         if data.get("cancer"):
             concepts = CANCER_PRESETS[data["cancer"]][1]
         else:
@@ -188,12 +216,47 @@ class AnalysisForm(forms.Form):
         for key in ("index_date_min", "index_date_max"):
             if data.get(key):
                 cohort[key] = data[key].isoformat()
-        params: dict[str, Any] = {"cohort": cohort}
+        params = {"cohort": cohort}
         kind = get_kind(analysis_type, data["version"])
         if kind is not None:
             params.update(kind.form_params(data))
         data["params"] = params
         return data
+
+    def _circe_expression(self, data: dict[str, Any]) -> Any:
+        """The pasted or uploaded ATLAS definition (its ``expression`` when the whole cohort
+        definition was exported), or None when neither was given."""
+        upload = data.get("circe_file")
+        text: str | bytes = data.get("circe_json") or ""
+        field = "circe_json"
+        if upload is not None:
+            field = "circe_file"
+            if upload.size > CIRCE_CHARS_MAX:
+                self.add_error(field, "The file is larger than 1 MB.")
+                return None
+            text = upload.read()
+        if not text:
+            return None
+        try:
+            value = parsers.loads(text)
+        except ValueError as exc:
+            self.add_error(
+                field,
+                parsers.TOO_DEEP if str(exc) == parsers.TOO_DEEP else "This is not valid JSON.",
+            )
+            return None
+        if isinstance(value, dict) and isinstance(value.get("expression"), dict | str):
+            value = value["expression"]
+            if isinstance(value, str):  # WebAPI stores the expression as a JSON string
+                try:
+                    value = parsers.loads(value)
+                except ValueError:
+                    self.add_error(field, "The definition's expression is not valid JSON.")
+                    return None
+        if not isinstance(value, dict):
+            self.add_error(field, "An ATLAS cohort definition is a JSON object.")
+            return None
+        return value
 
 
 class NodeRegisterForm(forms.Form):

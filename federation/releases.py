@@ -23,6 +23,10 @@ def released_populations(
     """Each population whose size a node's result states, as a cohort definition and its total
     (what each kind releases is its own: ``AnalysisKind.populations``)."""
     model = parse_result(analysis_type, version, result)
+    if "circe" in params["cohort"]:
+        # Nesting between ATLAS definitions cannot be decided from their text; the node's release
+        # ledger, which compares the persons themselves, is the check for them.
+        return []
     cohort = CohortSpec.model_validate(params["cohort"])
     kind = get_kind(analysis_type, version)
     return kind.populations(cohort, model, params) if kind else []

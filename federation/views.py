@@ -70,7 +70,9 @@ def dataset_refresh(request, pk: int):
 @login_required
 def analysis_create(request):
     form = AnalysisForm(
-        request.POST or None, datasets=selectors.analysable_datasets(user=request.user)
+        request.POST or None,
+        request.FILES or None,
+        datasets=selectors.analysable_datasets(user=request.user),
     )
     status = 200
     if request.method == "POST":

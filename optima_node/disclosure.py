@@ -8,6 +8,7 @@ a refusal never carries partial statistics.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -103,6 +104,15 @@ def _check_cohort_count(result: CohortCountResult, policy: Policy) -> None:
             raise _Unverifiable
         seen.add(key)
     _check_cells(result.rows, policy.min_cell_count)
+    steps = [row.strata.get("step") for row in result.attrition]
+    if any(set(row.strata) != {"step", "rule"} for row in result.attrition) or steps != [
+        str(i) for i in range(len(steps))
+    ]:
+        raise _Unverifiable
+    _check_cells(result.attrition, policy.min_cell_count)
+    released = [row.count for row in result.attrition if not row.suppressed]
+    if any(0 < a - b < policy.min_cell_count for a, b in itertools.pairwise(released)):
+        raise _Unverifiable
 
 
 def _check_characterisation(result: CharacterisationResult, policy: Policy) -> None:

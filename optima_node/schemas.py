@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from optima_node.circe.model import CohortExpression
+
 
 class _Strict(BaseModel):
     # Unknown fields are an error in both directions: a typo must not silently widen a release.
@@ -97,11 +99,20 @@ class CohortSpec(_Strict):
         return self
 
 
+class CirceCohortSpec(_Strict):
+    """An ATLAS/Circe cohort expression instead of the form above (docs/cohorts.md)."""
+
+    circe: CohortExpression
+
+
+# Every agent analysis takes either form; federated learning keeps the form only.
+AnyCohortSpec = CohortSpec | CirceCohortSpec
+
 CountStratum = Literal["sex", "age_group", "index_year"]
 
 
 class CohortCountParams(_Strict):
-    cohort: CohortSpec
+    cohort: AnyCohortSpec
     stratify_by: list[CountStratum] = Field(default_factory=list)
 
     @field_validator("stratify_by")
@@ -113,11 +124,11 @@ class CohortCountParams(_Strict):
 
 
 class CharacterisationParams(_Strict):
-    cohort: CohortSpec
+    cohort: AnyCohortSpec
 
 
 class KaplanMeierParams(_Strict):
-    cohort: CohortSpec
+    cohort: AnyCohortSpec
     time_unit_days: Annotated[int, Field(ge=1, le=TIME_UNIT_DAYS_MAX)] = 30
     max_time_units: Annotated[int, Field(ge=1, le=MAX_TIME_UNITS_MAX)] = 120
     stratify_by: Literal["none", "sex", "age_group"] = "none"
@@ -141,7 +152,7 @@ COVARIATE_CENTRES: dict[str, float] = {"age_at_index": 65.0, "index_year": 2015.
 
 
 class LogisticRegressionParams(_Strict):
-    cohort: CohortSpec
+    cohort: AnyCohortSpec
     outcome: DeathWithinDays
     covariates: list[Covariate] = Field(default_factory=list)
 
@@ -251,6 +262,8 @@ class CountRow(_Strict):
 class CohortCountResult(_Strict):
     stratify_by: list[CountStratum]
     rows: list[CountRow]
+    # A Circe cohort's attrition: strata {"step": "0", "rule": name}, step 0 the qualified persons.
+    attrition: list[CountRow] = Field(default_factory=list)
 
 
 class CharacterisationResult(_Strict):

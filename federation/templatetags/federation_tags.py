@@ -4,6 +4,9 @@ import json
 
 from django import template
 
+from optima_node.circe.describe import describe
+from optima_node.circe.model import CohortExpression
+
 register = template.Library()
 
 LIVENESS_CLASS = {
@@ -53,6 +56,18 @@ def seconds(value) -> str:
     if value < 7200:
         return f"{value / 60:.0f} min"
     return f"{value / 3600:.1f} h"
+
+
+@register.filter
+def circe_sections(params) -> list[tuple[str, list[str]]]:
+    """An ATLAS/Circe cohort in the analysis parameters, in words; nothing for the cohort form."""
+    cohort = (params or {}).get("cohort") if isinstance(params, dict) else None
+    if not isinstance(cohort, dict) or "circe" not in cohort:
+        return []
+    try:
+        return describe(CohortExpression.model_validate(cohort["circe"]))
+    except ValueError:  # stored before validation existed; the JSON below still shows it
+        return []
 
 
 @register.filter

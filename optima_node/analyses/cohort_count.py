@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from optima_node.analyses.common import load_cohort, raw_rows, suppress_rows
+from optima_node.analyses.common import attrition_rows, load_cohort, raw_rows, suppress_rows
 from optima_node.cohort import Cohort
 from optima_node.db import Database
 from optima_node.policy import Policy
@@ -45,7 +45,9 @@ def run(
     cache: MutableMapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     raw = raw_table(db, params, policy, cache)
-    return {
+    out = {
         "stratify_by": raw["stratify_by"],
         "rows": suppress_rows(raw["rows"], policy.min_cell_count),
     }
+    attrition = attrition_rows(db, params.cohort, cache, policy.min_cell_count)
+    return {**out, "attrition": attrition} if attrition else out

@@ -6,9 +6,10 @@ from collections import Counter
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+from optima_node.circe.build import CirceCohort, build_circe_cohort
 from optima_node.cohort import Cohort, build_cohort
 from optima_node.db import Database
-from optima_node.schemas import CohortSpec, ReasonCode
+from optima_node.schemas import CirceCohortSpec, CohortSpec, ReasonCode
 
 
 class AnalysisRefused(Exception):  # a refusal is an outcome, not a failure
@@ -63,8 +64,12 @@ def protect_margin(rows: list[dict[str, Any]], total_released: bool) -> list[dic
     return rows
 
 
-def load_cohort(db: Database, spec: CohortSpec, cache: MutableMapping[str, Any] | None) -> Cohort:
+def load_cohort(
+    db: Database, spec: CohortSpec | CirceCohortSpec, cache: MutableMapping[str, Any] | None
+) -> Cohort:
     """Build the cohort once per definition while the agent runs (a GLM asks for it every round)."""
+    if isinstance(spec, CirceCohortSpec):
+        return load_circe(db, spec, cache).cohort
     key = "cohort:" + spec.model_dump_json()
     if cache is not None and key in cache:
         return cache[key]
@@ -72,3 +77,41 @@ def load_cohort(db: Database, spec: CohortSpec, cache: MutableMapping[str, Any] 
     if cache is not None:
         cache[key] = cohort
     return cohort
+
+
+def load_circe(
+    db: Database, spec: CirceCohortSpec, cache: MutableMapping[str, Any] | None
+) -> CirceCohort:
+    key = "circe:" + spec.model_dump_json()
+    if cache is not None and key in cache:
+        return cache[key]
+    built = build_circe_cohort(db, spec.circe)
+    if cache is not None:
+        cache[key] = built
+    return built
+
+
+def attrition_rows(
+    db: Database,
+    spec: CohortSpec | CirceCohortSpec,
+    cache: MutableMapping[str, Any] | None,
+    min_cell_count: int,
+) -> list[dict[str, Any]]:
+    """A Circe cohort's persons after qualification and after each inclusion rule, each cell under
+    the small-cell rule, and so is each step's drop from the last released step (ATLAS's
+    attrition view); nothing for the portal's own cohort form."""
+    if not isinstance(spec, CirceCohortSpec):
+        return []
+    steps = load_circe(db, spec, cache).attrition
+    rows, last_released = [], None
+    for i, (name, n) in enumerate(steps):
+        row = count_row({"step": str(i), "rule": name[:200]}, n, min_cell_count)
+        # The persons a rule removes are a cell too: a step that would reveal 1 … k−1 of them
+        # next to the last released step is suppressed as well.
+        revealing = last_released is not None and 0 < last_released - n < min_cell_count
+        if not row["suppressed"] and revealing:
+            row = {**row, "count": None, "suppressed": True}
+        if not row["suppressed"]:
+            last_released = n
+        rows.append(row)
+    return rows
