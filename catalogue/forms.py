@@ -199,6 +199,20 @@ class DatasetForm(forms.ModelForm):
                     choices.append((d.node_ref, f"{d.node_ref} (not a registered node)"))
         return [("", "— No node yet —"), *choices]
 
+    def clean_node_ref(self) -> str:
+        """Only a node of the publisher (a steward of two hospitals is offered the nodes of both);
+        an older free-text entry of the dataset is kept as it was."""
+        ref = self.cleaned_data.get("node_ref") or ""
+        publisher = (
+            self.instance.publisher if self.instance.pk else self.cleaned_data.get("publisher")
+        )
+        kept = (
+            {d.node_ref for d in self.instance.distributions.all()} if self.instance.pk else set()
+        )
+        if ref and publisher and ref not in kept and not ref.startswith(f"{publisher.slug}/"):
+            raise forms.ValidationError(f"Choose one of the nodes of {publisher}.")
+        return ref
+
     def clean_keywords(self) -> list[str]:
         raw = self.cleaned_data.get("keywords") or ""
         seen: list[str] = []

@@ -198,3 +198,21 @@ def test_a_steward_who_is_also_site_admin_links_at_once(client_as, world, stewar
     assert NodeDataset.objects.get().status == LinkStatus.CONFIRMED
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"node.dataset_proposed", "node.dataset_confirmed"} <= actions
+
+
+def test_a_steward_of_two_hospitals_cannot_give_one_the_others_node(
+    client_as, world, hospital_a, hospital_b
+):
+    from accounts.models import Role
+    from catalogue.forms import DatasetForm
+    from tests.factories import make_member
+
+    make_member(hospital_a, Role.DATA_STEWARD, username="steward_ab")
+    make_member(hospital_b, Role.DATA_STEWARD, username="steward_ab")
+    form = DatasetForm(
+        {"publisher": hospital_a.pk, "title": "Two sites", "node_ref": world["node_b"].ref},
+        steward_orgs={hospital_a.pk, hospital_b.pk},
+    )
+    offered = [v for v, _ in form.fields["node_ref"].choices]
+    assert world["node_a"].ref in offered and world["node_b"].ref in offered
+    assert not form.is_valid() and "node_ref" in form.errors
