@@ -19,6 +19,16 @@ PROVIDERS: dict[str, Callable[..., Any]] = {}
 # it; cds uses it): f(*, user, evaluation, reason) -> the item, or None when none is recorded.
 CDS_DISAGREEMENT = "cds.disagreement_record"
 
+# Which node serves a dataset (federation provides them; the catalogue, one floor lower, uses them):
+# the approved nodes a publisher's steward may choose in the dataset form,
+# f(*, organisation_ids) -> [(node_ref, label)];
+DATASET_NODE_CHOICES = "federation.dataset_node_choices"
+# the steward chose one (saved with the dataset): f(*, user, dataset, node_ref) -> None;
+DATASET_NODE_CHOSEN = "federation.dataset_node_chosen"
+# the dataset page's federation section (the node link, why it is not analysable yet),
+# f(*, request, dataset) -> HTML.
+DATASET_PAGE_SECTION = "federation.dataset_page_section"
+
 
 def provide(name: str, function: Callable[..., Any]) -> None:
     PROVIDERS[name] = function

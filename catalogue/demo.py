@@ -251,7 +251,8 @@ def _distributions(slug: str) -> list[dict]:
             "title": "Federated OMOP CDM database",
             "description": "Queried in place through the hospital's OPTIMA node.",
             "access_url": "",
-            "node_ref": f"{slug}/omop-node",
+            # The federation demo's node of the site ("de-hospital/de-omop"), as the form names it.
+            "node_ref": f"{slug}/{slug.split('-')[0]}-omop",
         },
         {
             "kind": DistributionKind.DOCUMENTATION,

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.db.models import Q
 
-from accounts import limits
+from accounts import extensions, limits
 from accounts.models import Organisation
 
 from . import metadata
@@ -68,11 +68,11 @@ class DatasetForm(forms.ModelForm):
         HealthCategory.choices,
         help_text="EHDS categories (Art. 51). Empty: derived from the data categories above.",
     )
-    node_ref = forms.CharField(
+    node_ref = forms.ChoiceField(
         required=False,
-        max_length=limits.IDENTIFIER,
-        label="Node of the federated OMOP database",
-        help_text="The identifier of the hospital's OPTIMA node holding the OMOP database.",
+        label="Node serving the federated OMOP database",
+        help_text="One of the hospital's approved OPTIMA nodes. Its site administrator confirms "
+        "the choice before researchers can analyse the dataset.",
     )
     documentation_url = forms.URLField(
         required=False, label="Documentation link", assume_scheme="https", max_length=limits.URL
@@ -171,6 +171,7 @@ class DatasetForm(forms.ModelForm):
             "Where the data comes from and how the ETL transformed it. Empty: a description of "
             "the OMOP ETL is written for you."
         )
+        self.fields["node_ref"].choices = self._node_choices(publisher_ids)
         if self.instance.pk:
             del self.fields["publisher"]
             self.initial["keywords"] = ", ".join(self.instance.keywords or [])
@@ -186,6 +187,33 @@ class DatasetForm(forms.ModelForm):
             if steward_orgs and len(steward_orgs) == 1:
                 self.initial.setdefault("publisher", next(iter(steward_orgs)))
             self.initial.setdefault("applicable_legislation", [Legislation.EHDS.value])
+
+    def _node_choices(self, publisher_ids: list[int]) -> list[tuple[str, str]]:
+        """The publisher's approved nodes (the federation offers them), and an older free-text
+        entry as it was, so that saving keeps it until the steward chooses a node."""
+        offered = extensions.provided(extensions.DATASET_NODE_CHOICES)
+        choices = list(offered(organisation_ids=publisher_ids)) if offered else []
+        if self.instance.pk:
+            known = {value for value, _ in choices}
+            for d in self.instance.distributions.all():
+                legacy = d.kind == DistributionKind.FEDERATED_OMOP and d.node_ref not in known
+                if legacy and d.node_ref:
+                    choices.append((d.node_ref, f"{d.node_ref} (not a registered node)"))
+        return [("", "— No node yet —"), *choices]
+
+    def clean_node_ref(self) -> str:
+        """Only a node of the publisher (a steward of two hospitals is offered the nodes of both);
+        an older free-text entry of the dataset is kept as it was."""
+        ref = self.cleaned_data.get("node_ref") or ""
+        publisher = (
+            self.instance.publisher if self.instance.pk else self.cleaned_data.get("publisher")
+        )
+        kept = (
+            {d.node_ref for d in self.instance.distributions.all()} if self.instance.pk else set()
+        )
+        if ref and publisher and ref not in kept and not ref.startswith(f"{publisher.slug}/"):
+            raise forms.ValidationError(f"Choose one of the nodes of {publisher}.")
+        return ref
 
     def clean_keywords(self) -> list[str]:
         raw = self.cleaned_data.get("keywords") or ""

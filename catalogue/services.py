@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts import extensions
 from accounts.audit import record
 from accounts.models import Organisation
 
@@ -24,6 +25,7 @@ from .models import (
     Dataset,
     DatasetVersion,
     Distribution,
+    DistributionKind,
     Status,
     TermsOfUse,
 )
@@ -119,7 +121,17 @@ def dataset_create(
         data = {**data, "country": publisher.country}
     _write_fields(dataset, data, indications or [], distributions or [])
     record("dataset.created", actor=user, obj=dataset, organisation=publisher)
+    _node_chosen(user, dataset, distributions)
     return dataset
+
+
+def _node_chosen(user: User, dataset: Dataset, distributions: list[dict] | None) -> None:
+    """The node named in the federated distribution is proposed to serve the dataset (the
+    federation does it: its site admin confirms before analyses reach the dataset)."""
+    propose = extensions.provided(extensions.DATASET_NODE_CHOSEN)
+    for d in distributions or []:
+        if propose and d.get("kind") == DistributionKind.FEDERATED_OMOP and d.get("node_ref"):
+            propose(user=user, dataset=dataset, node_ref=d["node_ref"])
 
 
 @transaction.atomic
@@ -148,6 +160,7 @@ def dataset_update(
             organisation=dataset.publisher,
             payload={"fields": changed, "from_status": previous},
         )
+    _node_chosen(user, dataset, distributions)
     return dataset
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from accounts import extensions
 from accounts.htmx import render_page
 
 from . import export, export_views, forms, metadata, permissions, selectors, services
@@ -88,6 +89,10 @@ def detail(request, identifier: str):
         "changes_form": forms.RequestChangesForm(),
         "publish_form": forms.PublishForm(initial={"notes": dataset.version_notes}),
         "retire_form": forms.RetireForm(),
+        # The node serving the dataset and whether the viewer can analyse it (federation's).
+        "federation_section": section(request=request, dataset=dataset)
+        if (section := extensions.provided(extensions.DATASET_PAGE_SECTION))
+        else "",
     }
     return render(request, "catalogue/detail.html", context)
 

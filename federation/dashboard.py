@@ -51,6 +51,22 @@ def sections(user) -> list[Section]:
                 order=30,
             )
         )
+        proposals = list(selectors.proposed_links(user=user)[:10])
+        if proposals:
+            result.append(
+                Section(
+                    "Datasets awaiting your confirmation",
+                    [
+                        Item(
+                            f"{link.dataset.title} at {link.node.name}",
+                            reverse("federation:node", args=[link.node_id]),
+                            "A data steward chose this node; confirm it on the node's page.",
+                        )
+                        for link in proposals
+                    ],
+                    order=30,
+                )
+            )
         troubled = [
             n
             for n in selectors.node_list(user=user, action="manage").filter(

@@ -287,5 +287,18 @@ class NodeDatasetsForm(forms.Form):
         self.fields["datasets"].queryset = datasets
 
 
+class ServeFromNodeForm(forms.Form):
+    node = forms.ModelChoiceField(
+        label="Serve from node",
+        queryset=None,
+        help_text="One of your hospital's approved nodes. Its site admin confirms before "
+        "researchers can analyse the dataset.",
+    )
+
+    def __init__(self, *args, nodes=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["node"].queryset = nodes
+
+
 class DeclineForm(forms.Form):
     reason = forms.CharField(label="Reason (optional)", required=False, max_length=200)

@@ -95,6 +95,11 @@ class Node(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.organisation})"
 
+    @property
+    def ref(self) -> str:
+        """How the catalogue names the node in a dataset's distribution (``opt:nodeRef``)."""
+        return f"{self.organisation.slug}/{self.name}"
+
     # --- token ----------------------------------------------------------------------------
 
     def issue_token(self) -> str:
@@ -192,14 +197,41 @@ class NodeHeartbeat(models.Model):
         return f"{self.node_id} @ {self.minute:%Y-%m-%d %H:%M}"
 
 
+class LinkStatus(models.TextChoices):
+    PROPOSED = "proposed", "Awaiting the site admin's confirmation"
+    CONFIRMED = "confirmed", "Confirmed"
+
+
+class NodeDatasetQuerySet(models.QuerySet):
+    def serving(self) -> NodeDatasetQuerySet:
+        """Links analyses may use: confirmed by the site admin, at an approved node."""
+        return self.filter(status=LinkStatus.CONFIRMED, node__status=NodeStatus.APPROVED)
+
+
 class NodeDataset(models.Model):
-    """A dataset's federated distribution: the node that serves it."""
+    """A dataset's federated distribution: the node that serves it.
+
+    A data steward proposes the link (one of the hospital's nodes); the node's site admin confirms
+    it, and only then do analyses reach the node. A site admin's own link is confirmed at once.
+    """
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="served_datasets")
     dataset = models.ForeignKey(
         "catalogue.Dataset", on_delete=models.CASCADE, related_name="federated_nodes"
     )
+    status = models.CharField(
+        max_length=10, choices=LinkStatus.choices, default=LinkStatus.CONFIRMED
+    )
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = NodeDatasetQuerySet.as_manager()
 
     class Meta:
         constraints = [

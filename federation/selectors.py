@@ -12,7 +12,16 @@ from django.utils import timezone
 
 from catalogue import selectors as catalogue_selectors
 
-from .models import Analysis, Node, NodeDataset, NodeHeartbeat, NodeStatus, Run, RunStatus
+from .models import (
+    Analysis,
+    LinkStatus,
+    Node,
+    NodeDataset,
+    NodeHeartbeat,
+    NodeStatus,
+    Run,
+    RunStatus,
+)
 from .permissions import restrict
 
 if TYPE_CHECKING:
@@ -30,7 +39,7 @@ AVAILABILITY_DAYS = 7
 
 
 def _served_ids() -> QuerySet[NodeDataset]:
-    return NodeDataset.objects.filter(node__status=NodeStatus.APPROVED).values("dataset_id")
+    return NodeDataset.objects.serving().values("dataset_id")
 
 
 def analysable_datasets(
@@ -152,3 +161,78 @@ def run_get_for_review(*, user: User, pk: int) -> Run:
         ),
         pk=pk,
     )
+
+
+# --- which node serves a dataset ---------------------------------------------------------------
+
+
+def node_choices(*, organisation_ids: Iterable[int]) -> QuerySet[Node]:
+    """The approved nodes of these organisations: what a steward may choose for a dataset."""
+    return (
+        Node.objects.filter(organisation_id__in=list(organisation_ids), status=NodeStatus.APPROVED)
+        .select_related("organisation")
+        .order_by("organisation__name", "name")
+    )
+
+
+def dataset_links(*, dataset: Dataset) -> list[NodeDataset]:
+    return list(
+        NodeDataset.objects.filter(dataset=dataset)
+        .select_related("node__organisation")
+        .order_by("node__name")
+    )
+
+
+def proposed_links(*, user: User) -> QuerySet[NodeDataset]:
+    """Links stewards proposed at nodes the user manages: the site admin's confirmation tasks."""
+    return (
+        NodeDataset.objects.filter(
+            status=LinkStatus.PROPOSED,
+            node__in=restrict(Node.objects.filter(status=NodeStatus.APPROVED), user, "manage"),
+        )
+        .select_related("node", "dataset")
+        .order_by("created_at")
+    )
+
+
+def not_analysable_reasons(
+    *, user: User, dataset: Dataset, access_mode: str = "federated_analytics"
+) -> dict[str, str]:
+    """Why ``user`` cannot analyse ``dataset`` (empty: they can), by cause, in the researcher's
+    words: ``not_published``, ``not_served``, ``awaiting_confirmation``, ``no_entitlement``."""
+    from governance.selectors import missing_entitlements
+
+    reasons = {}
+    if not dataset.is_public:
+        reasons["not_published"] = "not published"
+    links = [link for link in dataset_links(dataset=dataset) if link.node.is_active]
+    if not any(link.status == LinkStatus.CONFIRMED for link in links):
+        waiting = [link.node.name for link in links if link.status == LinkStatus.PROPOSED]
+        if waiting:
+            reasons["awaiting_confirmation"] = (
+                f"its node ({', '.join(waiting)}) awaits the site admin's confirmation"
+            )
+        else:
+            reasons["not_served"] = "not served by any node yet"
+    if missing_entitlements(user=user, datasets=[dataset], access_mode=access_mode):
+        reasons["no_entitlement"] = "no entitlement for federated analytics: request access"
+    return reasons
+
+
+def entitled_but_not_analysable(
+    *, user: User, access_mode: str = "federated_analytics"
+) -> list[tuple[Dataset, dict[str, str]]]:
+    """Datasets the user holds an entitlement for that analyses cannot use yet, with why."""
+    from governance.selectors import entitled_dataset_ids
+
+    analysable = analysable_datasets(user=user, access_mode=access_mode).values("pk")
+    entitled = (
+        catalogue_selectors.dataset_list_for_user(
+            user=user, ids=entitled_dataset_ids(user=user, access_mode=access_mode)
+        )
+        .exclude(pk__in=analysable)
+        .order_by("title", "pk")
+    )
+    return [
+        (d, not_analysable_reasons(user=user, dataset=d, access_mode=access_mode)) for d in entitled
+    ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import link_views, views
 from .flare import views as fl_views
 
 app_name = "federation"
@@ -14,6 +14,7 @@ urlpatterns = [
     path("analyses/<int:pk>/result.json", views.analysis_json, name="analysis_json"),
     path("analyses/<int:pk>/report.pdf", views.analysis_pdf, name="analysis_pdf"),
     path("datasets/<int:pk>/refresh-metadata/", views.dataset_refresh, name="dataset_refresh"),
+    path("datasets/<int:pk>/serve/", link_views.dataset_serve, name="dataset_serve"),
     path("nodes/", views.node_list, name="nodes"),
     path("nodes/register/", views.node_register, name="node_register"),
     path("nodes/<int:pk>/", views.node_detail, name="node"),
@@ -26,6 +27,11 @@ urlpatterns = [
     ),
     path("nodes/<int:pk>/revoke/", views.node_revoke, name="node_revoke"),
     path("nodes/<int:pk>/datasets/", views.node_datasets, name="node_datasets"),
+    path(
+        "nodes/<int:pk>/datasets/<int:link>/confirm/",
+        link_views.node_dataset_confirm,
+        name="node_dataset_confirm",
+    ),
     path("review/", views.review_queue, name="review"),
     path("runs/<int:pk>/approve/", views.run_approve, name="run_approve"),
     path("runs/<int:pk>/release/", views.run_release, name="run_release"),

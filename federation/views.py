@@ -98,7 +98,16 @@ def analysis_create(request):
             else:
                 messages.success(request, "The analysis was sent to the nodes.")
                 return redirect("federation:analysis", pk=analysis.pk)
-    return render(request, "federation/analysis_form.html", {"form": form}, status=status)
+    return render(
+        request,
+        "federation/analysis_form.html",
+        {
+            "form": form,
+            "not_yet": selectors.entitled_but_not_analysable(user=request.user),
+            "request_access_url": reverse("catalogue:search"),
+        },
+        status=status,
+    )
 
 
 def _analysis_context(analysis) -> dict:
@@ -238,11 +247,11 @@ def node_register(request):
 
 def _node_context(request, node, **extra) -> dict:
     can_manage = permissions.allows(node, request.user, "manage")
-    served = list(node.served_datasets.select_related("dataset"))
+    served = list(node.served_datasets.select_related("dataset", "proposed_by"))
     datasets_form = None
     if can_manage:
         datasets_form = NodeDatasetsForm(
-            initial={"datasets": [s.dataset_id for s in served]},
+            initial={"datasets": [s.dataset_id for s in served if s.status == "confirmed"]},
             datasets=catalogue_selectors.datasets_of_publisher(organisation=node.organisation),
         )
     recent = node.runs.select_related("analysis").order_by("-created_at")[:20]

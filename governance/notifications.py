@@ -34,6 +34,8 @@ class Audience(StrEnum):
     CUSTODIAN_DAC = "the DAC of the custodian concerned"
     ALL_CUSTODIAN_DACS = "the DACs of every custodian in the request"
     HOLDER = "the entitlement holder"
+    ORG_SITE_ADMINS = "the site admins of the organisation concerned"
+    ORG_STEWARDS = "the data stewards of the organisation concerned"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,13 @@ TABLE: dict[str, Rule] = {
     "entitlement.expiry_reminder": Rule(
         (A.HOLDER,), "Your access to {dataset} ({mode}) ends in {days} days"
     ),
+    # Nodes serving datasets (federation): the steward proposes, the node's site admin confirms.
+    "node.dataset_proposed": Rule(
+        (A.ORG_SITE_ADMINS,), "Confirm that node {node} serves the dataset {dataset}"
+    ),
+    "node.dataset_confirmed": Rule(
+        (A.ORG_STEWARDS,), "Node {node} now serves the dataset {dataset}: it can be analysed"
+    ),
 }
 
 
@@ -128,6 +137,9 @@ def resolve(audience: Audience, ctx: dict) -> set:
     if audience == A.ALL_CUSTODIAN_DACS:
         org_ids = access_request.decisions.values_list("custodian_id", flat=True)
         return set(_users_with_role(org_ids, Role.DAC_MEMBER))
+    if audience in (A.ORG_SITE_ADMINS, A.ORG_STEWARDS):
+        role = Role.SITE_ADMIN if audience == A.ORG_SITE_ADMINS else Role.DATA_STEWARD
+        return set(_users_with_role([ctx["custodian_obj"].pk], role))
     if audience == A.HOLDER:
         return {ctx["entitlement_obj"].holder}
     raise ValueError(audience)

@@ -1,6 +1,7 @@
 """Writes of the federation app, one module per idea:
 
 - :mod:`.nodes`: the node registry, heartbeats, liveness;
+- :mod:`.node_links`: which node serves a dataset (the steward proposes, the site admin confirms);
 - :mod:`.analyses`: the checks every start makes, start, cancel;
 - :mod:`.advance`: pooling a finished round, the next round, the stuck-analysis sweep;
 - :mod:`.runs`: rounds of runs, the node's claim and answer, release re-checks, the site admin's
@@ -13,8 +14,8 @@ Every state change writes an audit event in the same transaction (``accounts.aud
 ``write_transaction`` takes the audit chain head first). Services never import ``tasks``: they
 enqueue by task name after commit (``accounts.jobs.enqueue``). Callers use this package
 (``from federation import services``); the modules import each other one way only (runs ←
-nodes; runs ← secure ← analyses ← catalogue_refresh ← secure_advance ← advance), never back up
-and never this package.
+nodes, node_links ← nodes; runs ← secure ← analyses ← catalogue_refresh ← secure_advance ←
+advance), never back up and never this package.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .catalogue_refresh import (
     dataset_metadata_refresh,
     typical_ages,
 )
+from .node_links import node_dataset_confirm, node_dataset_propose
 from .nodes import (
     REPORTED_FIELDS,
     default_poll_interval,
@@ -94,6 +96,8 @@ __all__ = [
     "leases_expire",
     "node_approve",
     "node_confirm_identity",
+    "node_dataset_confirm",
+    "node_dataset_propose",
     "node_enrol",
     "node_heartbeat",
     "node_register",

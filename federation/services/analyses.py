@@ -23,7 +23,6 @@ from ..models import (
     AnalysisStatus,
     Node,
     NodeDataset,
-    NodeStatus,
     RunStatus,
 )
 from .runs import create_round, run_transition
@@ -53,9 +52,9 @@ def require_entitled_and_served(
             "Request access to these datasets first."
         )
     links = list(
-        NodeDataset.objects.filter(
-            dataset__in=datasets, node__status=NodeStatus.APPROVED
-        ).select_related("node__organisation")
+        NodeDataset.objects.serving()
+        .filter(dataset__in=datasets)
+        .select_related("node__organisation")
     )
     served = {link.dataset_id for link in links}
     unserved = [d for d in datasets if d.pk not in served]

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from accounts.audit import record, write_transaction
 
 from ..analysis_types import validate_params
-from ..models import Analysis, NodeDataset, NodeStatus
+from ..models import Analysis, NodeDataset
 from .analyses import analysis_start
 
 if TYPE_CHECKING:
@@ -64,9 +64,7 @@ def dataset_metadata_refresh(*, steward: AbstractBaseUser, dataset: Dataset) -> 
         raise PermissionDenied("Only data stewards of the dataset's publisher refresh it.")
     nodes = [
         link.node
-        for link in NodeDataset.objects.filter(
-            dataset=dataset, node__status=NodeStatus.APPROVED
-        ).select_related("node")
+        for link in NodeDataset.objects.serving().filter(dataset=dataset).select_related("node")
     ]
     if not nodes:
         raise ValidationError({"datasets": [f"{dataset} is not served by any approved node."]})

@@ -18,6 +18,7 @@ from optima_node.schemas import Heartbeat
 
 from ..models import (
     OPEN_RUN_STATUSES,
+    LinkStatus,
     Liveness,
     Node,
     NodeDataset,
@@ -26,6 +27,7 @@ from ..models import (
     RunStatus,
 )
 from ..permissions import can_register_node
+from .node_links import confirm_ticked
 from .runs import enqueue_advance, run_dispatch, run_transition
 
 if TYPE_CHECKING:
@@ -206,10 +208,18 @@ def node_set_datasets(*, actor: AbstractBaseUser, node: Node, datasets: Iterable
     """Which catalogue datasets this node serves (their federated distribution)."""
     _require_manager(actor, node)
     wanted = {d.pk: d for d in datasets}
-    current = set(node.served_datasets.values_list("dataset_id", flat=True))
-    node.served_datasets.exclude(dataset_id__in=wanted).delete()
+    current = {
+        link.dataset_id: link for link in node.served_datasets.select_related("node", "dataset")
+    }
+    # An unticked proposal stays proposed (the steward's request is still open).
+    node.served_datasets.filter(status=LinkStatus.CONFIRMED).exclude(dataset_id__in=wanted).delete()
+    confirm_ticked(actor=actor, links=[link for pk, link in current.items() if pk in wanted])
     NodeDataset.objects.bulk_create(
-        [NodeDataset(node=node, dataset=d) for pk, d in wanted.items() if pk not in current]
+        [
+            NodeDataset(node=node, dataset=d, confirmed_by=actor, confirmed_at=timezone.now())
+            for pk, d in wanted.items()
+            if pk not in current
+        ]
     )
     record(
         "node.datasets_set",

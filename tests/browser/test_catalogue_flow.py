@@ -28,7 +28,8 @@ def test_a_steward_registers_a_curator_publishes_and_a_visitor_finds_it(page, de
     page.get_by_role("group", name="Access modes").get_by_label("Federated analytics").check()
     page.get_by_label("Legal basis", exact=False).select_option(index=1)
     page.get_by_label("Terms of use", exact=False).first.fill("Aggregates only; cite the registry.")
-    page.get_by_label("Node of the federated OMOP database").fill("de-omop")
+    # The node is one of the hospital's approved nodes (seeded by the federation demo).
+    page.get_by_label("Node serving the federated OMOP database").select_option(index=1)
     page.check()
     page.get_by_role("button", name="Save and submit for review").click()
     page.get_by_text("Submitted for review", exact=False).first.wait_for()

@@ -158,7 +158,6 @@ def form_data(**overrides):
             "access_modes": ["federated_analytics"],
             "applicable_legislation": ["http://data.europa.eu/eli/reg/2016/679/oj"],
             "country": "DE",
-            "node_ref": "node-a",
             "documentation_url": "https://example.org/docs",
         }
     )
@@ -172,17 +171,26 @@ def test_a_steward_registers_and_submits_and_a_curator_publishes(
     from catalogue.models import CancerIndication
 
     nsclc = CancerIndication.objects.get(code="nsclc")
+    from federation.models import LinkStatus, NodeDataset
+    from tests.federation.factories import make_node
+
+    node, _ = make_node(hospital_a, "omop-a")
     steward = client_as(steward_a)
-    assert steward.get(reverse("catalogue:create")).status_code == 200
+    form = steward.get(reverse("catalogue:create")).content.decode()
+    assert f'value="{node.ref}"' in form  # the node is a choice, not free text
     response = steward.post(
         reverse("catalogue:create"),
-        form_data(publisher=hospital_a.pk, indications=[nsclc.pk], action="submit"),
+        form_data(
+            publisher=hospital_a.pk, indications=[nsclc.pk], node_ref=node.ref, action="submit"
+        ),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     dataset = Dataset.objects.get(title="Lung cancer cohort")
     assert dataset.status == Status.SUBMITTED
     assert dataset.keywords == ["lung", "immunotherapy"]
     assert {d.kind for d in dataset.distributions.all()} == {"federated_omop", "documentation"}
+    # The choice is a proposal the node's site admin confirms.
+    assert NodeDataset.objects.get(dataset=dataset, node=node).status == LinkStatus.PROPOSED
 
     reviewer = client_as(curator)
     queue = reviewer.get(reverse("catalogue:review"))

@@ -27,6 +27,8 @@ AUDIENCE_PEOPLE = {
     Audience.CUSTODIAN_DAC: {"dac_a"},
     Audience.ALL_CUSTODIAN_DACS: {"dac_a", "dac_b"},
     Audience.HOLDER: {"researcher", "teammate"},
+    Audience.ORG_SITE_ADMINS: {"siteadmin_a"},
+    Audience.ORG_STEWARDS: {"steward_a"},
 }
 
 
@@ -50,6 +52,7 @@ def w(
 ):
     ensure_default_templates(actor=platform_admin)
     orgadmin_i = make_member(institute, Role.ORG_ADMIN, username="orgadmin_i")
+    siteadmin_a = make_member(hospital_a, Role.SITE_ADMIN, username="siteadmin_a")
     return {
         u.username: u
         for u in (
@@ -62,6 +65,7 @@ def w(
             signatory_a,
             signatory_i,
             orgadmin_i,
+            siteadmin_a,
             outsider,
             steward_a,
         )
@@ -270,6 +274,30 @@ def s_entitlement_expiry_reminder(w):
     return lambda: jobs.entitlements_remind(now=end - timedelta(days=10)), None
 
 
+def _node_a(w):
+    from tests.federation.factories import make_node
+
+    return make_node(w["orgs"][0], "omop-a")[0]
+
+
+def s_node_dataset_proposed(w):
+    from federation.services import node_dataset_propose
+
+    node, dataset = _node_a(w), w["datasets"][0]
+    return (
+        lambda: node_dataset_propose(actor=w["steward_a"], dataset=dataset, node=node),
+        "steward_a",
+    )
+
+
+def s_node_dataset_confirmed(w):
+    from federation.services import node_dataset_confirm, node_dataset_propose
+
+    node, dataset = _node_a(w), w["datasets"][0]
+    link = node_dataset_propose(actor=w["steward_a"], dataset=dataset, node=node)
+    return lambda: node_dataset_confirm(actor=w["siteadmin_a"], link=link), "siteadmin_a"
+
+
 SCENARIOS = {
     "agreement.sent": s_agreement_sent,
     "agreement.signed": s_agreement_signed,
@@ -292,6 +320,8 @@ SCENARIOS = {
     "entitlement.expired": s_entitlement_expired,
     "entitlement.suspended": s_entitlement_suspended,
     "entitlement.expiry_reminder": s_entitlement_expiry_reminder,
+    "node.dataset_proposed": s_node_dataset_proposed,
+    "node.dataset_confirmed": s_node_dataset_confirmed,
 }
 
 

@@ -89,7 +89,7 @@ def build_world(client_factory) -> World:
     from catalogue.models import Dataset, DatasetVersion
     from cds.models import Evaluation, PathwayVersion
     from federation import services as fed
-    from federation.models import Node, Run
+    from federation.models import Node, NodeDataset, Run
     from feedback.models import Attachment, FeedbackItem
     from governance.models import (
         AccessRequest,
@@ -154,6 +154,7 @@ def build_world(client_factory) -> World:
         "trained_model": trained_model.pk,
         "node": Node.objects.get(organisation=de).pk,
         "nodedataset": dataset.pk,
+        "node_link": NodeDataset.objects.filter(node__organisation=de).first().pk,
         "evaluation": evaluation.pk,
         "pathway": "prostate-eau",
         "pathway_version": PathwayVersion.objects.filter(pathway__slug="prostate-eau").first().pk,

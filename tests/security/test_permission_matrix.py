@@ -50,6 +50,7 @@ PK_KIND = [
     ("notification", "notification"),
     ("analysis", "analysis"),
     ("dataset_refresh", "nodedataset"),
+    ("dataset_serve", "dataset_pk"),
     ("node", "node"),
     ("run", "run"),
     ("evaluation", "evaluation"),
@@ -80,6 +81,7 @@ PARAM = {
     "name": "=triage",
     "service_id": "pathway",
     "format": "=json",
+    "link": "node_link",
 }
 
 
@@ -293,6 +295,8 @@ _ENTRIES = [
     E("federation:node_revoke", "L 404 404 404 404 R 404 R", POST),
     E("federation:node_confirm_identity", "L 404 404 404 404 R 404 R", POST),
     E("federation:node_datasets", "L 404 404 404 404 R 404 R", POST),
+    E("federation:node_dataset_confirm", "L 404 404 404 404 R 404 R", POST),
+    E("federation:dataset_serve", "L 404 400 404 404 404 404 404", POST),
     E("federation:review", "L 404 404 404 404 200 404 404"),
     E("federation:run_approve", "L 404 404 404 404 R 404 404", POST),
     E("federation:run_release", "L 404 404 404 404 R 404 404", POST),
