@@ -41,6 +41,10 @@ def _checkboxes(choices, **kwargs) -> forms.MultipleChoiceField:
     )
 
 
+# Widgets shown as a group of boxes: a link to the field goes to its first box.
+CHOICE_GROUPS = ("checkboxselectmultiple", "radioselect")
+
+
 class DatasetForm(forms.ModelForm):
     publisher = forms.ModelChoiceField(
         queryset=Organisation.objects.none(),
@@ -184,6 +188,13 @@ class DatasetForm(forms.ModelForm):
             if steward_orgs and len(steward_orgs) == 1:
                 self.initial.setdefault("publisher", next(iter(steward_orgs)))
             self.initial.setdefault("applicable_legislation", [Legislation.EHDS.value])
+
+    @property
+    def required_to_submit(self) -> set[str]:
+        """The fields a curator needs (saving a draft needs only a title): marked with a star.
+        A distribution is given through the node field."""
+        names = {"node_ref" if n == "distributions" else n for n in metadata.MANDATORY}
+        return names | {n for n, f in self.fields.items() if f.required}
 
     def clean_keywords(self) -> list[str]:
         raw = self.cleaned_data.get("keywords") or ""
