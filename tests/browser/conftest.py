@@ -84,6 +84,8 @@ LAYOUT_JS = """() => {
     const b = button.getBoundingClientRect();
     for (const e of document.querySelectorAll("a, button, td, th, img, svg, input, select, textarea")) {
       if (e === button || button.contains(e) || e.closest("#feedback-panel")) continue;
+      // A closed <details> keeps its content's boxes (content-visibility: hidden): not shown.
+      if (!e.checkVisibility()) continue;
       const r = e.getBoundingClientRect();
       if (!r.width || !r.height) continue;
       const overlapsX = r.left < b.right && r.right > b.left;
@@ -93,7 +95,7 @@ LAYOUT_JS = """() => {
   }
   let widest = "";
   for (const e of document.body.querySelectorAll("*")) {
-    if (e.getBoundingClientRect().right > innerWidth + 1 && !e.closest(".table-scroll, pre, .visually-hidden, .skip-link")) { widest = e.tagName + "." + e.className; break; }
+    if (e.getBoundingClientRect().right > innerWidth + 1 && e.checkVisibility() && !e.closest(".table-scroll, pre, .visually-hidden, .skip-link")) { widest = e.tagName + "." + e.className; break; }
   }
   return {scrollWidth: document.documentElement.scrollWidth, innerWidth, covered: covered.slice(0, 5), widest};
 }"""

@@ -82,3 +82,60 @@ def test_the_audit_export_follows_the_filters_and_a_bad_date_is_named(page, demo
     assert page.get_by_role("link", name="Download", exact=False).count() == 0
     page.at_width(PHONE)
     page.goto("/audit/?action=demo.")
+
+
+def test_signatories_sign_with_their_name_in_any_case_and_see_when_it_takes_effect(page, demo):
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from accounts.models import Organisation
+    from governance import services
+    from governance.models import AgreementTemplate
+
+    starts = timezone.localdate() + timedelta(days=14)
+    agreement = services.agreement_create(
+        actor=get_user_model().objects.get(username="orgadmin.de"),
+        template=AgreementTemplate.objects.filter(kind="data_access_use").first(),
+        title="Access to the DE registry for 2027",
+        effective_date=starts,
+        expiry_date=starts + timedelta(days=365),
+        parties=[
+            (Organisation.objects.get(slug="de-hospital"), "controller"),
+            (Organisation.objects.get(slug="eicor"), "data_user"),
+        ],
+    )
+    services.agreement_send(
+        actor=get_user_model().objects.get(username="orgadmin.de"), agreement=agreement
+    )
+    url = f"/governance/agreements/{agreement.pk}/"
+
+    for username, expected, typed in (
+        ("signatory.de", "Anna Signatory DE", "  anna   SIGNATORY de "),
+        ("signatory.eicor", "Marc Signatory", "marc signatory"),
+    ):
+        page.login(username, DEMO_PASSWORD)
+        page.goto(url)
+        name = page.get_by_label("Your full name")
+        assert expected in page.get_by_text("Type your name as registered").inner_text()
+        name.fill("Somebody Else")
+        page.get_by_label("I have read the document", exact=False).check()
+        page.get_by_role("button", name="Sign").click()
+        page.wait_for_load_state("networkidle")
+        page.check()
+        assert page.get_by_text("That cannot be done now").count() == 0
+        assert f"type “{expected}”" in page.locator("[id$='_full_name_error']").inner_text()
+        assert page.get_by_label("Your full name").input_value() == "Somebody Else"
+        page.get_by_label("Your full name").fill(typed)
+        page.get_by_label("I have read the document", exact=False).check()
+        page.get_by_role("button", name="Sign").click()
+        page.wait_for_url(f"**{url}")
+        page.check()
+        page.logout()
+
+    page.login("signatory.de", DEMO_PASSWORD)
+    page.goto(url)
+    assert page.get_by_text(f"Signed — effective from {starts:%Y-%m-%d}").first.is_visible()
+    page.at_width(PHONE)
+    page.goto(url)
