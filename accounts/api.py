@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.urls import URLResolver, get_resolver
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import api_view, permission_classes
@@ -23,14 +24,45 @@ from .selectors import AuditEventFilter
 @permission_classes([AllowAny])
 def api_root(request):
     return Response(
-        {
-            "links": {
-                "schema": reverse("api-schema", request=request),
-                "docs": reverse("api-docs", request=request),
-                "me": reverse("api-me", request=request),
-                "organisations": reverse("organisation-list", request=request),
-            }
-        }
+        {"links": {key: reverse(name, request=request) for key, name in _collections()}}
+    )
+
+
+# Routes for the hospitals' node agents (they POST with a node credential), not for browsing.
+_NODE_ONLY = ("node-",)
+
+
+def _answers_get(view) -> bool:
+    actions = getattr(view, "actions", None)  # a viewset route: {"get": "list", ...}
+    if actions is not None:
+        return "get" in actions
+    cls = getattr(view, "cls", None) or getattr(view, "view_class", None)
+    return cls is None or hasattr(cls, "get")
+
+
+def _collections() -> list[tuple[str, str]]:
+    """Every route under /api/ without parameters that answers GET: (its path, its URL name).
+
+    Read from the URL configuration, so a collection an app adds is listed without editing this."""
+    found: list[tuple[str, str]] = []
+
+    def walk(patterns, prefix: str) -> None:
+        for p in patterns:
+            route = prefix + str(p.pattern).lstrip("^").rstrip("$")
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, route)
+            elif (
+                p.name
+                and not any(c in route for c in "<(\\")
+                and p.name != "api-root"
+                and not p.name.startswith(_NODE_ONLY)
+                and _answers_get(p.callback)
+            ):
+                found.append((route.rstrip("/"), p.name))
+
+    walk(get_resolver().url_patterns, "")
+    return sorted(
+        (route.removeprefix("api/"), name) for route, name in found if route.startswith("api/")
     )
 
 

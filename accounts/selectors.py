@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from django.db.models import Model
 
 
+_WHEN = "Enter a date such as 2026-03-01 or a time such as 2026-03-01T08:30."
+
+
 class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(lookup_expr="istartswith", label="Action starts with")
     actor = django_filters.CharFilter(
@@ -24,10 +27,16 @@ class AuditEventFilter(django_filters.FilterSet):
         queryset=Organisation.objects.all(), field_name="organisation"
     )
     since = django_filters.IsoDateTimeFilter(
-        field_name="timestamp", lookup_expr="gte", label="From (ISO time)"
+        field_name="timestamp",
+        lookup_expr="gte",
+        label="From (date or ISO time)",
+        error_messages={"invalid": _WHEN},
     )
     until = django_filters.IsoDateTimeFilter(
-        field_name="timestamp", lookup_expr="lte", label="Until (ISO time)"
+        field_name="timestamp",
+        lookup_expr="lte",
+        label="Until (date or ISO time)",
+        error_messages={"invalid": _WHEN},
     )
 
     class Meta:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -9,7 +10,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -246,11 +247,14 @@ def audit_trail(request):
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    # The export link is built from the same query, so it exports what the page shows.
+    query = {k: v for k, v in query.lists() if any(v)}
     return render_page(
         request,
         "accounts/audit_trail.html",
-        {"filter": filterset, "page": page, "query": query.urlencode()},
-        partial="accounts/partials/audit_rows.html",
+        {"filter": filterset, "page": page, "query": urlencode(query, doseq=True)},
+        partial="accounts/partials/audit_panel.html",
+        status=400 if filterset.is_bound and not filterset.is_valid() else 200,
     )
 
 
@@ -262,6 +266,12 @@ class _Echo:
 @login_required
 def audit_export(request):
     _require_auditor(request)
+    filterset = AuditEventFilter(request.GET or None)
+    if filterset.is_bound and not filterset.is_valid():
+        problems = [
+            f"{filterset.form[n].label}: {' '.join(e)}" for n, e in filterset.errors.items()
+        ]
+        return HttpResponseBadRequest("\n".join(problems), content_type="text/plain")
     events = audit_event_list(user=request.user, filters=request.GET).order_by("seq")[
         : settings.AUDIT_EXPORT_MAX_ROWS
     ]

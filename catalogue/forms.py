@@ -41,6 +41,10 @@ def _checkboxes(choices, **kwargs) -> forms.MultipleChoiceField:
     )
 
 
+# Widgets shown as a group of boxes: a link to the field goes to its first box.
+CHOICE_GROUPS = ("checkboxselectmultiple", "radioselect")
+
+
 class DatasetForm(forms.ModelForm):
     publisher = forms.ModelChoiceField(
         queryset=Organisation.objects.none(),
@@ -214,6 +218,13 @@ class DatasetForm(forms.ModelForm):
         if ref and publisher and ref not in kept and not ref.startswith(f"{publisher.slug}/"):
             raise forms.ValidationError(f"Choose one of the nodes of {publisher}.")
         return ref
+
+    @property
+    def required_to_submit(self) -> set[str]:
+        """The fields a curator needs (saving a draft needs only a title): marked with a star.
+        A distribution is given through the node field."""
+        names = {"node_ref" if n == "distributions" else n for n in metadata.MANDATORY}
+        return names | {n for n, f in self.fields.items() if f.required}
 
     def clean_keywords(self) -> list[str]:
         raw = self.cleaned_data.get("keywords") or ""

@@ -76,6 +76,22 @@ MANDATORY = [
     "terms_of_use_text",
     "distributions",
 ]
+# What a steward reads when a mandatory field is empty at submission: what to do, in their words.
+REQUIRED_MESSAGES = {
+    "title": "Give the dataset a title.",
+    "description": "Describe the dataset: who is in it and what it holds.",
+    "contact_email": "Give an e-mail address researchers can write to about the data.",
+    "indications": "Tick at least one cancer indication.",
+    "data_categories": "Tick at least one kind of data the dataset holds.",
+    "country": "Choose the country the data comes from.",
+    "access_rights": "Choose whether the data is public or not.",
+    "access_modes": "Tick at least one way researchers may use the data.",
+    "legal_basis": "Choose the legal basis under which the data may be used.",
+    "terms_of_use_text": "Write the terms researchers accept before using the data.",
+    "distributions": (
+        "Give the identifier of the hospital's OPTIMA node, so researchers can analyse the data."
+    ),
+}
 RECOMMENDED = [
     "keywords",
     "contact_name",

@@ -10,6 +10,7 @@ Each result is mapped back to the form field it concerns, in plain words.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -170,6 +171,27 @@ def validate_graph(
     return conforms, counted
 
 
+def _property_words(path) -> str:
+    """dcterms:isReferencedBy, health:retentionPeriod → "is referenced by", "retention period"."""
+    local = re.split(r"[#/:]", str(path))[-1]
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", local).lower()
+
+
+def _plain(field: str, path, component, verb: str, on_distribution: bool) -> str:
+    """A steward's words for one SHACL result (its raw message names shapes and IRIs)."""
+    what = PLAIN.get(component, "not accepted by HealthDCAT-AP").format(verb=verb)
+    if on_distribution:
+        thing = _property_words(path) if isinstance(path, URIRef) else "a detail"
+        return f"Distribution ({thing}): {what}."
+    label = metadata.LABELS.get(field, "")
+    if label:
+        return f"{label}: {what}."
+    if isinstance(path, URIRef):
+        # Not a field of this form: it can come with a DCAT import.
+        return f"{_property_words(path).capitalize()} (not in this form): {what}."
+    return ""
+
+
 def _results(results: Graph, dataset_uri: str) -> list[dict]:
     found = []
     for report in results.subjects(RDF.type, SH.ValidationReport):
@@ -179,18 +201,15 @@ def _results(results: Graph, dataset_uri: str) -> list[dict]:
             severity = results.value(r, SH.resultSeverity)
             focus = results.value(r, SH.focusNode)
             field = ""
-            if isinstance(path, URIRef) and str(focus).startswith(dataset_uri):
+            on_distribution = "/distributions/" in str(focus)
+            if on_distribution and str(focus).startswith(dataset_uri):
+                field = "distributions"  # a detail of a distribution, not of the dataset
+            elif isinstance(path, URIRef) and str(focus).startswith(dataset_uri):
                 field = PATH_FIELDS.get(str(path), "")
             component = results.value(r, SH.sourceConstraintComponent)
             is_violation = severity == SH.Violation
-            label = metadata.LABELS.get(field, "")
             verb = "requires" if is_violation else "recommends"
-            if label and component in PLAIN:
-                text = f"{label}: {PLAIN[component].format(verb=verb)}."
-            elif label:
-                text = f"{label}: not accepted by HealthDCAT-AP."
-            else:
-                text = str(message)
+            text = _plain(field, path, component, verb, on_distribution) or str(message)
             found.append(
                 {
                     "field": field,
@@ -226,7 +245,9 @@ def validate_snapshot(data: dict, *, portal_rules: bool = True) -> dict:
                 "field": name,
                 "path": "",
                 "focus": "",
-                "message": f"{metadata.LABELS[name]} is required before submission.",
+                "message": metadata.REQUIRED_MESSAGES.get(
+                    name, f"{metadata.LABELS[name]} is required to submit for review."
+                ),
                 "detail": "",
                 "severity": "Violation",
             }

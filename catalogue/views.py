@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -93,8 +95,18 @@ def detail(request, identifier: str):
         "federation_section": section(request=request, dataset=dataset)
         if (section := extensions.provided(extensions.DATASET_PAGE_SECTION))
         else "",
+        "back_url": _search_url_from(request),
     }
     return render(request, "catalogue/detail.html", context)
+
+
+def _search_url_from(request) -> str:
+    """The catalogue search the reader came from, filters included (else the plain catalogue)."""
+    search = reverse("catalogue:search")
+    referer = urlsplit(request.headers.get("Referer", ""))
+    if referer.netloc == request.get_host() and referer.path == search and referer.query:
+        return f"{search}?{referer.query}"
+    return search
 
 
 # --- steward forms ----------------------------------------------------------------------------------
@@ -123,7 +135,7 @@ def create(request):
     return render(
         request,
         "catalogue/form.html",
-        {"form": form, "dataset": None},
+        {"form": form, "dataset": None, "summary": []},
         status=400 if form.errors else 200,
     )
 
@@ -192,6 +204,13 @@ def edit(request, identifier: str):
                 return _after_save(request, dataset)
     else:
         form = forms.DatasetForm(instance=dataset)
+    problems = _problems(dataset.validation_report or {})
+    if request.method == "POST":
+        # The stored report is about the saved values: a field changed since says nothing now.
+        changed = set(form.changed_data)
+        if changed & {"node_ref", "documentation_url"}:
+            changed.add("node_ref")
+        problems = {k: v for k, v in problems.items() if k not in changed}
     return render(
         request,
         "catalogue/form.html",
@@ -199,10 +218,27 @@ def edit(request, identifier: str):
             "form": form,
             "dataset": dataset,
             "report": dataset.validation_report,
-            "problems": _problems(dataset.validation_report or {}),
+            "problems": problems,
+            "summary": _summary(form, problems),
         },
         status=400 if request.method == "POST" and form.errors else 200,
     )
+
+
+def _summary(form, problems: dict[str, list[dict]]) -> list[tuple[str, str]]:
+    """What stops submission, for the list at the top of the form: (field anchor, message)."""
+    lines = []
+    for name, items in problems.items():
+        for item in (i for i in items if i["severity"] == "Violation"):
+            if name not in form.fields:
+                lines.append(("", item["message"]))
+                continue
+            field = form[name]
+            anchor = field.auto_id + ("_0" if field.widget_type in forms.CHOICE_GROUPS else "")
+            label = str(field.label)
+            text = item["message"]
+            lines.append((anchor, text if text.startswith(label) else f"{label}: {text}"))
+    return lines
 
 
 # --- lifecycle actions -------------------------------------------------------------------------------

@@ -101,6 +101,15 @@ class SignForm(forms.Form):
         required=False,
     )
 
+    def __init__(self, *args, expected_name: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["full_name"].error_messages["required"] = "Type your full name to sign."
+        if expected_name.strip():
+            self.fields["full_name"].help_text = (
+                f"Type your name as registered, “{expected_name.strip()}”, as your signature "
+                "(capitals and extra spaces do not matter)."
+            )
+
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(

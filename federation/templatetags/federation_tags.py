@@ -97,3 +97,14 @@ def strata_label(row: dict) -> str:
 @register.filter
 def get(mapping, key):
     return (mapping or {}).get(key)
+
+
+@register.filter
+def released_count(count, lower_bound=False) -> str:
+    """A released count as people read it: "≥ 12" when part of it was suppressed, and
+    "suppressed" when all of it was (never "≥ 0", which says nothing and reads as an error)."""
+    if not lower_bound:
+        return "—" if count is None else str(count)
+    if not count:
+        return "suppressed (small count)"
+    return f"≥ {count}"

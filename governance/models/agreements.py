@@ -160,6 +160,13 @@ class Agreement(models.Model):
     def is_editable(self) -> bool:
         return self.status == AgreementStatus.DRAFT
 
+    @property
+    def status_label(self) -> str:
+        """The status as people read it: a signed agreement is not "Active" before it takes effect."""
+        if self.status == AgreementStatus.ACTIVE and self.effective_date > timezone.localdate():
+            return f"Signed — effective from {self.effective_date:%Y-%m-%d}"
+        return self.get_status_display()
+
     def clean(self) -> None:
         if self.effective_date and self.expiry_date and self.expiry_date <= self.effective_date:
             raise ValidationError(

@@ -352,7 +352,10 @@ def agreement_sign(
     if not full_name.strip():
         errors["full_name"] = ["Type your full name to sign."]
     elif expected and _normalise_name(full_name) != _normalise_name(expected):
-        errors["full_name"] = [f"Type your full name exactly as registered: {expected}."]
+        errors["full_name"] = [
+            f"This does not match the name registered for you: type “{expected}” "
+            "(capitals and extra spaces do not matter)."
+        ]
     if not confirm:
         errors["confirm"] = ["Confirm that you sign on behalf of your organisation."]
     if errors:

@@ -150,14 +150,27 @@ def agreement_edit(request, pk: int):
 
 @login_required
 def agreement_detail(request, pk: int):
-    agreement = _get(request, pk)
+    return _detail_page(request, _get(request, pk))
+
+
+def _sign_form(user, party, data=None) -> SignForm:
+    # One form per party the reader may sign for: ids stay unique on the page.
+    return SignForm(data, expected_name=user.get_full_name(), auto_id=f"id_p{party.pk}_%s")
+
+
+def _detail_page(request, agreement, *, bound: SignForm | None = None, party=None, status=200):
+    """The agreement page; a refused signature is shown on its own form, with what was typed."""
     parties = list(agreement.parties.select_related("organisation", "signature__user"))
     from accounts.selectors import audit_events_for_object
 
     covered = agreement.datasets.select_related("current_version")
     # Titles only of datasets the reader sees in the catalogue; the others are counted, not named.
     visible = list(ds.visible_to(request.user, ids=covered.values("pk")))
-
+    signable = (
+        permissions.signable_parties(request.user, agreement)
+        if agreement.status == AgreementStatus.OUT_FOR_SIGNATURE
+        else []
+    )
     return render(
         request,
         "governance/agreement_detail.html",
@@ -167,16 +180,22 @@ def agreement_detail(request, pk: int):
             "datasets": [ds.title(d) for d in visible],
             "hidden_datasets": covered.count() - len(visible),
             "can_manage": permissions.allows(agreement, request.user, "manage"),
-            "signable": permissions.signable_parties(request.user, agreement)
-            if agreement.status == AgreementStatus.OUT_FOR_SIGNATURE
-            else [],
-            "sign_form": SignForm(),
+            "signable": [
+                (
+                    p,
+                    bound
+                    if party is not None and p.pk == party.pk
+                    else _sign_form(request.user, p),
+                )
+                for p in signable
+            ],
             "reason_form": ReasonForm(),
             "events": audit_events_for_object(user=request.user, obj=agreement),
             "versions": Agreement.objects.filter(lineage_id=agreement.lineage_id).order_by(
                 "version"
             ),
         },
+        status=status,
     )
 
 
@@ -217,34 +236,34 @@ def agreement_send(request, pk: int):
 @require_POST
 def agreement_sign(request, pk: int):
     agreement = _get(request, pk)
-    form = SignForm(request.POST)
-    if not form.is_valid() and "full_name" in form.errors:
-        return refused(
-            request,
-            status=400,
-            messages=[f"Your full name: {m}" for m in form.errors["full_name"]],
-            back=_back(pk),
-        )
     party_id = request.POST.get("party", "")
     party = agreement.parties.filter(pk=int(party_id) if party_id.isdigit() else 0).first()
     if party is None:
         return refused(
             request, status=400, messages=["Choose the party you sign for."], back=_back(pk)
         )
-    return perform(
-        request,
-        lambda: services.agreement_sign(
-            actor=request.user,
-            agreement=agreement,
-            party=party,
-            full_name=form.cleaned_data.get("full_name", ""),
-            confirm=bool(form.cleaned_data.get("confirm")),
-            ip_address=client_ip(request),
-        ),
-        success_url=_back(pk),
-        success_message=f"You signed for {party.organisation}.",
-        back=_back(pk),
-    )
+    form = _sign_form(request.user, party, request.POST)
+    if form.is_valid():
+        try:
+            services.agreement_sign(
+                actor=request.user,
+                agreement=agreement,
+                party=party,
+                full_name=form.cleaned_data["full_name"],
+                confirm=bool(form.cleaned_data.get("confirm")),
+                ip_address=client_ip(request),
+            )
+        except PermissionDenied as exc:
+            return refused(
+                request, status=403, messages=[str(exc) or "You may not do this."], back=_back(pk)
+            )
+        except ValidationError as exc:
+            add_errors(form, exc)
+        else:
+            messages.success(request, f"You signed for {party.organisation}.")
+            return redirect(_back(pk))
+    # Stay on the agreement: the message next to the field, what was typed kept.
+    return _detail_page(request, agreement, bound=form, party=party, status=400)
 
 
 @login_required

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Organisation
 from accounts.permissions import get_for_user_or_404, object_for_user_or_404
 from accounts.selectors import audit_events_for_object
-from accounts.view_actions import perform, refused
+from accounts.view_actions import error_messages, perform, refused
 
 from .. import datasets as ds
 from .. import permissions, selectors, services
@@ -164,16 +164,17 @@ def request_edit(request, pk: int):
             messages=[f"A {access_request.get_status_display().lower()} request cannot be edited."],
             back=_detail(pk),
         )
-    initial = {
-        "project_title": access_request.project_title,
-        "research_question": access_request.research_question,
-        "lay_summary": access_request.lay_summary,
-        "purpose": access_request.purpose,
-        "requested_end_date": access_request.requested_end_date,
-        "ethics_reference": access_request.ethics_reference,
-        "team_members": list(access_request.team_members.values_list("pk", flat=True)),
-    }
-    form = RequestForm(request.POST or None, initial=initial, access_request=access_request)
+    form = RequestForm(
+        request.POST or None, initial=_initial(access_request), access_request=access_request
+    )
+    if request.method == "GET" and request.GET.get("check"):
+        # The saved values, checked as a submission would be: each problem next to its field.
+        form = RequestForm(
+            {n: v for n in form.fields if (v := form[n].value()) not in (None, "")},
+            access_request=access_request,
+        )
+        if form.is_valid():
+            add_errors(form, ValidationError(services.submission_errors(access_request)))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -187,16 +188,25 @@ def request_edit(request, pk: int):
         except ValidationError as exc:
             add_errors(form, exc)
         else:
-            messages.success(request, "Saved.")
-            if "submit" in request.POST:
-                return perform(
-                    request,
-                    lambda: _submit_or_resubmit(request.user, access_request),
-                    success_url=_detail(pk),
-                    success_message="Submitted. Each custodian's data access committee is told.",
-                    back=reverse("governance:request_edit", args=[pk]),
+            if "submit" not in request.POST:
+                messages.success(request, "Saved.")
+                return redirect("governance:request_edit", pk=pk)
+            try:
+                _submit_or_resubmit(request.user, access_request)
+            except ValidationError as exc:
+                # Saved, not submitted: what is missing is shown next to its field, input kept.
+                messages.success(request, "Saved, but not submitted yet.")
+                add_errors(form, exc)
+            else:
+                messages.success(
+                    request, "Submitted. Each custodian's data access committee is told."
                 )
-            return redirect("governance:request_edit", pk=pk)
+                return redirect(_detail(pk))
+    return _edit_page(request, access_request, form)
+
+
+def _edit_page(request, access_request, form):
+    access_request.refresh_from_db()
     return render(
         request,
         "governance/request_edit.html",
@@ -207,8 +217,20 @@ def request_edit(request, pk: int):
             "attachments": access_request.attachments.all(),
             "missing": services.submission_errors(access_request),
         },
-        status=400 if form.errors else 200,
+        status=400 if request.method == "POST" and form.errors else 200,
     )
+
+
+def _initial(access_request) -> dict:
+    return {
+        "project_title": access_request.project_title,
+        "research_question": access_request.research_question,
+        "lay_summary": access_request.lay_summary,
+        "purpose": access_request.purpose,
+        "requested_end_date": access_request.requested_end_date,
+        "ethics_reference": access_request.ethics_reference,
+        "team_members": list(access_request.team_members.values_list("pk", flat=True)),
+    }
 
 
 def _submit_or_resubmit(user, access_request):
@@ -223,8 +245,12 @@ def request_detail(request, pk: int):
     return _detail_page(request, _get(request, pk))
 
 
-def _detail_page(request, access_request, *, status: int = 200, errors: list[str] = ()):
-    """The request page; a refused decision is shown on it (with ``status``) next to its panel."""
+def _detail_page(
+    request, access_request, *, status: int = 200, errors: list[str] = (), typed: dict | None = None
+):
+    """The request page; a refused decision is shown on it (with ``status``) next to its panel,
+    ``typed`` ({custodian id: {"reason", "errors"}}) keeping what the deciding member wrote."""
+    typed = typed or {}
     user = request.user
     decisions = list(access_request.decisions.select_related("custodian", "decided_by"))
     custodian_ids = [d.custodian_id for d in decisions]
@@ -257,6 +283,8 @@ def _detail_page(request, access_request, *, status: int = 200, errors: list[str
                 "gaps": services.agreement_gaps(d) if deciding else [],
                 "thread_visible": d.custodian_id in visible,
                 "comments": comments.get(d.custodian_id, []),
+                "reason": typed.get(d.custodian_id, {}).get("reason", ""),
+                "reason_errors": typed.get(d.custodian_id, {}).get("errors", []),
                 "agreement_url": reverse("governance:agreement_create")
                 + f"?kind={AgreementKind.DATA_ACCESS_USE}&organisation={d.custodian_id}"
                 f"&partner={access_request.organisation_id}",
@@ -298,13 +326,21 @@ def _detail_page(request, access_request, *, status: int = 200, errors: list[str
 @require_POST
 def request_submit(request, pk: int):
     access_request = _get(request, pk)
-    return perform(
-        request,
-        lambda: _submit_or_resubmit(request.user, access_request),
-        success_url=_detail(pk),
-        success_message="Submitted. Each custodian's data access committee is told.",
-        back=_detail(pk),
-    )
+    try:
+        return perform(
+            request,
+            lambda: _submit_or_resubmit(request.user, access_request),
+            success_url=_detail(pk),
+            success_message="Submitted. Each custodian's data access committee is told.",
+            back=_detail(pk),
+            reraise=(ValidationError,),
+        )
+    except ValidationError as exc:
+        if not access_request.is_editable:
+            return refused(request, status=400, messages=error_messages(exc), back=_detail(pk))
+        # An incomplete request: its form, with each missing piece next to its field.
+        messages.error(request, "Not submitted yet: complete what is marked below.")
+        return redirect(reverse("governance:request_edit", args=[pk]) + "?check=1")
 
 
 @login_required
@@ -351,10 +387,12 @@ def decision_action(request, pk: int, custodian_id: int, action: str):
     if action not in DECISION_ACTIONS:
         return refused(request, status=400, messages=["Unknown action."], back=_detail(pk))
     fn, takes_reason, message = DECISION_ACTIONS[action]
-    data, invalid = posted(request, ReasonForm, back=_detail(pk))
-    if invalid:
-        return invalid
-    kwargs = {"reason": data["reason"]} if takes_reason else {}
+    form = ReasonForm(request.POST)
+    typed = {decision.custodian_id: {"reason": request.POST.get("reason", "")}}
+    if not form.is_valid():
+        typed[decision.custodian_id]["errors"] = form.errors["reason"]
+        return _detail_page(request, access_request, status=400, typed=typed)
+    kwargs = {"reason": form.cleaned_data["reason"]} if takes_reason else {}
 
     def act():
         fn(actor=request.user, decision=decision, **kwargs)
@@ -366,11 +404,15 @@ def decision_action(request, pk: int, custodian_id: int, action: str):
             success_url=_detail(pk),
             success_message=message,
             back=_detail(pk),
-            reraise=(permissions.ConflictOfInterest,),
+            reraise=(permissions.ConflictOfInterest, ValidationError),
         )
     except permissions.ConflictOfInterest as exc:
         # Refused on the decision page itself, where the conflict is shown and the form disabled.
         return _detail_page(request, access_request, status=403, errors=[str(exc)])
+    except ValidationError as exc:
+        # e.g. changes requested without a reason: the message under the reason, text kept.
+        typed[decision.custodian_id]["errors"] = error_messages(exc)
+        return _detail_page(request, access_request, status=400, typed=typed)
 
 
 @login_required

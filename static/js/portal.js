@@ -7,3 +7,11 @@ document.addEventListener("htmx:afterSwap", (event) => {
     target.focus();
   }
 });
+document.addEventListener("htmx:beforeSwap", (event) => {
+  // Regions marked data-htmx-errors show a refused request's field messages (HTTP 400) in place.
+  const target = event.detail.target;
+  if (event.detail.xhr.status === 400 && target && target.closest("[data-htmx-errors]")) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});

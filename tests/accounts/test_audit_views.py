@@ -43,3 +43,46 @@ def test_it_exports_the_trail_as_csv(client_as, platform_admin, hospital_a, hosp
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:4] == ["seq", "timestamp", "actor", "action"]
     assert [r[3] for r in rows[1:]] == ["thing.a", "thing.b", "thing.platform"]
+
+
+def test_it_exports_only_the_events_the_filters_show(
+    client_as, platform_admin, hospital_a, hospital_b
+):
+    _events(hospital_a, hospital_b)
+    client = client_as(platform_admin)
+    page = client.get("/audit/", {"action": "thing.a"}, headers={"HX-Request": "true"})
+    # The htmx answer carries the export link with the filters it shows.
+    href = page.content.decode().split('id="audit-export"')[0].rsplit('href="', 1)[1]
+    href = href.split('"', 1)[0].replace("&amp;", "&")
+    assert href == "/audit/export.csv?action=thing.a"
+    rows = list(csv.reader(io.StringIO(b"".join(client.get(href).streaming_content).decode())))
+    assert [r[3] for r in rows[1:]] == ["thing.a"]
+
+
+def test_a_bad_since_is_a_field_error_not_a_silent_filter(
+    client_as, api_as, platform_admin, hospital_a, hospital_b
+):
+    _events(hospital_a, hospital_b)
+    response = client_as(platform_admin).get("/audit/", {"since": "yesterday"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="id_since_error"' in html and "Enter a date such as" in html
+    assert 'href="#id_since"' in html  # the summary links to the field
+    assert 'value="yesterday"' in html  # the input is kept
+    assert "audit-export" not in html
+    assert client_as(platform_admin).get("/audit/export.csv?since=yesterday").status_code == 400
+    api = api_as(platform_admin).get("/api/audit/", {"since": "yesterday"})
+    assert api.status_code == 400
+    assert "since" in api.json()["error"]["fields"]
+
+
+def test_a_date_alone_is_accepted_as_since(client_as, platform_admin, hospital_a, hospital_b):
+    _events(hospital_a, hospital_b)
+    response = client_as(platform_admin).get("/audit/", {"since": "2000-01-01"})
+    assert response.status_code == 200 and b"thing.a" in response.content
+
+
+def test_the_trail_shows_actions_in_words(client_as, platform_admin, hospital_a):
+    audit.record("access_request.updated", organisation=hospital_a)
+    html = client_as(platform_admin).get("/audit/").content.decode()
+    assert "Access request updated" in html

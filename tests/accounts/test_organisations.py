@@ -97,3 +97,24 @@ def test_a_person_may_belong_to_several_organisations(hospital_a, hospital_b):
     permissions.forget_roles(user)
     assert permissions.has_role(user, hospital_b, Role.DAC_MEMBER)
     assert not permissions.has_role(user, hospital_a, Role.DAC_MEMBER)
+
+
+def test_an_invitation_names_its_roles_in_words(
+    client, client_as, org_admin_a, hospital_a, django_capture_on_commit_callbacks
+):
+    from accounts import services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.invitation_send(
+            actor=org_admin_a,
+            organisation=hospital_a,
+            email="new@example.org",
+            roles=["data_steward", "dac_member"],
+        )
+    link = next(line for line in mail.outbox[0].body.splitlines() if "/invitations/" in line)
+    path = "/invitations/" + link.split("/invitations/")[1].split()[0]
+    page = client.get(path).content.decode()
+    assert "invited as: Data access committee member, Data steward." in page
+    assert "data_steward" not in page
+    admin_page = client_as(org_admin_a).get(f"/organisations/{hospital_a.slug}/").content.decode()
+    assert "Data access committee member, Data steward" in admin_page

@@ -74,6 +74,33 @@ def browser(_playwright):
     browser.close()
 
 
+# The page's overflow, the widest element and what the feedback button overlaps (at every scroll
+# position: a fixed button moves over the page, so every element is compared in page coordinates).
+LAYOUT_JS = """() => {
+  const button = document.getElementById("feedback-button");
+  const covered = [];
+  const fixed = button && getComputedStyle(button).position === "fixed";
+  if (button) {
+    const b = button.getBoundingClientRect();
+    for (const e of document.querySelectorAll("a, button, td, th, img, svg, input, select, textarea")) {
+      if (e === button || button.contains(e) || e.closest("#feedback-panel")) continue;
+      // A closed <details> keeps its content's boxes (content-visibility: hidden): not shown.
+      if (!e.checkVisibility()) continue;
+      const r = e.getBoundingClientRect();
+      if (!r.width || !r.height) continue;
+      const overlapsX = r.left < b.right && r.right > b.left;
+      const overlapsY = fixed ? true : (r.top < b.bottom && r.bottom > b.top);
+      if (overlapsX && overlapsY) covered.push(e.tagName.toLowerCase() + ": " + (e.textContent || e.getAttribute("aria-label") || "").trim().slice(0, 40));
+    }
+  }
+  let widest = "";
+  for (const e of document.body.querySelectorAll("*")) {
+    if (e.getBoundingClientRect().right > innerWidth + 1 && e.checkVisibility() && !e.closest(".table-scroll, pre, .visually-hidden, .skip-link")) { widest = e.tagName + "." + e.className; break; }
+  }
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth, covered: covered.slice(0, 5), widest};
+}"""
+
+
 class AxeViolations(AssertionError):
     pass
 
@@ -119,6 +146,24 @@ class Page:
             raise AssertionError(
                 f"Content Security Policy violations on {self.pw.url}: {self.csp_errors}"
             )
+        self.check_layout()
+
+    def check_layout(self) -> None:
+        """Nothing scrolls sideways, and the feedback button covers no link, button, cell or image."""
+        found = self.pw.evaluate(LAYOUT_JS)
+        width = self.pw.viewport_size["width"]
+        if found["scrollWidth"] > found["innerWidth"]:
+            raise AssertionError(
+                f"{self.pw.url} scrolls sideways at {width} px: "
+                f"{found['scrollWidth']} > {found['innerWidth']} ({found['widest']})"
+            )
+        if found["covered"]:
+            raise AssertionError(
+                f"the feedback button covers {found['covered']} on {self.pw.url} at {width} px"
+            )
+
+    def at_width(self, width: int) -> None:
+        self.pw.set_viewport_size({"width": width, "height": 844 if width < 600 else 900})
 
     def login(self, username: str, password: str) -> None:
         self.goto("/accounts/login/")

@@ -236,8 +236,65 @@ def test_submitting_an_incomplete_draft_shows_violations_next_to_fields(
     assert response.status_code == 302 and "edit" in response["Location"]
     assert dataset.status == Status.DRAFT
     page = steward.get(response["Location"]).content.decode()
-    assert "Violation: Description" in page
-    assert "Contact e-mail is required" in page
+    assert "Describe the dataset: who is in it and what it holds." in page
+    assert "Give an e-mail address researchers can write to" in page
+
+
+def _half_done(steward, hospital_a):
+    response = steward.post(
+        reverse("catalogue:create"),
+        {
+            "publisher": hospital_a.pk,
+            "title": "Half done",
+            "access_rights": "NON_PUBLIC",
+            "action": "submit",
+        },
+    )
+    return Dataset.objects.get(title="Half done"), response["Location"]
+
+
+def test_a_refused_submission_is_summarised_at_the_top_in_a_stewards_words(
+    client_as, hospital_a, steward_a
+):
+    steward = client_as(steward_a)
+    dataset, edit_url = _half_done(steward, hospital_a)
+    page = steward.get(edit_url).content.decode()
+    summary = page.split('class="errors error-summary')[1].split("</div>")[0]
+    assert 'href="#id_description"' in summary and 'href="#id_indications_0"' in summary
+    assert 'href="#id_node_ref"' in summary and "OPTIMA node" in summary
+    # Every field needed to submit is marked, not only the title.
+    marked = page.count('<span class="visually-hidden"> (required to submit)</span>')
+    assert marked >= 11
+    # No validator jargon: no "is required" under "Distributions", no raw IRIs or shape text.
+    assert "Distributions is required" not in page
+    assert "Less than 1 values" not in page and "&lt;http" not in page
+    node_field = page.split('for="id_node_ref"')[1].split('<div class="field')[0]
+    assert "Give the identifier of the hospital&#x27;s OPTIMA node" in node_field
+    detail = steward.get(reverse("catalogue:detail", args=[dataset.identifier])).content.decode()
+    assert "Less than 1 values" not in detail
+
+
+def test_a_field_fixed_since_the_check_no_longer_shows_its_old_message(
+    client_as, hospital_a, steward_a
+):
+    steward = client_as(steward_a)
+    dataset, _ = _half_done(steward, hospital_a)
+    response = steward.post(
+        reverse("catalogue:edit", args=[dataset.identifier]),
+        {
+            "title": "Half done",
+            "access_rights": "NON_PUBLIC",
+            "description": "Now described.",
+            "contact_email": "not-an-address",
+            "action": "save",
+        },
+    )
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "Describe the dataset" not in page  # fixed in this post
+    assert 'id="id_contact_email_error"' in page  # the new problem, next to its field
+    assert 'href="#id_contact_email"' in page  # and in the summary
+    assert "Tick at least one cancer indication." in page  # still true of the saved draft
 
 
 def test_stewards_of_another_hospital_cannot_edit(client_as, catalogue, steward_b):

@@ -350,3 +350,26 @@ def test_the_signed_document_has_a_signature_page(draft, org_admin_a, signatory_
     )
     unsigned = documents.render_agreement_html(agreement)
     assert 'class="signature-page"' not in unsigned and "<h1" in unsigned
+
+
+def test_a_signed_agreement_is_not_shown_active_before_its_effective_date(
+    client_as, steward_a, hospital_a, institute
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.governance.factories import active_agreement
+
+    agreement = active_agreement(hospital_a, institute)
+    starts = timezone.localdate() + timedelta(days=10)
+    agreement.effective_date = starts
+    agreement.save(update_fields=["effective_date"])
+    client = client_as(steward_a)
+    expected = f"Signed — effective from {starts:%Y-%m-%d}"
+    detail = client.get(f"/governance/agreements/{agreement.pk}/").content.decode()
+    assert expected in detail and ">Active<" not in detail
+    assert expected in client.get("/governance/agreements/").content.decode()
+    agreement.effective_date = timezone.localdate()
+    agreement.save(update_fields=["effective_date"])
+    assert ">Active<" in client.get(f"/governance/agreements/{agreement.pk}/").content.decode()

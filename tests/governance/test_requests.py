@@ -438,7 +438,8 @@ def test_the_detail_page_shows_the_history(client_as, researcher, dataset_a):
     r = complete_draft(researcher, [dataset_a])
     services.access_request_submit(actor=researcher, access_request=r)
     page = client_as(researcher).get(f"/governance/requests/{r.pk}/")
-    assert b"access_request.created" in page.content and b"access_request.submitted" in page.content
+    assert b"Access request created" in page.content and b"Access request submitted" in page.content
+    assert b"access_request.created" not in page.content  # words, not codes
 
 
 def test_the_api_patches_a_draft_with_items(api_as, researcher, dataset_a, dataset_b):
