@@ -21,6 +21,7 @@ SUBJECTS = {
     "changes_requested": "Changes requested for your dataset: {title}",
     "published": "Your dataset was published: {title}",
     "retired": "Your dataset was retired: {title}",
+    "overdue": "Data update overdue: {title}",
 }
 
 
@@ -41,13 +42,14 @@ def muted():
         _muted.reset(token)
 
 
-def _send(event: str, dataset: Dataset, recipients: list[str], actor) -> None:
+def _send(event: str, dataset: Dataset, recipients: list[str], actor, **extra) -> None:
     if not recipients or _muted.get():
         return
     context = {
         "event": event,
         "dataset": dataset,
         "actor": actor,
+        **extra,
         "url": settings.PORTAL_BASE_URL.rstrip("/")
         + reverse("catalogue:detail", args=[dataset.identifier]),
     }
@@ -72,3 +74,13 @@ def notify_stewards(event: str, dataset: Dataset, *, actor) -> None:
         memberships__roles__name=Role.DATA_STEWARD,
     )
     _send(event, dataset, _emails(stewards), actor)
+
+
+def notify_overdue(dataset: Dataset, freshness) -> None:
+    """The agreed update interval ran out: the publisher's data stewards and site admins."""
+    users = get_user_model().objects.filter(
+        is_active=True,
+        memberships__organisation_id=dataset.publisher_id,
+        memberships__roles__name__in=[Role.DATA_STEWARD, Role.SITE_ADMIN],
+    )
+    _send("overdue", dataset, _emails(users), None, freshness=freshness)

@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from optima_node.schemas import FL_PARAMS_MODELS, PARAMS_MODELS, RESULT_MODELS, AnalysisType
 
 from . import aggregate
-from .kinds import counts, glm, learning, survival
+from .kinds import counts, glm, learning, profile, survival
 
 if TYPE_CHECKING:
     from optima_node.schemas import CohortSpec
@@ -170,6 +170,16 @@ KINDS: dict[tuple[str, int], AnalysisKind] = {
             csv_rows=glm.csv_rows,
             plot_context=glm.plot_context,
             populations=glm.populations,
+        ),
+        AnalysisKind(
+            AnalysisType.DATABASE_PROFILE.value,
+            1,
+            "Database profile",
+            "The CDM behind the dataset: versions, persons by sex and age band, records and the "
+            "newest date per table, persons per cancer; for the catalogue's dataset page.",
+            "one",
+            pool=profile.pool,
+            csv_rows=profile.csv_rows,
         ),
         AnalysisKind(
             FL_TYPE,

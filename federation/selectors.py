@@ -152,3 +152,14 @@ def run_get_for_review(*, user: User, pk: int) -> Run:
         ),
         pk=pk,
     )
+
+
+def profile_attach_targets(*, user: User, analysis: Analysis) -> QuerySet[Dataset]:
+    """The datasets of a completed, whole database profile that ``user`` may attach it to."""
+    if analysis.type != "database_profile" or analysis.status != "completed" or analysis.partial:
+        return catalogue_selectors.dataset_list_for_user(user=user, action="edit").none()
+    return (
+        catalogue_selectors.dataset_list_for_user(user=user, action="edit")
+        .filter(pk__in=analysis.datasets.values("pk"))
+        .order_by("title", "pk")
+    )

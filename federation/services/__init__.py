@@ -5,13 +5,14 @@
 - :mod:`.advance`: pooling a finished round, the next round, the stuck-analysis sweep;
 - :mod:`.runs`: rounds of runs, the node's claim and answer, release re-checks, the site admin's
   gates, deadlines and leases;
-- :mod:`.catalogue_refresh`: catalogue metadata from a characterisation.
+- :mod:`.catalogue_refresh`: catalogue metadata from a characterisation;
+- :mod:`.profiles`: database profiles requested for, and attached to, catalogue datasets.
 
 Every state change writes an audit event in the same transaction (``accounts.audit``,
 ``write_transaction`` takes the audit chain head first). Services never import ``tasks``: they
 enqueue by task name after commit (``accounts.jobs.enqueue``). Callers use this package
 (``from federation import services``); the modules import each other one way only
-(runs ← nodes, analyses ← catalogue_refresh ← advance), never back up and never this package.
+(runs ← nodes, analyses ← catalogue_refresh, profiles ← advance), never back up and never this package.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ from .nodes import (
     node_set_datasets,
     nodes_check_liveness,
 )
+from .profiles import (
+    dataset_profile_attach_from_analysis,
+    dataset_profile_request,
+    profiles_request_scheduled,
+)
 from .runs import (
     DIFFERENCING_REASON,
     ResultOutcome,
@@ -74,6 +80,8 @@ __all__ = [
     "analysis_prepare",
     "analysis_start",
     "dataset_metadata_refresh",
+    "dataset_profile_attach_from_analysis",
+    "dataset_profile_request",
     "datasets_and_nodes",
     "default_poll_interval",
     "heartbeats_prune",
@@ -87,6 +95,7 @@ __all__ = [
     "node_rotate_token",
     "node_set_datasets",
     "nodes_check_liveness",
+    "profiles_request_scheduled",
     "require_entitled_and_served",
     "result_digest",
     "run_approve",
