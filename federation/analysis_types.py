@@ -76,6 +76,7 @@ class AnalysisKind:
     engine: str = "nodes"
     access_mode: str = FEDERATED_ANALYTICS  # the entitlement every dataset needs
     keep_none: bool = False  # keep parameters whose value is None in the normalised JSON
+    uses_cohort: bool = True  # its parameters start with a cohort (the analysis form asks for one)
     # The first round's state (sent with every run of it).
     initial_state: Callable[[dict[str, Any]], dict[str, Any]] = _nothing
     # One-round kinds: node results + params -> the pooled result.
@@ -178,6 +179,7 @@ KINDS: dict[tuple[str, int], AnalysisKind] = {
             "The CDM behind the dataset: versions, persons by sex and age band, records and the "
             "newest date per table, persons per cancer; for the catalogue's dataset page.",
             "one",
+            uses_cohort=False,
             pool=profile.pool,
             csv_rows=profile.csv_rows,
         ),

@@ -158,6 +158,10 @@ class AnalysisForm(forms.Form):
                     "params_json", parsers.TOO_DEEP if too_deep else "This is not valid JSON."
                 )
             return data
+        kind = get_kind(analysis_type, data["version"])
+        if kind is not None and not kind.uses_cohort:
+            data["params"] = kind.form_params(data)  # the cohort fields do not apply
+            return data
         if data.get("cancer"):
             concepts = CANCER_PRESETS[data["cancer"]][1]
         else:
@@ -189,7 +193,6 @@ class AnalysisForm(forms.Form):
             if data.get(key):
                 cohort[key] = data[key].isoformat()
         params: dict[str, Any] = {"cohort": cohort}
-        kind = get_kind(analysis_type, data["version"])
         if kind is not None:
             params.update(kind.form_params(data))
         data["params"] = params

@@ -166,3 +166,34 @@ def test_the_portal_refuses_a_profile_with_a_small_count(sim_nodes, steward_a, p
     run = analysis.runs.get(node=sim.node)
     assert run.status == RunStatus.FAILED and run.result is None
     assert "below the site's minimum cell count" in run.reason
+
+
+def test_an_entitled_researcher_runs_a_profile_from_the_form_but_cannot_attach_it(
+    client_as, researcher, profiled, sim_nodes, run_nodes
+):
+    from tests.federation.factories import grant_federated_analytics
+
+    grant_federated_analytics(researcher, profiled)
+    client = client_as(researcher)
+    response = client.post(
+        "/federation/analyses/new/",
+        {"analysis": "database_profile:1", "datasets": [profiled.pk], "cancer": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    analysis = Analysis.objects.get(type="database_profile")
+    assert [c["code"] for c in analysis.params["cancers"]][:2] == ["solid-tumours", "lung"]
+    run_nodes(sim_nodes[:2])
+    page = client.get(f"/federation/analyses/{analysis.pk}/").content.decode()
+    assert "Persons per cancer" in page and "Attach profile" not in page
+    attach = f"/federation/analyses/{analysis.pk}/attach-profile/"
+    assert client.post(attach, {"dataset": profiled.pk}).status_code == 404
+    assert not DatasetProfile.objects.exists()
+
+
+def test_the_cancer_list_matches_the_catalogues_indication_codes(db):
+    from catalogue.models import CancerIndication
+    from optima_node.schemas import PROFILE_CANCERS
+
+    assert {code for code, _ in PROFILE_CANCERS} == set(
+        CancerIndication.objects.values_list("code", flat=True)
+    )
