@@ -47,4 +47,10 @@ def test_the_profile_on_the_dataset_page_desktop_and_phone(page, demo):
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/catalogue/datasets/{dataset.identifier}/")
     assert page.get_by_role("img", name="Age pyramid at first observation").is_visible()
-    assert _no_horizontal_scroll(page)
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+        .slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' +
+          Math.round(e.getBoundingClientRect().right))"""
+    )
+    assert _no_horizontal_scroll(page), wide
