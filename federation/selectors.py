@@ -11,8 +11,18 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from catalogue import selectors as catalogue_selectors
+from optima_node.schemas import AnalysisType
 
-from .models import Analysis, Node, NodeDataset, NodeHeartbeat, NodeStatus, Run, RunStatus
+from .models import (
+    Analysis,
+    AnalysisStatus,
+    Node,
+    NodeDataset,
+    NodeHeartbeat,
+    NodeStatus,
+    Run,
+    RunStatus,
+)
 from .permissions import restrict_analyses, restrict_nodes, restrict_runs
 
 if TYPE_CHECKING:
@@ -156,7 +166,8 @@ def run_get_for_review(*, user: User, pk: int) -> Run:
 
 def profile_attach_targets(*, user: User, analysis: Analysis) -> QuerySet[Dataset]:
     """The datasets of a completed, whole database profile that ``user`` may attach it to."""
-    if analysis.type != "database_profile" or analysis.status != "completed" or analysis.partial:
+    profile = AnalysisType.DATABASE_PROFILE.value
+    if analysis.type != profile or analysis.status != AnalysisStatus.COMPLETED or analysis.partial:
         return catalogue_selectors.dataset_list_for_user(user=user, action="edit").none()
     return (
         catalogue_selectors.dataset_list_for_user(user=user, action="edit")
