@@ -11,8 +11,9 @@ from datetime import date
 from typing import Any
 from xml.sax.saxutils import escape
 
+from optima_node.schemas import AGE_GROUPS as AGE_BANDS  # the node's bands, one contract
+
 MALE, FEMALE, BAR, LIGHT = "#1f5fa8", "#c2410c", "#15803d", "#9ca3af"
-AGE_BANDS = (*(f"{lo}-{lo + 9}" for lo in range(0, 90, 10)), "90+")
 
 
 def _f(value: float) -> str:
