@@ -25,7 +25,7 @@ from accounts import limits
 from accounts.api_mixins import RestrictedQuerysetMixin
 from accounts.models import Organisation
 
-from . import metadata, permissions, selectors, services
+from . import metadata, permissions, profiles, selectors, services
 from .models import (
     AccessMode,
     AccessRights,
@@ -63,6 +63,9 @@ class DatasetListItemSerializer(serializers.ModelSerializer):
     country = serializers.CharField(source="country.code")
     indications = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+    freshness = serializers.SerializerMethodField(
+        help_text="fresh, overdue or unknown (database profile and agreed update interval)."
+    )
 
     class Meta:
         model = DatasetVersion
@@ -81,7 +84,11 @@ class DatasetListItemSerializer(serializers.ModelSerializer):
             "version",
             "published_at",
             "url",
+            "freshness",
         ]
+
+    def get_freshness(self, obj) -> str:
+        return profiles.freshness(obj.dataset).state
 
     def get_indications(self, obj) -> list[str]:
         return [i.code for i in obj.indications.all()]
@@ -119,6 +126,20 @@ class VersionSerializer(serializers.ModelSerializer):
         fields = ["version", "published_at", "notes", "metadata"]
 
 
+class FreshnessSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=[profiles.FRESH, profiles.OVERDUE, profiles.UNKNOWN])
+    updated_on = serializers.DateField(allow_null=True, help_text="When the data was refreshed.")
+    days_ago = serializers.IntegerField(allow_null=True)
+    interval_days = serializers.IntegerField(allow_null=True, help_text="Agreed update interval.")
+    due_on = serializers.DateField(allow_null=True)
+
+
+class ProfileSerializer(serializers.Serializer):
+    data = serializers.JSONField(help_text="The pooled database profile the nodes released.")
+    computed_at = serializers.DateTimeField()
+    source = serializers.CharField()
+
+
 class DatasetDetailSerializer(serializers.Serializer):
     id = serializers.IntegerField(
         help_text="The dataset's number, as POST /api/analyses/ takes it."
@@ -133,6 +154,8 @@ class DatasetDetailSerializer(serializers.Serializer):
     completeness = serializers.IntegerField()
     validation_report = serializers.JSONField(allow_null=True)
     versions = serializers.ListField(child=serializers.IntegerField())
+    profile = ProfileSerializer(allow_null=True, help_text="The attached database profile.")
+    freshness = FreshnessSerializer()
 
 
 # --- input --------------------------------------------------------------------------------------------
@@ -343,6 +366,12 @@ SEARCH_PARAMETERS = [
     OpenApiParameter("mode", str, many=True, enum=AccessMode.values),
     OpenApiParameter("cdm", str, many=True, enum=CdmVersion.values),
     OpenApiParameter("publisher", str, many=True, description="Organisation slugs."),
+    OpenApiParameter(
+        "freshness",
+        str,
+        enum=[key for key, _ in profiles.FRESHNESS_CHOICES],
+        description="Data within (fresh) or beyond (overdue) its agreed update interval.",
+    ),
     OpenApiParameter("sort", str, enum=list(selectors.SORTS)),
     OpenApiParameter("page", int),
     OpenApiParameter("per_page", int, enum=list(selectors.PAGE_SIZES)),
@@ -364,6 +393,8 @@ def _detail_payload(request, dataset: Dataset) -> dict:
         "completeness": metadata.completeness(scored).score,
         "validation_report": dataset.validation_report if member else None,
         "versions": list(dataset.versions.order_by("number").values_list("number", flat=True)),
+        "profile": selectors.dataset_profile(dataset=dataset),
+        "freshness": profiles.freshness(dataset),
     }
 
 

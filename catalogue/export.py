@@ -13,8 +13,8 @@ from django.utils import timezone
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import RDF, XSD
 
-from . import rdf
-from .models import AccessRights, DatasetVersion
+from . import profiles, rdf
+from .models import AccessRights, DatasetProfile, DatasetVersion
 
 BATCH = 500
 MAX_PAGE_SIZE = 1000
@@ -105,12 +105,37 @@ def _version_numbers(dataset_ids: list[int]) -> dict[int, list[int]]:
     return numbers
 
 
+def with_profile(data: dict, profile: dict | None) -> dict:
+    """A snapshot plus what the attached database profile measured (HealthDCAT-AP's
+    numberOfRecords, numberOfUniqueIndividuals, temporal coverage, population coverage and the
+    CDM tables as hasVariables): measured numbers win, the steward's coverage text is kept."""
+    if not profile:
+        return data
+    measured = profiles.dcat_values(profile)
+    out = dict(data)
+    for name in ("number_of_records", "number_of_individuals", "temporal_start", "temporal_end"):
+        if measured[name] is not None:
+            out[name] = (
+                measured[name].isoformat() if name.startswith("temporal") else measured[name]
+            )
+    if not out.get("population_coverage") and measured["population_coverage"]:
+        out["population_coverage"] = measured["population_coverage"]
+    if measured["variables"]:
+        out["profile_tables"] = measured["variables"]
+    return out
+
+
 def add_versions(g: Graph, versions: list[DatasetVersion], ctx: rdf.Context, catalog=None) -> None:
     numbers = _version_numbers([v.dataset_id for v in versions])
+    measured = dict(
+        DatasetProfile.objects.filter(dataset_id__in={v.dataset_id for v in versions}).values_list(
+            "dataset_id", "data"
+        )
+    )
     for v in versions:
         ds = rdf.add_dataset(
             g,
-            v.metadata,
+            with_profile(v.metadata, measured.get(v.dataset_id)),
             ctx,
             version=v.number,
             version_notes=v.notes,

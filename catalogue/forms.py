@@ -311,3 +311,13 @@ class RetireForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         **limits.chars(limits.TEXT_MEDIUM),
     )
+
+
+class UpdateIntervalForm(forms.Form):
+    update_interval_days = forms.IntegerField(
+        label="Agreed update interval (days)",
+        required=False,
+        min_value=1,
+        max_value=3660,
+        help_text="How often the data provider refreshes the data; empty: no promise.",
+    )

@@ -240,6 +240,14 @@ class Dataset(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(1000)],
         help_text="No released count below this number of individuals (federated analyses).",
     )
+    # The data provider's promise: a new database profile at least this often (freshness).
+    update_interval_days = models.PositiveIntegerField(
+        "agreed update interval (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3660)],
+        help_text="How often the data provider agreed to refresh the data behind the dataset.",
+    )
     version_notes = models.TextField(blank=True, help_text="Notes for the next published version.")
 
     # --- review bookkeeping ---------------------------------------------------------------------
@@ -324,6 +332,32 @@ class Dataset(models.Model):
         if self.current_version_id is None:
             return None
         return self.current_version.terms_of_use
+
+
+class DatasetProfile(models.Model):
+    """The database profile a data steward attached: measured by the nodes serving the dataset,
+    released through their disclosure gates and the site admins' review, pooled by the portal
+    (the shape of ``federation.kinds.profile.pool``). Operational, not part of the versioned
+    metadata: a new profile does not make a new version."""
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="profile")
+    data = models.JSONField()
+    computed_at = models.DateTimeField(help_text="When the nodes' profile was completed.")
+    source = models.CharField(
+        max_length=200, blank=True, help_text="e.g. the analysis it came from"
+    )
+    # The date the data behind the dataset was last refreshed (the CDM source release date, or
+    # else the newest record), and when the agreed update interval runs out after it.
+    data_updated_on = models.DateField(null=True, blank=True)
+    refresh_due_on = models.DateField(null=True, blank=True, db_index=True)
+    overdue_notified_on = models.DateField(null=True, blank=True)
+    attached_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    attached_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Profile of {self.dataset}"
 
 
 class TermsOfUse(models.Model):

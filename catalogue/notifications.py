@@ -20,6 +20,7 @@ SUBJECTS = {
     "changes_requested": "Changes requested for your dataset: {title}",
     "published": "Your dataset was published: {title}",
     "retired": "Your dataset was retired: {title}",
+    "overdue": "Data update overdue: {title}",
 }
 
 _muted: ContextVar[bool] = ContextVar("catalogue_notifications_muted", default=False)
@@ -35,7 +36,7 @@ def muted():
         _muted.reset(token)
 
 
-def _notify(event: str, dataset: Dataset, recipients, actor) -> None:
+def _notify(event: str, dataset: Dataset, recipients, actor, **extra) -> None:
     if _muted.get():
         return
     notifications.notify(
@@ -43,7 +44,7 @@ def _notify(event: str, dataset: Dataset, recipients, actor) -> None:
         verb=f"dataset.{event}",
         subject=SUBJECTS[event].format(title=dataset.title),
         body=render_to_string(
-            f"catalogue/notifications/{event}.txt", {"dataset": dataset, "actor": actor}
+            f"catalogue/notifications/{event}.txt", {"dataset": dataset, "actor": actor, **extra}
         ).strip(),
         url=reverse("catalogue:detail", args=[dataset.identifier]),
         organisation=dataset.publisher,
@@ -67,3 +68,13 @@ def notify_stewards(event: str, dataset: Dataset, *, actor) -> None:
         memberships__roles__name=Role.DATA_STEWARD,
     )
     _notify(event, dataset, stewards.distinct(), actor)
+
+
+def notify_overdue(dataset: Dataset, freshness) -> None:
+    """The agreed update interval ran out: the publisher's data stewards and site admins."""
+    users = get_user_model().objects.filter(
+        is_active=True,
+        memberships__organisation_id=dataset.publisher_id,
+        memberships__roles__name__in=[Role.DATA_STEWARD, Role.SITE_ADMIN],
+    )
+    _notify("overdue", dataset, users.distinct(), None, freshness=freshness)

@@ -267,7 +267,11 @@ def add_variables(
     g.add((ds, HEALTH.hasVariables, group))
     g.add((group, RDF.type, CSVW.TableGroup))
     g.add((group, DCTERMS.title, _lit(f"OMOP CDM {cdm} tables of the dataset", lang="en")))
-    for table in omop.tables(cdm)[:limit]:
+    tables = omop.tables(cdm)
+    if data.get("profile_tables"):  # the tables the database profile found records in
+        measured = set(data["profile_tables"])
+        tables = [t for t in tables if t.name in measured] or tables
+    for table in tables[:limit]:
         t = URIRef(f"{optima_ns()}omop-cdm-{cdm}/{table.name}")
         g.add((group, CSVW.table, t))
         if not ctx.first(str(t)):

@@ -17,16 +17,18 @@ from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Value, prefetch_related_objects
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from accounts.models import Organisation
 
-from . import permissions, search_index
+from . import permissions, profiles, search_index
 from .models import (
     AccessMode,
     CancerIndication,
     CdmVersion,
     DataCategory,
     Dataset,
+    DatasetProfile,
     DatasetVersion,
     SearchEntry,
     Status,
@@ -55,6 +57,7 @@ class SearchParams:
     mode: list[str] = field(default_factory=list)
     cdm: list[str] = field(default_factory=list)
     publisher: list[str] = field(default_factory=list)
+    freshness: str = ""  # "", profiles.FRESH or profiles.OVERDUE
     sort: str = ""
     page: int = 1
     per_page: int = 20
@@ -69,6 +72,7 @@ class SearchParams:
 
         per_page = ints("per_page", 20)
         sort = data.get("sort", "")
+        freshness = data.get("freshness", "")
         return cls(
             q=(data.get("q") or "").strip()[:200],
             indication=[v for v in data.getlist("indication") if v][:20],
@@ -77,6 +81,7 @@ class SearchParams:
             mode=[v for v in data.getlist("mode") if v in AccessMode.values],
             cdm=[v for v in data.getlist("cdm") if v][:10],
             publisher=[v for v in data.getlist("publisher") if v][:20],
+            freshness=freshness if freshness in dict(profiles.FRESHNESS_CHOICES) else "",
             sort=sort if sort in SORTS else "",
             page=ints("page", 1),
             per_page=per_page if per_page in PAGE_SIZES else 20,
@@ -235,6 +240,23 @@ class _Filters:
         return tests
 
 
+def _freshness_filter(qs: QuerySet, freshness: str) -> QuerySet:
+    """Fresh: a profile whose data is within the agreed update interval (or no interval agreed);
+    overdue: an interval agreed and no profile, or one older than the interval."""
+    if not freshness:
+        return qs
+    today = timezone.localdate()
+    profile = "version__dataset__profile"
+    interval = "version__dataset__update_interval_days"
+    if freshness == profiles.FRESH:
+        return qs.filter(**{f"{profile}__data_updated_on__isnull": False}).filter(
+            Q(**{f"{interval}__isnull": True}) | Q(**{f"{profile}__refresh_due_on__gte": today})
+        )
+    return qs.filter(**{f"{interval}__isnull": False}).filter(
+        Q(**{f"{profile}__isnull": True}) | Q(**{f"{profile}__refresh_due_on__lt": today})
+    )
+
+
 def listed_entries(user: User | AnonymousUser) -> QuerySet[SearchEntry]:
     """The published face of the catalogue (restricted through the app's choke point)."""
     return permissions.restrict(SearchEntry.objects.all(), user)
@@ -243,7 +265,7 @@ def listed_entries(user: User | AnonymousUser) -> QuerySet[SearchEntry]:
 def dataset_search(*, user: User | AnonymousUser, params: SearchParams) -> SearchResult:
     tree = _indication_tree()
     filters = _Filters(params, tree)
-    base = _text_filter(listed_entries(user), params.terms)
+    base = _freshness_filter(_text_filter(listed_entries(user), params.terms), params.freshness)
     facets, total = _facet_counts(base, filters, params, tree)
 
     qs = filters.apply(base)
@@ -266,7 +288,8 @@ def dataset_search(*, user: User | AnonymousUser, params: SearchParams) -> Searc
     prefetch_related_objects(
         page.object_list,
         "publisher",
-        "dataset",
+        # The dataset with its profile in one query (freshness on each result).
+        Prefetch("dataset", queryset=Dataset.objects.select_related("profile")),
         Prefetch("indications", queryset=CancerIndication.objects.only("code", "name")),
     )
     return SearchResult(page=page, facets=facets, params=params, total=total)
@@ -500,3 +523,8 @@ def facet_labels() -> dict[str, Any]:
         "cdm": "OMOP CDM version",
         "publisher": "Publisher",
     }
+
+
+def dataset_profile(*, dataset: Dataset) -> DatasetProfile | None:
+    """The database profile attached to a dataset the caller may already see, or None."""
+    return DatasetProfile.objects.filter(dataset=dataset).first()

@@ -19,10 +19,11 @@ from accounts import extensions
 from accounts.audit import record
 from accounts.models import Organisation
 
-from . import metadata, notifications, permissions, search_index, validation
+from . import metadata, notifications, permissions, profiles, search_index, validation
 from .models import (
     CancerIndication,
     Dataset,
+    DatasetProfile,
     DatasetVersion,
     Distribution,
     DistributionKind,
@@ -31,7 +32,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
 
     from django.contrib.auth.models import AnonymousUser, User
 
@@ -431,3 +432,91 @@ def dataset_import(
         payload={"source": source, "outcome": outcome},
     )
     return outcome
+
+
+# --- database profiles and freshness (catalogue.profiles) --------------------------------------
+
+
+@transaction.atomic
+def dataset_profile_attach(
+    *,
+    dataset: Dataset,
+    profile: dict[str, Any],
+    actor: User,
+    computed_at: datetime | None = None,
+    source: str = "",
+) -> DatasetProfile:
+    """Attach a released database profile to the dataset (replacing the one before); only data
+    stewards of the publisher. Called by federation with the pooled result of a profile run."""
+    _require(permissions.allows(dataset, actor, "edit"), "Only data stewards of the publisher.")
+    data = profiles.check_shape(profile)
+    updated_on = profiles.data_updated_on(data)
+    attached, _ = DatasetProfile.objects.update_or_create(
+        dataset=dataset,
+        defaults={
+            "data": data,
+            "computed_at": computed_at or timezone.now(),
+            "source": source[:200],
+            "data_updated_on": updated_on,
+            "refresh_due_on": profiles.refresh_due_on(updated_on, dataset.update_interval_days),
+            "overdue_notified_on": None,
+            "attached_by": actor,
+        },
+    )
+    record(
+        "dataset.profile_attached",
+        actor=actor,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={"source": source, "data_updated_on": str(updated_on or "")},
+    )
+    return attached
+
+
+@transaction.atomic
+def dataset_update_interval_set(*, user: User, dataset: Dataset, days: int | None) -> Dataset:
+    """The data provider's agreed update interval. Operational, so the published version and the
+    dataset's status stay as they are."""
+    dataset = _locked(dataset)
+    _require(permissions.allows(dataset, user, "edit"), "Only data stewards of the publisher.")
+    if days is not None and not 1 <= days <= 3660:
+        raise ValidationError({"update_interval_days": ["Enter between 1 and 3660 days."]})
+    dataset.update_interval_days = days
+    dataset.save(update_fields=["update_interval_days", "updated_at"])
+    for attached in DatasetProfile.objects.filter(dataset=dataset):
+        attached.refresh_due_on = profiles.refresh_due_on(attached.data_updated_on, days)
+        attached.save(update_fields=["refresh_due_on"])
+    record(
+        "dataset.update_interval_set",
+        actor=user,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={"days": days},
+    )
+    return dataset
+
+
+@transaction.atomic
+def datasets_overdue_notify(*, today: date | None = None) -> int:
+    """The daily check: e-mail the stewards and site admins of each listed dataset whose data is
+    older than its agreed update interval (once per overdue profile). Returns datasets notified."""
+    today = today or timezone.localdate()
+    overdue = (
+        Dataset.objects.filter(status=Status.PUBLISHED, update_interval_days__isnull=False)
+        .filter(profile__refresh_due_on__lt=today, profile__overdue_notified_on__isnull=True)
+        .select_related("profile", "publisher")
+    )
+    count = 0
+    for dataset in overdue:
+        notifications.notify_overdue(dataset, profiles.freshness(dataset, today))
+        dataset.profile.overdue_notified_on = today
+        dataset.profile.save(update_fields=["overdue_notified_on"])
+        record(
+            "dataset.update_overdue",
+            actor=None,
+            obj=dataset,
+            organisation=dataset.publisher,
+            payload={"due_on": str(dataset.profile.refresh_due_on)},
+        )
+        count += 1
+    return count

@@ -19,6 +19,11 @@ urlpatterns = [
     ),
     path("datasets/<str:identifier>/publish/", views.publish, name="publish"),
     path("datasets/<str:identifier>/retire/", views.retire, name="retire"),
+    path(
+        "datasets/<str:identifier>/update-interval/",
+        views.update_interval,
+        name="update_interval",
+    ),
     path("datasets/<str:identifier>/versions/", views.versions, name="versions"),
     path(
         "datasets/<str:identifier>/versions/<int:number>/restore/",

@@ -10,13 +10,24 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts import extensions
 from accounts.htmx import render_page
 
-from . import export, export_views, forms, metadata, permissions, selectors, services
+from . import (
+    export,
+    export_views,
+    forms,
+    metadata,
+    permissions,
+    profile_charts,
+    profiles,
+    selectors,
+    services,
+)
 from .models import DatasetVersion, Status
 from .validation import ViolationsFound
 
@@ -37,6 +48,7 @@ def search(request):
         "facet_labels": selectors.facet_labels(),
         "sorts": selectors.SORTS,
         "page_sizes": selectors.PAGE_SIZES,
+        "freshness_choices": profiles.FRESHNESS_CHOICES,
     }
     return render_page(
         request, "catalogue/search.html", context, partial="catalogue/partials/results.html"
@@ -96,6 +108,7 @@ def detail(request, identifier: str):
         if (section := extensions.provided(extensions.DATASET_PAGE_SECTION))
         else "",
         "back_url": _search_url_from(request),
+        **_profile_context(dataset),
     }
     return render(request, "catalogue/detail.html", context)
 
@@ -107,6 +120,45 @@ def _search_url_from(request) -> str:
     if referer.netloc == request.get_host() and referer.path == search and referer.query:
         return f"{search}?{referer.query}"
     return search
+
+
+def _profile_context(dataset) -> dict:
+    """The attached database profile with its charts, and how fresh the data is."""
+    today = timezone.localdate()
+    attached = selectors.dataset_profile(dataset=dataset)
+    context = {
+        "profile": attached,
+        "freshness": profiles.freshness(dataset, today),
+        "interval_form": forms.UpdateIntervalForm(
+            initial={"update_interval_days": dataset.update_interval_days}
+        ),
+    }
+    if attached is not None:
+        context.update(profile_charts.chart_context(attached.data, today))
+    return context
+
+
+@login_required
+@require_POST
+def update_interval(request, identifier: str):
+    form = forms.UpdateIntervalForm(request.POST)
+    if not form.is_valid():
+        selectors.dataset_get_for_user(user=request.user, identifier=identifier, action="edit")
+        for errors in form.errors.values():
+            for msg in errors:
+                messages.error(request, msg)
+        return redirect("catalogue:detail", identifier=identifier)
+    days = form.cleaned_data["update_interval_days"]
+    response = _transition(
+        request,
+        identifier,
+        "edit",
+        lambda d: services.dataset_update_interval_set(user=request.user, dataset=d, days=days),
+    )
+    if response:
+        return response
+    messages.success(request, "The agreed update interval was saved.")
+    return redirect("catalogue:detail", identifier=identifier)
 
 
 # --- steward forms ----------------------------------------------------------------------------------

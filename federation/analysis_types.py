@@ -23,7 +23,7 @@ from optima_node.circe.model import EMPTY_VALUE_SCHEMA
 from optima_node.schemas import FL_PARAMS_MODELS, PARAMS_MODELS, RESULT_MODELS, AnalysisType
 
 from . import aggregate
-from .kinds import counts, glm, learning, survival
+from .kinds import counts, glm, learning, profile, survival
 
 if TYPE_CHECKING:
     from optima_node.schemas import CohortSpec
@@ -77,6 +77,7 @@ class AnalysisKind:
     engine: str = "nodes"
     access_mode: str = FEDERATED_ANALYTICS  # the entitlement every dataset needs
     keep_none: bool = False  # keep parameters whose value is None in the normalised JSON
+    uses_cohort: bool = True  # its parameters start with a cohort (the analysis form asks for one)
     # The first round's state (sent with every run of it).
     initial_state: Callable[[dict[str, Any]], dict[str, Any]] = _nothing
     # One-round kinds: node results + params -> the pooled result.
@@ -178,6 +179,17 @@ KINDS: dict[tuple[str, int], AnalysisKind] = {
             csv_rows=glm.csv_rows,
             plot_context=glm.plot_context,
             populations=glm.populations,
+        ),
+        AnalysisKind(
+            AnalysisType.DATABASE_PROFILE.value,
+            1,
+            "Database profile",
+            "The CDM behind the dataset: versions, persons by sex and age band, records and the "
+            "newest date per table, persons per cancer; for the catalogue's dataset page.",
+            "one",
+            uses_cohort=False,
+            pool=profile.pool,
+            csv_rows=profile.csv_rows,
         ),
         AnalysisKind(
             FL_TYPE,

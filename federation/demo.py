@@ -131,9 +131,86 @@ def seed(stdout=None) -> list[Node]:
                 NodeDataset.objects.get_or_create(node=node, dataset=dataset)
         _write_config(slug, paths)
         nodes.append(node)
+    profiled = sum(_seed_profiles(node, _paths(node.organisation.slug)) for node in nodes)
     if stdout:
-        stdout.write(f"Federation: {len(nodes)} demo nodes with synthetic OMOP databases.")
+        stdout.write(
+            f"Federation: {len(nodes)} demo nodes with synthetic OMOP databases; "
+            f"{profiled} database profile(s) attached."
+        )
     return nodes
+
+
+def _seed_profiles(node: Node, paths: dict[str, Path]) -> int:
+    """Each of the node's demo datasets without a profile gets one, through the same services a
+    steward and an agent use: the steward's request, the agent's run and its disclosure gate
+    (executed here, on the node's demo database), the portal's result checks, the steward's attach."""
+    from catalogue.models import DatasetProfile
+    from optima_node.agent import Agent
+    from optima_node.db import connect
+    from optima_node.policy import load_policy
+    from optima_node.schemas import RunAssignment
+
+    from . import services
+    from .models import RunStatus
+
+    datasets = [
+        d
+        for d in _demo_datasets(node.organisation)
+        if not DatasetProfile.objects.filter(dataset=d).exists()
+    ]
+    steward = _steward(node.organisation)
+    if not datasets or steward is None:
+        return 0
+    policy = load_policy(paths["policy"])
+    agent = Agent(client=None, db=connect(f"sqlite:///{paths['db']}"), policy=policy)
+    attached = 0
+    try:
+        # What the agent reports first when it starts: its capabilities and its policy.
+        node = services.node_heartbeat(node=node, heartbeat=agent.build_heartbeat())
+        for dataset in datasets:
+            analysis = services.dataset_profile_request(steward=steward, dataset=dataset)
+            for run in analysis.runs.filter(node=node, status=RunStatus.DISPATCHED):
+                claimed = services.run_claim(node=node)
+                if claimed is None or claimed.pk != run.pk:
+                    return attached  # the node has other work queued: its agent will do it
+                assignment = RunAssignment(
+                    run_id=claimed.pk,
+                    attempt=claimed.attempt,
+                    analysis_id=analysis.pk,
+                    type=analysis.type,
+                    version=analysis.version,
+                    params=analysis.params,
+                    **services.run_recipient(claimed),
+                )
+                services.run_submit_result(
+                    node=node, run=claimed, payload=agent.execute(assignment)
+                )
+            analysis = services.analysis_advance(analysis_id=analysis.pk)
+            if analysis.status == "completed" and not analysis.partial:
+                services.dataset_profile_attach_from_analysis(
+                    steward=steward, analysis=analysis, dataset=dataset
+                )
+                attached += 1
+    finally:
+        agent.db.close()
+    return attached
+
+
+def _steward(organisation):
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Role
+
+    return (
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            memberships__organisation=organisation,
+            memberships__roles__name=Role.DATA_STEWARD,
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 def _demo_datasets(organisation):

@@ -176,10 +176,13 @@ class AnalysisForm(forms.Form):
                     "params_json", parsers.TOO_DEEP if too_deep else "This is not valid JSON."
                 )
             return data
+        kind = get_kind(analysis_type, data["version"])
+        if kind is not None and not kind.uses_cohort:
+            data["params"] = kind.form_params(data)  # the cohort fields do not apply
+            return data
         circe = self._circe_expression(data)
         if circe is not None:
             params: dict[str, Any] = {"cohort": {"circe": circe}}
-            kind = get_kind(analysis_type, data["version"])
             if kind is not None:
                 params.update(kind.form_params(data))
             data["params"] = params
@@ -217,7 +220,6 @@ class AnalysisForm(forms.Form):
             if data.get(key):
                 cohort[key] = data[key].isoformat()
         params = {"cohort": cohort}
-        kind = get_kind(analysis_type, data["version"])
         if kind is not None:
             params.update(kind.form_params(data))
         data["params"] = params

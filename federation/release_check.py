@@ -18,6 +18,7 @@ from optima_node.schemas import (
     CharacterisationResult,
     CohortCountResult,
     CountRow,
+    DatabaseProfileResult,
     KaplanMeierResult,
     LogisticRegressionResult,
     parse_result,
@@ -72,6 +73,11 @@ def small_cells(analysis_type: str, version: int, result: dict[str, Any], k: int
             for column in ("events", "censored")
             if _small(getattr(row, column), k)
         ]
+    if isinstance(model, DatabaseProfileResult):
+        found = _rows("person_count", [model.person_count], k)
+        found += _rows("by_sex_age", model.by_sex_age, k)
+        found += _rows("tables", [t.records for t in model.tables], k)
+        return found + _rows("cancers", model.cancers, k)
     if isinstance(model, LogisticRegressionResult):
         # The node's rule: each outcome level holds at least k persons, so n is at least 2k.
         return ["n"] if model.n < 2 * k else []

@@ -11,9 +11,11 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from catalogue import selectors as catalogue_selectors
+from optima_node.schemas import AnalysisType
 
 from .models import (
     Analysis,
+    AnalysisStatus,
     LinkStatus,
     Node,
     NodeDataset,
@@ -236,3 +238,15 @@ def entitled_but_not_analysable(
     return [
         (d, not_analysable_reasons(user=user, dataset=d, access_mode=access_mode)) for d in entitled
     ]
+
+
+def profile_attach_targets(*, user: User, analysis: Analysis) -> QuerySet[Dataset]:
+    """The datasets of a completed, whole database profile that ``user`` may attach it to."""
+    profile = AnalysisType.DATABASE_PROFILE.value
+    if analysis.type != profile or analysis.status != AnalysisStatus.COMPLETED or analysis.partial:
+        return catalogue_selectors.dataset_list_for_user(user=user, action="edit").none()
+    return (
+        catalogue_selectors.dataset_list_for_user(user=user, action="edit")
+        .filter(pk__in=analysis.datasets.values("pk"))
+        .order_by("title", "pk")
+    )

@@ -39,3 +39,9 @@ def node_liveness() -> dict[str, int]:
 @shared_task(name="federation.prune_heartbeats")
 def prune_heartbeats() -> int:
     return services.heartbeats_prune()
+
+
+@shared_task(name="federation.profiles_request_scheduled")
+def profiles_request_scheduled() -> int:
+    """Weekly: a new database profile for every dataset that has one attached."""
+    return services.profiles_request_scheduled()

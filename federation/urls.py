@@ -15,6 +15,12 @@ urlpatterns = [
     path("analyses/<int:pk>/report.pdf", views.analysis_pdf, name="analysis_pdf"),
     path("datasets/<int:pk>/refresh-metadata/", views.dataset_refresh, name="dataset_refresh"),
     path("datasets/<int:pk>/serve/", link_views.dataset_serve, name="dataset_serve"),
+    path("datasets/<int:pk>/profile/", views.dataset_profile_request, name="dataset_profile"),
+    path(
+        "analyses/<int:pk>/attach-profile/",
+        views.analysis_profile_attach,
+        name="analysis_profile_attach",
+    ),
     path("nodes/", views.node_list, name="nodes"),
     path("nodes/register/", views.node_register, name="node_register"),
     path("nodes/<int:pk>/", views.node_detail, name="node"),

@@ -68,6 +68,50 @@ def dataset_refresh(request, pk: int):
 
 
 @login_required
+@require_POST
+def dataset_profile_request(request, pk: int):
+    """A steward asks the nodes serving their dataset for the database profile."""
+    dataset = selectors.stewarded_served_datasets(user=request.user).filter(pk=pk).first()
+    if dataset is None:
+        raise Http404("No such dataset.")
+    return perform(
+        request,
+        lambda: services.dataset_profile_request(steward=request.user, dataset=dataset),
+        success_url=lambda analysis: reverse("federation:analysis", args=[analysis.pk]),
+        success_message="The nodes were asked for the dataset's database profile.",
+        failure_url=reverse("federation:home"),
+    )
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 12 else 0
+
+
+@login_required
+@require_POST
+def analysis_profile_attach(request, pk: int):
+    """The steward attaches a released database profile to one of its datasets."""
+    analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
+    dataset = (
+        selectors.profile_attach_targets(user=request.user, analysis=analysis)
+        .filter(pk=_int(request.POST.get("dataset")))
+        .first()
+    )
+    if dataset is None:
+        raise Http404("No such dataset.")
+    here = reverse("federation:analysis", args=[pk])
+    return perform(
+        request,
+        lambda: services.dataset_profile_attach_from_analysis(
+            steward=request.user, analysis=analysis, dataset=dataset
+        ),
+        success_url=reverse("catalogue:detail", args=[dataset.identifier]),
+        success_message="The database profile was attached to the dataset.",
+        failure_url=here,
+    )
+
+
+@login_required
 def analysis_create(request):
     form = AnalysisForm(
         request.POST or None,
@@ -129,10 +173,14 @@ def analysis_detail(request, pk: int):
     page = analysis.kind.page(analysis) if analysis.kind else None
     if page:
         return redirect(page)
+    context = _analysis_context(analysis)
+    context["profile_targets"] = selectors.profile_attach_targets(
+        user=request.user, analysis=analysis
+    )
     return render_page(
         request,
         "federation/analysis_detail.html",
-        _analysis_context(analysis),
+        context,
         partial="federation/partials/analysis_body.html",
     )
 

@@ -213,6 +213,8 @@ class Agent:
     ) -> Decision:
         """The last step before release: the ledger compares the persons this result reveals
         with what was released before (and records them); a small difference refuses."""
+        if not hasattr(params, "cohort"):
+            return decision  # the database profile describes the database, not a cohort
         digest = params_digest(run.type, params.model_dump_json())
         analysis_id = str(run.analysis_id)
         sets = None

@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from optima_node import __version__
 from optima_node.config import ConfigError, collect, load_config
-from optima_node.db import DatabaseError, connect
+from optima_node.db import Database, DatabaseError, connect
 from optima_node.ledger import LedgerError, ReleaseLedger
 from optima_node.policy import PolicyError, load_policy
 
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--db", required=True, help="sqlite:///path or postgresql://...")
     check.add_argument("--schema", help="CDM schema (PostgreSQL)")
+    check.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the database profile (JSON) as the disclosure gate releases it",
+    )
+    check.add_argument("--policy-file", help="policy TOML for --profile (default: POLICY_FILE)")
 
     synth = sub.add_parser("synth", help="write a synthetic OMOP CDM v5.4 database")
     synth.add_argument("--out", required=True, help="sqlite:///path or postgresql://...")
@@ -148,10 +154,29 @@ def _cmd_check(args: argparse.Namespace) -> int:
     db = connect(args.db, args.schema)
     try:
         report = check_database(db)
+        profile = _profile(db, args) if args.profile and report.ok else None
     finally:
         db.close()
     print("\n".join(report.lines()))
+    if profile is not None:
+        print(profile)
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _profile(db: Database, args: argparse.Namespace) -> str:
+    """The profile the node would release to the portal (database_profile v1), as JSON."""
+    import json
+
+    from optima_node.disclosure import Released, gate
+    from optima_node.profile import compute_profile
+    from optima_node.schemas import AnalysisType, DatabaseProfileParams
+
+    policy = load_policy(args.policy_file or os.environ.get("POLICY_FILE"))
+    kind = AnalysisType.DATABASE_PROFILE.value
+    decision = gate(kind, 1, compute_profile(db, DatabaseProfileParams(), policy), policy)
+    if not isinstance(decision, Released):
+        raise CliError(f"the profile was refused by the disclosure gate: {decision.reason_code}")
+    return json.dumps(decision.payload(), indent=2)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:

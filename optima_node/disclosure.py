@@ -24,6 +24,7 @@ from optima_node.schemas import (
     CharacterisationResult,
     CohortCountResult,
     CountRow,
+    DatabaseProfileResult,
     KaplanMeierResult,
     LogisticRegressionResult,
     ReasonCode,
@@ -201,3 +202,24 @@ _CHECKS: dict[type[BaseModel], Any] = {
     KaplanMeierResult: _check_kaplan_meier,
     LogisticRegressionResult: _check_logistic_regression,
 }
+
+
+def _check_database_profile(result: DatabaseProfileResult, policy: Policy) -> None:
+    k, step = policy.min_cell_count, policy.profile_rounding
+    if result.rounding != step:
+        raise _Unverifiable
+    cells = [result.person_count, *result.by_sex_age, *result.cancers]
+    cells += [t.records for t in result.tables]
+    _check_cells(cells, k)
+    if any(not c.suppressed and c.count % step for c in cells):
+        raise _Unverifiable
+    if any(set(c.strata) != {"sex", "age_group"} for c in result.by_sex_age):
+        raise _Unverifiable
+    if not result.person_count.suppressed and sum(c.suppressed for c in result.by_sex_age) == 1:
+        raise _Unverifiable
+    # A newest date travels only with a released, non-zero record count.
+    if any(t.newest_date and (t.records.suppressed or not t.records.count) for t in result.tables):
+        raise _Unverifiable
+
+
+_CHECKS[DatabaseProfileResult] = _check_database_profile

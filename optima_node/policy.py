@@ -22,6 +22,8 @@ class Policy(BaseModel):
     min_cell_count: Annotated[int, Field(ge=1, le=1000)] = 5
     glm_max_params_ratio: Annotated[float, Field(gt=0, le=1)] = 0.33
     km_min_time_unit_days: Annotated[int, Field(ge=1, le=3660)] = 30
+    # The database profile's released counts are rounded to a multiple of this (1: not rounded).
+    profile_rounding: Annotated[int, Field(ge=1, le=1000)] = 1
     require_approval: bool = False
     review_before_release: bool = False
     federated_learning: bool = False

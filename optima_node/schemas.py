@@ -27,6 +27,7 @@ class AnalysisType(StrEnum):
     CHARACTERISATION = "characterisation"
     KAPLAN_MEIER = "kaplan_meier"
     LOGISTIC_REGRESSION = "logistic_regression"
+    DATABASE_PROFILE = "database_profile"
 
 
 class ReasonCode(StrEnum):
@@ -232,17 +233,47 @@ FL_PARAMS_MODELS: dict[tuple[str, int], type[BaseModel]] = {
 }
 
 
+# --- database profile (optima_node.profile; docs/node-agent.md "Database profile") --------------
+
+# The portal's cancer indication hierarchy (catalogue.CancerIndication codes) with the OMOP condition
+# concepts whose descendants define each; the portal's kind sends the same list.
+PROFILE_CANCERS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("solid-tumours", (443392,)),  # Malignant neoplastic disease
+    ("lung", (4115276, 4110591)),  # NSCLC, SCLC
+    ("nsclc", (4115276,)),
+    ("sclc", (4110591,)),
+    ("breast", (4112853,)),
+    ("prostate", (4163261,)),
+)
+ProfileCode = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z0-9-]+$")]
+
+
+class ProfileCancer(_Strict):
+    code: ProfileCode
+    concept_ids: Annotated[list[ConceptId], Field(min_length=1, max_length=CONCEPT_IDS_MAX)]
+
+
+class DatabaseProfileParams(_Strict):
+    cancers: Annotated[list[ProfileCancer], Field(max_length=100)] = Field(
+        default_factory=lambda: [
+            ProfileCancer(code=code, concept_ids=list(ids)) for code, ids in PROFILE_CANCERS
+        ]
+    )
+
+
 PARAMS_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     (AnalysisType.COHORT_COUNT, 1): CohortCountParams,
     (AnalysisType.CHARACTERISATION, 1): CharacterisationParams,
     (AnalysisType.KAPLAN_MEIER, 1): KaplanMeierParams,
     (AnalysisType.LOGISTIC_REGRESSION, 1): LogisticRegressionParams,
+    (AnalysisType.DATABASE_PROFILE, 1): DatabaseProfileParams,
 }
 
 
 # --- results ----------------------------------------------------------------------------------
 
 NonNegInt = Annotated[int, Field(ge=0)]
+VersionTextShort = Annotated[str, Field(max_length=40)]
 
 
 class CountRow(_Strict):
@@ -313,11 +344,56 @@ class LogisticRegressionResult(_Strict):
     centres: dict[str, float]
 
 
+# Clinical tables the profile counts, with the date column that tells how fresh each is.
+PROFILE_TABLES: tuple[tuple[str, str], ...] = (
+    ("person", ""),
+    ("observation_period", "observation_period_end_date"),
+    ("visit_occurrence", "visit_start_date"),
+    ("condition_occurrence", "condition_start_date"),
+    ("drug_exposure", "drug_exposure_start_date"),
+    ("procedure_occurrence", "procedure_date"),
+    ("device_exposure", "device_exposure_start_date"),
+    ("measurement", "measurement_date"),
+    ("observation", "observation_date"),
+    ("specimen", "specimen_date"),
+    ("note", "note_date"),
+    ("episode", "episode_start_date"),
+    ("death", "death_date"),
+)
+ProfileDate = Annotated[date, Field(ge=DATE_MIN, le=DATE_MAX)]
+
+
+class ProfileTable(_Strict):
+    """Records of one CDM table; the newest date travels only with a released count."""
+
+    table: Annotated[str, Field(max_length=40)]
+    records: CountRow
+    newest_date: ProfileDate | None = None
+
+
+class DatabaseProfileResult(_Strict):
+    cdm_version: VersionTextShort | None = None
+    vocabulary_version: Annotated[str, Field(max_length=80)] | None = None
+    source_release_date: ProfileDate | None = None
+    cdm_release_date: ProfileDate | None = None
+    # Released counts are multiples of this (the site's policy, ``profile_rounding``).
+    rounding: Annotated[int, Field(ge=1, le=1000)] = 1
+    person_count: CountRow
+    observation_start: ProfileDate | None = None
+    observation_end: ProfileDate | None = None
+    # Persons by sex × 10-year age band at the start of their first observation period.
+    by_sex_age: list[CountRow]
+    tables: list[ProfileTable]
+    # Persons with a condition in each cancer's concept set (strata {"cancer": code}).
+    cancers: list[CountRow]
+
+
 RESULT_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     (AnalysisType.COHORT_COUNT, 1): CohortCountResult,
     (AnalysisType.CHARACTERISATION, 1): CharacterisationResult,
     (AnalysisType.KAPLAN_MEIER, 1): KaplanMeierResult,
     (AnalysisType.LOGISTIC_REGRESSION, 1): LogisticRegressionResult,
+    (AnalysisType.DATABASE_PROFILE, 1): DatabaseProfileResult,
 }
 
 CAPABILITIES: tuple[tuple[str, int], ...] = tuple(RESULT_MODELS)

@@ -56,3 +56,11 @@ def page_url(context, number: int) -> str:
     query = context["request"].GET.copy()
     query["page"] = number
     return f"?{query.urlencode()}"
+
+
+@register.simple_tag
+def freshness_of(dataset):
+    """How fresh the data behind a dataset is (its database profile and agreed interval)."""
+    from catalogue import profiles
+
+    return profiles.freshness(dataset)

@@ -9,13 +9,14 @@
 - :mod:`.catalogue_refresh`: catalogue metadata from a characterisation;
 - :mod:`.secure`: secure aggregation, the portal's relay (mode decision, rounds, keys, masked
   vectors); :mod:`.secure_advance`: dropouts, unmasking and the pooled result.
+- :mod:`.profiles`: database profiles requested for, and attached to, catalogue datasets.
 
 Every state change writes an audit event in the same transaction (``accounts.audit``,
 ``write_transaction`` takes the audit chain head first). Services never import ``tasks``: they
 enqueue by task name after commit (``accounts.jobs.enqueue``). Callers use this package
 (``from federation import services``); the modules import each other one way only (runs ←
 nodes, node_links ← nodes; runs ← secure ← analyses ← catalogue_refresh ← secure_advance ←
-advance), never back up and never this package.
+advance, profiles ← advance), never back up and never this package.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ from .nodes import (
     node_rotate_token,
     node_set_datasets,
     nodes_check_liveness,
+)
+from .profiles import (
+    dataset_profile_attach_from_analysis,
+    dataset_profile_request,
+    profiles_request_scheduled,
 )
 from .runs import (
     DIFFERENCING_REASON,
@@ -89,6 +95,8 @@ __all__ = [
     "analysis_prepare",
     "analysis_start",
     "dataset_metadata_refresh",
+    "dataset_profile_attach_from_analysis",
+    "dataset_profile_request",
     "datasets_and_nodes",
     "default_poll_interval",
     "heartbeats_prune",
@@ -105,6 +113,7 @@ __all__ = [
     "node_rotate_token",
     "node_set_datasets",
     "nodes_check_liveness",
+    "profiles_request_scheduled",
     "require_entitled_and_served",
     "result_digest",
     "run_approve",

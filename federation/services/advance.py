@@ -17,6 +17,7 @@ from ..analysis_types import kind_of
 from ..models import OPEN_RUN_STATUSES, Analysis, AnalysisStatus, Run, RunStatus
 from .analyses import analysis_finish
 from .catalogue_refresh import apply_characterisation
+from .profiles import apply_profile
 from .runs import create_round
 from .secure_advance import secure_advance
 
@@ -89,6 +90,8 @@ def analysis_advance(*, analysis_id: int) -> Analysis | None:
         )
         if (analysis.state or {}).get("refresh_dataset"):
             apply_characterisation(analysis)
+        if (analysis.state or {}).get("profile_dataset"):
+            apply_profile(analysis)
         return analysis
     return _glm_round_done(analysis, done, provenance)
 

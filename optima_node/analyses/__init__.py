@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from optima_node.analyses import characterisation, cohort_count, kaplan_meier, logistic_regression
+from optima_node.analyses import (
+    characterisation,
+    cohort_count,
+    database_profile,
+    kaplan_meier,
+    logistic_regression,
+)
 from optima_node.analyses.common import AnalysisRefused
 from optima_node.schemas import AnalysisType
 
@@ -20,6 +26,7 @@ REGISTRY: dict[tuple[str, int], Runner] = {
     (AnalysisType.CHARACTERISATION.value, 1): characterisation.run,
     (AnalysisType.KAPLAN_MEIER.value, 1): kaplan_meier.run,
     (AnalysisType.LOGISTIC_REGRESSION.value, 1): logistic_regression.run,
+    (AnalysisType.DATABASE_PROFILE.value, 1): database_profile.run,
 }
 
 # Unsuppressed count tables for secure aggregation (optima_node.secagg_layout encodes them):

@@ -157,6 +157,7 @@ def test_the_analysis_catalogue_lists_every_type_with_its_schema(api):
         ("characterisation", 1),
         ("kaplan_meier", 1),
         ("logistic_regression", 1),
+        ("database_profile", 1),
     }
     assert all("properties" in t["params_schema"] for t in types)
 

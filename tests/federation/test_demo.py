@@ -43,3 +43,30 @@ def test_seed_registers_four_nodes_with_their_own_databases_and_is_idempotent(
         check=True,
     )
     assert "min_cell_count = 5" in shown.stdout
+
+
+def test_every_demo_dataset_gets_a_released_profile_through_the_services(db, settings, tmp_path):
+    from accounts.models import AuditEvent
+    from catalogue import demo as catalogue_demo
+    from catalogue.models import Dataset, DatasetProfile
+    from federation.models import Analysis, NodeDataset
+
+    settings.VAR_DIR = tmp_path
+    accounts_demo.seed()
+    catalogue_demo.seed()
+    demo.seed()
+    published = Dataset.objects.exclude(current_version=None)
+    served = set(NodeDataset.objects.values_list("dataset_id", flat=True))
+    assert served and set(published.values_list("pk", flat=True)) <= served
+    profiles = DatasetProfile.objects.filter(dataset_id__in=served)
+    assert profiles.count() == len(served)
+    for profile in profiles.select_related("dataset"):
+        analysis = Analysis.objects.get(pk=int(profile.source.split("#")[1]))
+        assert analysis.type == "database_profile" and analysis.status == "completed"
+        # The node's database: its person count, through its gate (k = 5).
+        slug = profile.dataset.publisher.slug
+        assert profile.data["person_count"]["count"] == demo.DEMO_SITES[slug][1]
+        assert profile.data["nodes"] == [demo.node_name(slug)]
+    assert AuditEvent.objects.filter(action="dataset.profile_attached").count() == len(served)
+    demo.seed()  # idempotent: no second profile request
+    assert Analysis.objects.filter(type="database_profile").count() == len(served)

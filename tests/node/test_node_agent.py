@@ -81,6 +81,7 @@ def test_run_once_end_to_end(agent_env, fake_portal):
         ("characterisation", 1),
         ("kaplan_meier", 1),
         ("logistic_regression", 1),
+        ("database_profile", 1),
     }
 
     results = {r["run_id"]: RunResult.model_validate(r) for r in fake_portal.results()}

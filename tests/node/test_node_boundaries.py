@@ -22,7 +22,7 @@ def test_schemas_import_with_only_pydantic():
     blocked = "import sys\nfor m in ('numpy', 'scipy', 'psycopg', 'django', 'sqlite3'): sys.modules[m] = None\n"
     result = run_python(blocked + "import optima_node.schemas as s; print(len(s.RESULT_MODELS))")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "4"
+    assert result.stdout.strip() == "5"
 
 
 def test_no_module_imports_django_or_needs_psycopg():

@@ -78,6 +78,7 @@ def test_policy_defaults():
         "characterisation",
         "kaplan_meier",
         "logistic_regression",
+        "database_profile",
     ]
     assert policy.allowed_model_templates == []
 

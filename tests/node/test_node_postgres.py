@@ -72,6 +72,7 @@ def test_postgres_gives_the_sqlite_answers(pg_url, tmp_path, capsys):
         ("cohort_count", {"cohort": lung, "stratify_by": ["age_group", "index_year"]}, None),
         ("characterisation", {"cohort": lung}, None),
         ("kaplan_meier", {"cohort": lung, "stratify_by": "age_group"}, None),
+        ("database_profile", {}, None),
     ]
     for analysis_type, params, state in cases:
         assert run(pg_url, SCHEMA, analysis_type, params, state) == run(
