@@ -34,7 +34,10 @@ def test_a_researcher_starts_an_analysis_from_an_atlas_definition(page, demo):
     page.wait_for_load_state("networkidle")
     page.check()
     assert (
-        Analysis.objects.get().params["cohort"]["circe"]["ConceptSets"][0]["name"] == "Lung cancer"
+        Analysis.objects.filter(researcher=researcher)
+        .latest("pk")
+        .params["cohort"]["circe"]["ConceptSets"][0]["name"]
+        == "Lung cancer"
     )
     section = page.get_by_role("region", name="Cohort definition (ATLAS/Circe)")
     assert section.is_visible()
