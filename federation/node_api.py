@@ -8,6 +8,8 @@ node), 410 (expired or cancelled), 422 (a count below the node's minimum cell co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.shortcuts import get_object_or_404
@@ -239,21 +241,33 @@ def _answer(outcome: str, message: str) -> Response:
     return Response({"detail": message}, status=code)
 
 
+class SecurePostView(NodeView):
+    """A node's post for its own run's secure round: the body is validated against ``body`` (the
+    wire model) and handed to ``submit`` (the service), whose (outcome, message) is the answer."""
+
+    body: type[BaseModel]
+    submit: Callable[..., tuple[str, str]]
+
+    def post(self, request, run_id: int):
+        run = get_object_or_404(Run, pk=run_id, node=request.auth)
+        payload = self.parse(request, self.body)
+        if isinstance(payload, Response):
+            return payload
+        submit = type(self).submit  # a plain function stored on the class, not a method
+        return _answer(*submit(node=request.auth, run=run, payload=payload))
+
+
 @extend_schema(
     tags=["node"],
     request=_body(SecureKeyPost),
     description="Body: optima_node.schemas.SecureKeyPost (the node's signed X25519 announcement).",
     responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored.")},
 )
-class SecureKeyView(NodeView):
+class SecureKeyView(SecurePostView):
     """The node's key announcement for the analysis' current secure round."""
 
-    def post(self, request, run_id: int):
-        run = get_object_or_404(Run, pk=run_id, node=request.auth)
-        payload = self.parse(request, SecureKeyPost)
-        if isinstance(payload, Response):
-            return payload
-        return _answer(*services.secure_key_submit(node=request.auth, run=run, payload=payload))
+    body = SecureKeyPost
+    submit = services.secure_key_submit
 
 
 @extend_schema(
@@ -262,15 +276,11 @@ class SecureKeyView(NodeView):
     description="Body: optima_node.schemas.SecureHoldPost.",
     responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="Held at the node.")},
 )
-class SecureHoldView(NodeView):
+class SecureHoldView(SecurePostView):
     """The node holds the run until its site admin reviews the contribution at the node."""
 
-    def post(self, request, run_id: int):
-        run = get_object_or_404(Run, pk=run_id, node=request.auth)
-        payload = self.parse(request, SecureHoldPost)
-        if isinstance(payload, Response):
-            return payload
-        return _answer(*services.secure_hold(node=request.auth, run=run, payload=payload))
+    body = SecureHoldPost
+    submit = services.secure_hold
 
 
 @extend_schema(
@@ -298,12 +308,8 @@ class SecurePeersView(NodeView):
         409: OpenApiResponse(OpenApiTypes.OBJECT, description="The round was abandoned."),
     },
 )
-class SecureMaskedView(NodeView):
+class SecureMaskedView(SecurePostView):
     """The node's masked vector for its round (refused for an abandoned round)."""
 
-    def post(self, request, run_id: int):
-        run = get_object_or_404(Run, pk=run_id, node=request.auth)
-        payload = self.parse(request, SecureMaskedPost)
-        if isinstance(payload, Response):
-            return payload
-        return _answer(*services.secure_masked_submit(node=request.auth, run=run, payload=payload))
+    body = SecureMaskedPost
+    submit = services.secure_masked_submit
