@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.htmx import render_page
 from accounts.models import Organisation, Role
-from accounts.permissions import is_platform_admin, org_ids_with_role
+from accounts.permissions import get_for_user_or_404, is_platform_admin, org_ids_with_role
 from accounts.view_actions import error_messages, perform, refused
 from catalogue import selectors as catalogue_selectors
 
@@ -55,9 +55,7 @@ def home(request):
 @require_POST
 def dataset_refresh(request, pk: int):
     """A steward asks the nodes for a characterisation that refreshes the catalogue entry."""
-    dataset = selectors.stewarded_served_datasets(user=request.user).filter(pk=pk).first()
-    if dataset is None:
-        raise Http404("No such dataset.")
+    dataset = get_for_user_or_404(selectors.stewarded_served_datasets(user=request.user), pk=pk)
     return perform(
         request,
         lambda: services.dataset_metadata_refresh(steward=request.user, dataset=dataset),
@@ -71,9 +69,7 @@ def dataset_refresh(request, pk: int):
 @require_POST
 def dataset_profile_request(request, pk: int):
     """A steward asks the nodes serving their dataset for the database profile."""
-    dataset = selectors.stewarded_served_datasets(user=request.user).filter(pk=pk).first()
-    if dataset is None:
-        raise Http404("No such dataset.")
+    dataset = get_for_user_or_404(selectors.stewarded_served_datasets(user=request.user), pk=pk)
     return perform(
         request,
         lambda: services.dataset_profile_request(steward=request.user, dataset=dataset),
@@ -92,13 +88,10 @@ def _int(value: str | None) -> int:
 def analysis_profile_attach(request, pk: int):
     """The steward attaches a released database profile to one of its datasets."""
     analysis = selectors.analysis_get_for_user(user=request.user, pk=pk)
-    dataset = (
-        selectors.profile_attach_targets(user=request.user, analysis=analysis)
-        .filter(pk=_int(request.POST.get("dataset")))
-        .first()
+    dataset = get_for_user_or_404(
+        selectors.profile_attach_targets(user=request.user, analysis=analysis),
+        pk=_int(request.POST.get("dataset")),
     )
-    if dataset is None:
-        raise Http404("No such dataset.")
     here = reverse("federation:analysis", args=[pk])
     return perform(
         request,
