@@ -3,10 +3,25 @@ and an outsider from hospital B who must see nothing of A's."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from accounts.models import OrganisationKind, Role
 from tests.factories import OrganisationFactory, UserFactory, make_member
+
+SLOW_CHECKS = os.environ.get("OPTIMA_SLOW_CHECKS") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow checks that do not depend on the database (the node image, the R client, the notebook)
+    run in one CI pass only: where ``OPTIMA_SLOW_CHECKS=1``. Elsewhere they are skipped, saying so."""
+    if SLOW_CHECKS:
+        return
+    skip = pytest.mark.skip(reason="slow check: runs with OPTIMA_SLOW_CHECKS=1 (CI's first pass)")
+    for item in items:
+        if "slow_check" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
