@@ -15,10 +15,12 @@ SLOW_CHECKS = os.environ.get("OPTIMA_SLOW_CHECKS") == "1"
 
 def pytest_collection_modifyitems(config, items):
     """Slow checks that do not depend on the database (the node image, the R client, the notebook)
-    run in one CI pass only: where ``OPTIMA_SLOW_CHECKS=1``. Elsewhere they are skipped, saying so."""
+    run once in CI, in a step of their own: where ``OPTIMA_SLOW_CHECKS=1``. Elsewhere they are skipped, saying so."""
     if SLOW_CHECKS:
         return
-    skip = pytest.mark.skip(reason="slow check: runs with OPTIMA_SLOW_CHECKS=1 (CI's first pass)")
+    skip = pytest.mark.skip(
+        reason="slow check: runs with OPTIMA_SLOW_CHECKS=1 (a step of its own in CI)"
+    )
     for item in items:
         if "slow_check" in item.keywords:
             item.add_marker(skip)
