@@ -160,6 +160,11 @@ as_survfit <- function(x, ...) {
     optima_abort("as_survfit() takes a Kaplan-Meier result (optima_result() of optima_km()).",
       "optima_validation")
   }
+  # Loading survival's namespace registers its methods, so plot(), print() and quantile() work.
+  if (!requireNamespace("survival", quietly = TRUE)) {
+    optima_abort("as_survfit() needs the survival package (Debian: r-cran-survival).",
+      "optima_error")
+  }
   stratify_by <- attr(x, "stratify_by") %||% "none"
   time_unit_days <- attr(x, "time_unit_days")
   x <- as.data.frame(unclass(x), stringsAsFactors = FALSE)

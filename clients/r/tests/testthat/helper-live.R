@@ -11,7 +11,8 @@ live_connection <- function() {
 # The nodes refuse a release whose persons differ from an earlier release to the same researcher
 # by 1 .. min_cell_count - 1 (optima_node.ledger), so every analysis here uses one of two cohorts
 # whose releases are the same sets of persons or far apart: all lung cancers (count, Kaplan-Meier,
-# regression) and all breast cancers (characterisation).
+# regression) and all breast cancers (characterisation). The Python client's tests run the same
+# count, Kaplan-Meier (60 months) and regression on the same network (tests/clients).
 LUNG <- c(4115276, 4110591) # NSCLC, SCLC
 BREAST <- 4112853
 
@@ -25,6 +26,13 @@ entitled_datasets <- function(con, indication) {
 }
 
 lung_datasets <- function(con) entitled_datasets(con, "lung")
+
+lung_km_by_sex <- function(con) {
+  handle <- optima_km(con, lung_datasets(con), optima_cohort(LUNG),
+    strata = "sex", max_time_units = 60
+  )
+  optima_wait(handle, progress = FALSE)
+}
 
 # The analysis as the portal's API returns it, read without this package.
 api_analysis <- function(id) {

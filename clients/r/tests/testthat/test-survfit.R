@@ -1,9 +1,7 @@
 test_that("as_survfit gives survival's plot.survfit what it needs", {
   skip_if_not_installed("survival")
   con <- live_connection()
-  ids <- lung_datasets(con)
-  handle <- optima_wait(optima_km(con, ids, optima_cohort(LUNG), strata = "sex"),
-    progress = FALSE)
+  handle <- lung_km_by_sex(con)
   km <- optima_result(handle)
   fit <- as_survfit(km)
   expect_s3_class(fit, "survfit")
