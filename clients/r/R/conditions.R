@@ -12,7 +12,8 @@
 #'   (`runs` lists each node's status and reason);
 #' * `optima_failed`: an analysis failed for another reason;
 #' * `optima_partial`: an analysis completed without every node (`result` holds it anyway);
-#' * `optima_timeout`: [optima_wait()] gave up waiting.
+#' * `optima_timeout`: [optima_wait()] gave up waiting;
+#' * `optima_http_error`: any other HTTP error (e.g. 500, or 429 after three waits).
 #'
 #' @name optima_conditions
 #' @examples

@@ -76,10 +76,6 @@ check_finished <- function(handle) {
   reason <- d$reason %||% ""
   message <- sprintf("Analysis %d %s: %s", handle$id, d$status,
     if (nzchar(reason)) reason else "no reason given.")
-  if (identical(d$status, "running")) {
-    optima_abort(sprintf("Analysis %d is still running: wait for it first.", handle$id),
-      "optima_running", analysis = handle$id)
-  }
   refused <- any(runs_frame$status == "rejected_by_policy")
   optima_abort(message, if (refused) "optima_refused" else "optima_failed",
     analysis = handle$id, runs = runs_frame
