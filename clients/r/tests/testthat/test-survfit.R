@@ -31,7 +31,9 @@ test_that("the pooled curve equals survival::survfit on the pooled life table", 
   censored <- km[km$n_censored > 0, c("stratum", "time", "n_censored")]
   observations <- rbind(
     data.frame(stratum = events$stratum, time = events$time, status = 1, w = events$n_events),
-    data.frame(stratum = censored$stratum, time = censored$time, status = 0, w = censored$n_censored)
+    data.frame(
+      stratum = censored$stratum, time = censored$time, status = 0, w = censored$n_censored
+    )
   )
   reference <- survival::survfit(survival::Surv(time, status) ~ stratum,
     data = observations, weights = w, conf.type = "log-log"
