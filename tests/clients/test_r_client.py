@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow_check, pytest.mark.integration]
-
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "r"
 # testthat's summary reporter; a failing expectation makes Rscript exit non-zero.
 TEST_R = 'testthat::test_local("{}", reporter = "summary", stop_on_failure = TRUE)'
@@ -29,6 +27,8 @@ def rscript() -> str:
     pytest.skip(message)
 
 
+@pytest.mark.slow_check
+@pytest.mark.integration
 def test_it_passes_the_r_client_tests_against_a_live_portal(live_network):
     completed = subprocess.run(
         [rscript(), "-e", TEST_R.format(PACKAGE)],
@@ -43,3 +43,13 @@ def test_it_passes_the_r_client_tests_against_a_live_portal(live_network):
     # The suite skips only without OPTIMA_URL/OPTIMA_TOKEN: a skip here means it tested nothing.
     assert "Skipped" not in output, output
     assert "══ DONE" in output, output
+
+
+def test_it_fails_without_rscript_in_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Rscript is missing"):
+        rscript()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="Rscript is missing"):
+        rscript()
