@@ -268,11 +268,15 @@ class ReleaseLedger:
                             continue
                         encoded[label] = (members, *_encode(members))
                     if min_cell_count > 1 and encoded:
-                        for set_id, digest, blob in self._earlier_sets(who, scope):
+                        earlier = self._earlier_sets(who, scope)
+                        # A set this scope already received reveals nothing new, whatever it is
+                        # compared with: a repeated analysis releases the same sets again, and
+                        # sets released together were never compared with one another.
+                        known = {digest for _, digest, _ in earlier}
+                        fresh = [m for m, digest, _ in encoded.values() if digest not in known]
+                        for set_id, _digest, blob in earlier if fresh else []:
                             old = self._members(set_id, blob)
-                            for members, new_digest, _ in encoded.values():
-                                if new_digest == digest:
-                                    continue  # the very same persons: nothing new
+                            for members in fresh:
                                 if differs_by_a_small_group(members, old, min_cell_count):
                                     self._con.execute("ROLLBACK")
                                     return False

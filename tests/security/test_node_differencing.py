@@ -134,6 +134,37 @@ def test_the_same_cohort_again_and_every_glm_round_are_released(node):
         assert outcome.status == "completed", round_
 
 
+def test_a_repeated_release_whose_own_sets_differ_slightly_is_released_again():
+    """Sets released together are not compared with one another (a characterisation's women and
+    its follow-up band may differ by a few men); releasing the very same sets again reveals
+    nothing new, so the repeat is released, while a new set near them is still refused."""
+    import numpy as np
+
+    from optima_node.ledger import Requester
+
+    ledger = ReleaseLedger.in_memory()
+    who = Requester("17", ("REQ-3",))
+    women, band = np.arange(1, 173), np.arange(100, 176)  # the band holds 3 men (173..175)
+
+    def release(analysis_id: str, sets: dict) -> bool:
+        return ledger.check_and_record(
+            who=who,
+            analysis_type="characterisation",
+            analysis_id=analysis_id,
+            run_id=int(analysis_id),
+            round_=1,
+            digest_of_params="same",
+            sets=sets,
+            min_cell_count=5,
+            scope="project",
+        )
+
+    assert release("1", {"sex=female": women, "follow_up=2-5y": band})
+    assert release("2", {"sex=female": women, "follow_up=2-5y": band})
+    assert not release("3", {"sex=female": women, "everyone": np.arange(1, 176)})
+    ledger.close()
+
+
 def test_a_difference_of_min_cell_count_is_allowed(tmp_path, ledger_path):
     url = write_cdm(tmp_path / "five.sqlite3", women(172, died=60) + men(5))
     node = Node(url, ledger_path)

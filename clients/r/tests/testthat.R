@@ -1,0 +1,4 @@
+library(testthat)
+library(optimaclient)
+
+test_check("optimaclient")

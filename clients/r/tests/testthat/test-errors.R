@@ -1,0 +1,30 @@
+test_that("a dataset without entitlement is refused with the portal's message", {
+  con <- live_connection()
+  entitled <- optima_entitlements(con, status = "active", access_mode = "federated_analytics")
+  others <- setdiff(optima_datasets(con)$id, entitled$dataset_id)
+  expect_gt(length(others), 0)
+  err <- tryCatch(optima_count(con, others[1], LUNG), optima_not_entitled = identity)
+  expect_s3_class(err, "optima_error")
+  expect_equal(err$status, 403L)
+  expect_match(conditionMessage(err), "no active entitlement")
+})
+
+test_that("invalid parameters come back field by field", {
+  con <- live_connection()
+  ids <- lung_datasets(con)
+  err <- tryCatch(optima_km(con, ids, LUNG, time_unit_days = 0), optima_validation = identity)
+  expect_s3_class(err, "optima_validation")
+  expect_true("params" %in% names(err$fields))
+  expect_match(conditionMessage(err), "time_unit_days")
+})
+
+test_that("a cohort the nodes' disclosure policy refuses signals optima_refused", {
+  con <- live_connection()
+  ids <- lung_datasets(con)
+  handle <- optima_km(con, ids, optima_cohort(LUNG, age_min = 20, age_max = 21))
+  err <- tryCatch(optima_wait(handle, progress = FALSE), optima_refused = identity)
+  expect_s3_class(err, "optima_refused")
+  expect_match(conditionMessage(err), "rejected by policy")
+  expect_true(all(err$runs$status == "rejected_by_policy"))
+  expect_error(optima_result(handle), class = "optima_refused")
+})
