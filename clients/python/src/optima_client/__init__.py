@@ -2,8 +2,8 @@
 
 >>> from optima_client import Client, Cohort
 >>> client = Client()  # OPTIMA_URL, OPTIMA_TOKEN
->>> lung = client.entitlements().query("access_mode == 'federated_analytics'")
->>> km = client.analyses.kaplan_meier(lung, Cohort([4115276]), stratify_by="sex").wait()
+>>> mine = client.entitlements().query("access_mode == 'federated_analytics'")
+>>> km = client.analyses.kaplan_meier(mine, Cohort([4115276]), stratify_by="sex").wait()
 >>> km.result(); km.plot()
 """
 
