@@ -4,8 +4,11 @@ the portal's parameters, results become DataFrames, and the reference page is up
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -175,3 +178,29 @@ def test_the_reference_page_is_up_to_date():
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_client_imports_without_django():
+    code = "import sys, optima_client; sys.exit('django' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd="/").returncode == 0
+
+
+@pytest.mark.slow_check
+def test_it_builds_a_wheel_depending_only_on_http_and_pandas(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), "."],
+        cwd=shutil.copytree(  # a copy: the build leaves build/ and *.egg-info behind
+            ROOT / "clients" / "python",
+            tmp_path / "source",
+            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+        ),
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("optima_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith("/METADATA"))).decode()
+    assert {"optima_client/client.py", "optima_client/analyses.py"} <= names
+    requires = sorted(re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", metadata, re.M))
+    assert requires == ["matplotlib", "pandas", "requests", "tqdm"]  # matplotlib: [plot] only
