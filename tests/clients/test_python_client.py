@@ -4,12 +4,14 @@ the client gives equals the web UI's CSV download of the same analysis."""
 from __future__ import annotations
 
 import io
+import re
 
 import pandas as pd
 import pytest
 from optima_client import Client, Cohort, NotEntitledError, RefusedByPolicyError, ValidationError
 
 from tests.node.circe_definitions import cohort, concept, crit, cset, rule
+from tests.processes import ROOT
 
 pytestmark = [pytest.mark.slow_check, pytest.mark.integration]
 
@@ -180,3 +182,15 @@ def test_invalid_parameters_raise_a_validation_error_naming_the_field(client, li
         client.analyses.kaplan_meier(live_network.lung_dataset_ids, Cohort(LUNG), time_unit_days=0)
     assert caught.value.status == 400
     assert caught.value.fields
+
+
+def test_the_readmes_python_example_runs(live_network, monkeypatch):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```python\n(from optima_client.*?)```", readme, re.S).group(1)
+    assert len([line for line in example.splitlines() if line.strip()]) == 5
+    monkeypatch.setenv("OPTIMA_URL", live_network.url)
+    monkeypatch.setenv("OPTIMA_TOKEN", live_network.token)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["km"].status == "completed"
+    assert set(namespace["km"].result()["stratum"]) == {"female", "male"}

@@ -3,7 +3,7 @@
 >>> from optima_client import Client, Cohort
 >>> client = Client()  # OPTIMA_URL, OPTIMA_TOKEN
 >>> mine = client.entitlements().query("access_mode == 'federated_analytics'")
->>> km = client.analyses.kaplan_meier(mine, Cohort([4115276]), stratify_by="sex").wait()
+>>> km = client.analyses.kaplan_meier(mine, Cohort([4115276, 4110591]), stratify_by="sex").wait()
 >>> km.result(); km.plot()
 """
 
