@@ -22,6 +22,7 @@ from optima_client import (
     RefusedByPolicyError,
     ValidationError,
 )
+from optima_client.analyses import _progress_bar, _update_bar
 from optima_client.errors import error_from_response
 from optima_client.results import coefficients_frame, count_frame, kaplan_meier_frame
 
@@ -204,3 +205,20 @@ def test_it_builds_a_wheel_depending_only_on_http_and_pandas(tmp_path):
     assert {"optima_client/client.py", "optima_client/analyses.py"} <= names
     requires = sorted(re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", metadata, re.M))
     assert requires == ["matplotlib", "pandas", "requests", "tqdm"]  # matplotlib: [plot] only
+
+
+def test_the_progress_bar_counts_the_runs_done_in_the_current_round():
+    bar = _progress_bar("logistic_regression")
+    data = {
+        "type": "logistic_regression",
+        "status": "running",
+        "current_round": 1,
+        "runs": [{"round": 1, "status": "completed"}, {"round": 1, "status": "running"}],
+    }
+    _update_bar(bar, data)
+    assert (bar.n, bar.total) == (1, 2) and "round 1" in bar.desc
+    data["current_round"] = 2
+    data["runs"] += [{"round": 2, "status": "completed"}, {"round": 2, "status": "dispatched"}]
+    _update_bar(bar, data)
+    assert (bar.n, bar.total) == (1, 2) and "round 2" in bar.desc
+    bar.close()

@@ -222,7 +222,7 @@ def _update_bar(bar, data: dict[str, Any]) -> None:
     runs = [r for r in data.get("runs", []) if int(r.get("round", 1)) == current]
     done = sum(1 for r in runs if r.get("status") in FINISHED_RUN_STATUSES)
     label = f"{data.get('type', '').replace('_', ' ')} round {current}"
-    if bar.desc != label or bar.total != len(runs):
+    if bar.desc.removesuffix(": ") != label or bar.total != len(runs):  # a new round
         bar.reset(total=len(runs))
         bar.set_description(label, refresh=False)
     bar.n = done
