@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format bench install browsers clean flare-poc flare-poc-stop
 
-$(STAMP): pyproject.toml package.json
+$(STAMP): pyproject.toml clients/python/pyproject.toml package.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e "./clients/python[plot]"
 	@if command -v npm >/dev/null 2>&1; then npm install --no-audit --no-fund --silent; \
 	  else echo "npm not found: browser tests will be skipped (install Node.js for axe-core)"; fi
 	@touch $(STAMP)

@@ -34,7 +34,7 @@ def payload(**overrides):
 
 
 def test_the_list_searches_facets_and_sorts(api, steward_a, hospital_a, curator):
-    make_published(steward_a, curator, hospital_a, title="Lung one", codes=("nsclc",))
+    lung_one = make_published(steward_a, curator, hospital_a, title="Lung one", codes=("nsclc",))
     make_published(
         steward_a,
         curator,
@@ -48,6 +48,8 @@ def test_the_list_searches_facets_and_sorts(api, steward_a, hospital_a, curator)
     body = api.get(URL, {"indication": "lung"}).json()
     assert body["count"] == 1
     assert body["results"][0]["title"] == "Lung one"
+    # The number POST /api/analyses/ takes: clients need no other call to find it (issue 19).
+    assert body["results"][0]["id"] == lung_one.pk
     assert body["results"][0]["indications"] == ["nsclc"]
     lung = {f["value"]: f["count"] for f in body["facets"]["indication"]}
     assert lung["solid-tumours"] == 2 and lung["lung"] == 1

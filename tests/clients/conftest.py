@@ -204,7 +204,7 @@ def _lung_datasets(network: LiveNetwork) -> tuple[list[int], list[int]]:
     if status != 200:
         raise RuntimeError(f"catalogue search answered {status}: {body}")
     lung = {d["id"] for d in body["results"] if "federated_analytics" in d["access_modes"]}
-    status, entitlements = network.api("GET", "entitlements/?status=active&page_size=100")
+    status, entitlements = network.api("GET", "entitlements/?status=active")
     if status != 200:
         raise RuntimeError(f"entitlements answered {status}: {entitlements}")
     rows = entitlements["results"] if isinstance(entitlements, dict) else entitlements

@@ -208,7 +208,11 @@ def test_entitlement_pages_and_api(approved, client_as, api_as, researcher, dac_
         f"/api/entitlements/{e.pk}/revoke/", {"reason": "Ended"}, format="json"
     )
     assert response.status_code == 200 and response.json()["status"] == "revoked"
-    assert api_as(researcher).get("/api/entitlements/").json()["count"] == 1
+    listing = api_as(researcher).get("/api/entitlements/").json()
+    assert listing["count"] == 1
+    # Clients (issue 19) read the dataset's id and title off the entitlement.
+    dataset = listing["results"][0]["dataset"]
+    assert dataset["id"] == e.dataset_id and dataset["title"] == "NSCLC cohort A"
 
 
 def test_the_researcher_dashboard_shows_entitlements(approved, client_as, researcher):
