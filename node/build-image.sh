@@ -6,7 +6,8 @@
 #      (pydantic 2), installed into a venv over Debian's python3-* packages (podman build);
 #   3. an SBOM of what the image holds (dpkg + Python distributions, CycloneDX JSON) added to the
 #      image with a label pointing to it, and written beside the build output.
-# Output: var/node-image/{optima-node-<version>.whl, sbom.json, image.env}; prints size and time.
+# Output under var/node-image/: optima_node-<version>-py3-none-any.whl, optima-node-<version>.tar
+# (+ .sha256; the image as sites load it), sbom.json, image.env; prints the size and build time.
 # Needs root, podman, runc and mmdebstrap; installs them with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +94,11 @@ podman_ build --quiet --format docker --network none --layers \
   -t "$IMAGE:$version" -t "$IMAGE:latest" -f "$OUT/context/Containerfile" "$OUT/context" >/dev/null
 podman_ rmi --force "$IMAGE-agent:$version" >/dev/null 2>&1 || true
 
+log "archive for the sites (no registry): optima-node-$version.tar"
+rm -f "$OUT/optima-node-$version.tar"
+podman_ save --quiet --format docker-archive -o "$OUT/optima-node-$version.tar" "$IMAGE:$version"
+(cd "$OUT" && sha256sum "optima-node-$version.tar" >"optima-node-$version.tar.sha256")
+
 image_id=$(podman_ image inspect --format '{{.Id}}' "$IMAGE:$version")
 size=$(podman_ image inspect --format '{{.Size}}' "$IMAGE:$version")
 size_mb=$((size / 1000000))
@@ -100,6 +106,7 @@ cat >"$OUT/image.env" <<EOF
 NODE_IMAGE=$IMAGE:$version
 NODE_IMAGE_ID=sha256:$image_id
 NODE_IMAGE_SBOM_SHA256=$sbom_sha
+NODE_IMAGE_ARCHIVE=$OUT/optima-node-$version.tar
 NODE_IMAGE_SIZE_MB=$size_mb
 EOF
 log "image $IMAGE:$version id sha256:${image_id:0:12} sbom sha256:${sbom_sha:0:12}"
