@@ -55,6 +55,7 @@ cp "$OUT"/context/wheels/optima_node-*.whl "$OUT/"
 
 # mmdebstrap's options: the cache key of the base tarball covers them and the package list.
 DEBSTRAP_OPTS=(--variant=essential --mode=root --format=tar
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'

@@ -325,6 +325,13 @@ def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
     if came_back:
         record("node.online", obj=node, organisation=node.organisation, actor=f"node:{node.pk}")
     if tell_outdated:
+        record(
+            "node.agent_outdated",
+            obj=node,
+            organisation=node.organisation,
+            actor=f"node:{node.pk}",
+            payload={"agent_version": node.agent_version, "release": versions.AGENT_RELEASE},
+        )
         notify(
             "node.agent_outdated",
             url=reverse("federation:node", args=[node.pk]),

@@ -55,6 +55,8 @@ def test_it_notifies_site_admins_once_per_outdated_version(
     (first,) = notes.all()
     assert first.recipient == site_admin_a
     assert first.subject == "Node omop runs agent 0.1.0: please upgrade to 0.3.0"
+    warned = AuditEvent.objects.filter(action="node.agent_outdated", object_id=str(sim.node.pk))
+    assert [e.payload for e in warned] == [{"agent_version": "0.1.0", "release": "0.3.0"}]
     assert _beat(sim, agent_version="0.1.5").status_code == 200
     assert notes.all().count() == 2
     assert _beat(sim, agent_version="0.2.0").status_code == 200  # within tolerance: no notice
