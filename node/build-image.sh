@@ -38,7 +38,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # Podman in these machines' containers: no default ulimits (they cannot be raised here).
-if [ -z "${CONTAINERS_CONF:-}" ]; then
+if [ ! -s "${CONTAINERS_CONF:-}" ]; then
   export CONTAINERS_CONF="$OUT/containers.conf"
   printf '[containers]\ndefault_ulimits = []\n' >"$CONTAINERS_CONF"
 fi
@@ -66,8 +66,11 @@ base_image="localhost/optima-node-base:$key"
 if [ ! -s "$base_tar" ]; then
   log "base root filesystem: mmdebstrap $SUITE (${PACKAGES[*]})"
   rm -f "$OUT"/base-"$SUITE"-*.tar
-  mmdebstrap --quiet "${DEBSTRAP_OPTS[@]}" --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-    "$SUITE" "$base_tar.part" "$MIRROR"
+  if ! mmdebstrap --quiet "${DEBSTRAP_OPTS[@]}" --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+    "$SUITE" "$base_tar.part" "$MIRROR" >"$OUT/mmdebstrap.log" 2>&1; then
+    tail -n 30 "$OUT/mmdebstrap.log" >&2
+    exit 1
+  fi
   mv "$base_tar.part" "$base_tar"
 else
   log "base root filesystem: cached $base_tar"
@@ -80,7 +83,7 @@ fi
 log "podman build"
 cp node/Containerfile "$OUT/context/"
 podman_ build --quiet --format docker --network none --layers \
-  --build-arg BASE="$base_image" --build-arg VERSION="$version" \
+  --build-arg BASE="$base_image" --build-arg VERSION="$version" --build-arg SBOM_SHA256= \
   --target agent -t "$IMAGE-agent:$version" -f "$OUT/context/Containerfile" "$OUT/context" >/dev/null
 
 log "SBOM"
