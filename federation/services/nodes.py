@@ -339,7 +339,8 @@ def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
             node=node.name,
             version=node.agent_version,
             release=versions.AGENT_RELEASE,
-            body="Install the current node image or wheel: docs/node-install.md, “Upgrade”.",
+            body="Install the current node image (the node install guide, “Upgrade”); the node "
+            "page shows the new version after the agent's next heartbeat.",
         )
     waiting = list(
         node.runs.filter(status=RunStatus.PENDING).select_related("analysis").order_by("pk")
