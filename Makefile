@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench install browsers clean flare-poc flare-poc-stop
+.PHONY: run test lint format bench install browsers clean flare-poc flare-poc-stop node-image
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml package.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ flare-poc: $(STAMP)
 
 flare-poc-stop: $(STAMP)
 	$(PY) manage.py flare_poc stop
+
+# The node agent's OCI image from Debian packages, no registry (docs/node-install.md); needs root.
+node-image:
+	PYTHON=$(if $(wildcard $(PY)),$(PY),$(PYTHON)) node/build-image.sh
 
 clean:
 	rm -rf var/ .pytest_cache

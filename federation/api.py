@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from accounts import limits
 from accounts.api_mixins import RestrictedQuerysetMixin
 
-from . import permissions, selectors, services
+from . import permissions, selectors, services, versions
 from .analysis_types import TYPE_CHOICES, node_kinds
 from .models import Analysis, Node
 
@@ -162,6 +162,8 @@ class NodeSerializer(serializers.ModelSerializer):
     liveness = serializers.SerializerMethodField()
     identity_fingerprint = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
+    agent_release = serializers.SerializerMethodField()
+    agent_outdated = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Node
@@ -173,6 +175,9 @@ class NodeSerializer(serializers.ModelSerializer):
             "liveness",
             "last_seen_at",
             "agent_version",
+            "agent_release",
+            "agent_outdated",
+            "image_digest",
             "capabilities",
             "cdm_version",
             "vocabulary_version",
@@ -192,6 +197,10 @@ class NodeSerializer(serializers.ModelSerializer):
 
     def get_warnings(self, obj) -> list[str]:
         return obj.warnings()
+
+    def get_agent_release(self, obj) -> str:
+        """The agent version shipped with this portal release."""
+        return versions.AGENT_RELEASE
 
 
 class NodeViewSet(RestrictedQuerysetMixin, viewsets.ReadOnlyModelViewSet):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.hashing import hash_token
 from accounts.models import Organisation
 
+from . import versions
 from .versions import agent_is_outdated, cdm_is_supported
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class Node(models.Model):
     dialect = models.CharField(max_length=20, blank=True)
     person_count = models.PositiveIntegerField(null=True, blank=True)
     policy = models.JSONField(default=dict, blank=True)
+    # Set when the agent runs from the node image: the SHA-256 of the image's SBOM.
+    image_digest = models.CharField(max_length=71, blank=True)
+    # The outdated agent version the site admins were last notified about (once per version).
+    agent_outdated_notified = models.CharField(max_length=40, blank=True)
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Liveness as last noticed by the beat task, so that transitions are audited once.
@@ -168,11 +173,16 @@ class Node(models.Model):
     def reported_fingerprint(self) -> str:
         return self.identity_fingerprint(self.identity_key_reported or "")
 
+    @property
+    def agent_outdated(self) -> bool:
+        return bool(self.agent_version) and agent_is_outdated(self.agent_version)
+
     def warnings(self) -> list[str]:
         found = []
-        if self.agent_version and agent_is_outdated(self.agent_version):
+        if self.agent_outdated:
             found.append(
-                f"Agent {self.agent_version} is older than the portal's release; please upgrade."
+                f"Agent {self.agent_version} is more than one minor version behind the current "
+                f"release {versions.AGENT_RELEASE}; please upgrade (docs/node-install.md)."
             )
         if self.cdm_version and not cdm_is_supported(self.cdm_version):
             found.append(f"OMOP CDM version {self.cdm_version} is not supported.")

@@ -16,7 +16,7 @@ from accounts.permissions import get_for_user_or_404, is_platform_admin, org_ids
 from accounts.view_actions import error_messages, perform, refused
 from catalogue import selectors as catalogue_selectors
 
-from . import exports, permissions, selectors, services
+from . import exports, permissions, selectors, services, versions
 from .forms import AnalysisForm, DeclineForm, NodeDatasetsForm, NodeRegisterForm
 from .models import AnalysisStatus, NodeStatus, RunStatus
 from .permissions import sees_node_registry
@@ -249,6 +249,7 @@ def node_list(request):
             "rows": rows,
             "can_register": can_register,
             "is_platform_admin": is_platform_admin(request.user),
+            "agent_release": versions.AGENT_RELEASE,
         },
     )
 
@@ -304,6 +305,7 @@ def _node_context(request, node, **extra) -> dict:
         "can_approve": is_platform_admin(request.user) and node.status == NodeStatus.PENDING,
         "datasets_form": datasets_form,
         "recent_runs": recent,
+        "agent_release": versions.AGENT_RELEASE,
         **extra,
     }
 

@@ -109,6 +109,10 @@ TABLE: dict[str, Rule] = {
     "node.dataset_confirmed": Rule(
         (A.ORG_STEWARDS,), "Node {node} now serves the dataset {dataset}: it can be analysed"
     ),
+    # Once per reported version, when the agent is more than one minor release behind.
+    "node.agent_outdated": Rule(
+        (A.ORG_SITE_ADMINS,), "Node {node} runs agent {version}: please upgrade to {release}"
+    ),
 }
 
 

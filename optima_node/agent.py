@@ -112,6 +112,8 @@ class Agent:
     identity: Ed25519PrivateKey | None = None
     reviews: ReviewStore | None = None
     secure_work: dict[int, secure_run.SecureWork] = field(default_factory=dict)
+    # The node image's digest, reported in heartbeats (None outside the image).
+    image_digest: str | None = None
     _person_count: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
@@ -142,6 +144,7 @@ class Agent:
             person_count=person_count,
             policy=self.policy.summary(),
             identity_key=secagg.public_identity(self.identity) if self.identity else None,
+            image_digest=self.image_digest,
         )
 
     def _rounded_person_count(self) -> int:

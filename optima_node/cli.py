@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from optima_node import __version__
-from optima_node.config import ConfigError, collect, load_config
+from optima_node.config import ConfigError, collect, load_config, secret_from_file
 from optima_node.db import Database, DatabaseError, connect
 from optima_node.ledger import LedgerError, ReleaseLedger
 from optima_node.policy import PolicyError, load_policy
@@ -52,8 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check", help="check an OMOP database against the CDM v5.4 specification"
     )
-    check.add_argument("--db", required=True, help="sqlite:///path or postgresql://...")
-    check.add_argument("--schema", help="CDM schema (PostgreSQL)")
+    check.add_argument(
+        "--db",
+        help="sqlite:///path or postgresql://... (default: OMOP_DATABASE_URL or its _FILE)",
+    )
+    check.add_argument("--schema", help="CDM schema (PostgreSQL; default: CDM_SCHEMA)")
     check.add_argument(
         "--profile",
         action="store_true",
@@ -122,6 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ledger=ledger,
         identity=identity,
         reviews=ReviewStore(config.review_dir),
+        image_digest=config.image_digest,
     )
 
     def _stop(signum: int, _frame: object) -> None:
@@ -151,7 +155,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from optima_node.check import check_database
 
-    db = connect(args.db, args.schema)
+    url = args.db or os.environ.get("OMOP_DATABASE_URL") or secret_from_file("OMOP_DATABASE_URL")
+    if not url:
+        raise CliError("give --db or set OMOP_DATABASE_URL (or OMOP_DATABASE_URL_FILE)")
+    db = connect(url, args.schema or os.environ.get("CDM_SCHEMA") or None)
     try:
         report = check_database(db)
         profile = _profile(db, args) if args.profile and report.ok else None

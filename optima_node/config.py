@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ KEYS: dict[str, str] = {
     "identity_key_file": "IDENTITY_KEY_FILE",
     "review_dir": "REVIEW_DIR",
 }
+# Secrets that may instead be read from a file named by NAME_FILE (container secrets).
+SECRET_KEYS: tuple[str, ...] = ("node_token", "omop_database_url")
+# Set in the node image at build time (node/Containerfile): the digest the heartbeat reports.
+IMAGE_DIGEST_VAR = "OPTIMA_NODE_IMAGE_DIGEST"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Config:
     # directory where contributions wait for the site admin's review. Default: beside the ledger.
     identity_key_file: str = ""
     review_dir: str = ""
+    image_digest: str | None = None
 
     def __repr__(self) -> str:  # never print the token
         return (
@@ -49,7 +55,8 @@ class Config:
             f"omop_database_url={_redact_url(self.omop_database_url)!r}, "
             f"cdm_schema={self.cdm_schema!r}, policy_file={self.policy_file!r}, "
             f"poll_interval={self.poll_interval!r}, ledger_file={self.ledger_file!r}, "
-            f"identity_key_file={self.identity_key_file!r}, review_dir={self.review_dir!r})"
+            f"identity_key_file={self.identity_key_file!r}, review_dir={self.review_dir!r}, "
+            f"image_digest={self.image_digest!r})"
         )
 
 
@@ -89,8 +96,24 @@ def read_toml(path: str | Path) -> dict[str, object]:
     return {k: v for k, v in section.items() if k in KEYS}
 
 
+def secret_from_file(var: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of ``var`` read from the file named by ``var_FILE`` (stripped), if that is set."""
+    env = os.environ if environ is None else environ
+    path = env.get(f"{var}_FILE")
+    if not path:
+        return None
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {var}_FILE {path}: {exc}") from exc
+    if not value:
+        raise ConfigError(f"{var}_FILE {path} is empty")
+    return value
+
+
 def collect(config_file: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Merge file and environment into raw strings; NODE_TOKEN_FILE may hold the token (containers)."""
+    """Merge file and environment into raw strings. A secret may come from a file named by
+    NODE_TOKEN_FILE or OMOP_DATABASE_URL_FILE (container secrets); the variable itself wins."""
     env = os.environ if environ is None else environ
     raw: dict[str, str] = {}
     if config_file:
@@ -98,13 +121,22 @@ def collect(config_file: str | None, environ: Mapping[str, str] | None = None) -
     for key, var in KEYS.items():
         if env.get(var):
             raw[key] = env[var]
-    token_file = env.get("NODE_TOKEN_FILE")
-    if token_file and "node_token" not in raw:
-        try:
-            raw["node_token"] = Path(token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read NODE_TOKEN_FILE {token_file}: {exc}") from exc
+        elif key in SECRET_KEYS:
+            value = secret_from_file(var, env)
+            if value is not None:
+                raw[key] = value
     return raw
+
+
+def image_digest(environ: Mapping[str, str] | None = None) -> str | None:
+    """The node image's digest (``sha256:<64 hex>``) when the agent runs from the image."""
+    env = os.environ if environ is None else environ
+    value = env.get(IMAGE_DIGEST_VAR, "").strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        raise ConfigError(f"{IMAGE_DIGEST_VAR} must look like sha256:<64 hex digits>")
+    return value
 
 
 POLL_INTERVAL_MAX = 3_600.0
@@ -142,6 +174,7 @@ def load_config(config_file: str | None = None, environ: Mapping[str, str] | Non
         ledger_file=ledger_file,
         identity_key_file=raw.get("identity_key_file") or beside(ledger_file, ".identity.pem"),
         review_dir=raw.get("review_dir") or beside(ledger_file, ".review"),
+        image_digest=image_digest(environ),
     )
 
 

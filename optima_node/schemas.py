@@ -434,6 +434,9 @@ class PolicySummary(_Strict):
 PublicKeyText = Annotated[str, Field(min_length=44, max_length=44, pattern=r"^[A-Za-z0-9+/]+=$")]
 
 
+ImageDigestText = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
 class Heartbeat(_Strict):
     agent_version: VersionText
     capabilities: Annotated[list[Capability], Field(max_length=100)]
@@ -446,6 +449,9 @@ class Heartbeat(_Strict):
     # The node's long-term Ed25519 identity (signs its secure-aggregation keys); the portal pins
     # it on first report (trust on first use).
     identity_key: PublicKeyText | None = None
+    # Set when the agent runs from the node image: the digest of the image's SBOM, i.e. of the
+    # exact packages it holds (node/Containerfile, docs/node-install.md).
+    image_digest: ImageDigestText | None = None
 
 
 class HeartbeatAck(BaseModel):

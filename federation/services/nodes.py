@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import record, take_write_lock, write_transaction
 from accounts.permissions import is_platform_admin
+from governance.notifications import notify
 from optima_node.schemas import Heartbeat
 
+from .. import versions
 from ..models import (
     OPEN_RUN_STATUSES,
     LinkStatus,
@@ -270,7 +273,14 @@ def node_enrol(
     return node, raw
 
 
-REPORTED_FIELDS = ("agent_version", "capabilities", "cdm_version", "vocabulary_version", "dialect")
+REPORTED_FIELDS = (
+    "agent_version",
+    "capabilities",
+    "cdm_version",
+    "vocabulary_version",
+    "dialect",
+    "image_digest",
+)
 
 
 @write_transaction
@@ -285,6 +295,7 @@ def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
         "vocabulary_version": heartbeat.vocabulary_version,
         "dialect": heartbeat.dialect,
         "policy": heartbeat.policy.model_dump(),
+        "image_digest": heartbeat.image_digest or "",
     }
     changed = {k: v for k, v in reported.items() if getattr(node, k) != v}
     for key, value in reported.items():
@@ -295,6 +306,9 @@ def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
     node.last_seen_at = now
     came_back = node.last_liveness != Liveness.ONLINE
     node.last_liveness = Liveness.ONLINE
+    tell_outdated = node.agent_outdated and node.agent_outdated_notified != node.agent_version
+    if tell_outdated:
+        node.agent_outdated_notified = node.agent_version
     node.save()
     NodeHeartbeat.objects.bulk_create(
         [NodeHeartbeat(node=node, minute=now.replace(second=0, microsecond=0))],
@@ -310,6 +324,24 @@ def node_heartbeat(*, node: Node, heartbeat: Heartbeat) -> Node:
         )
     if came_back:
         record("node.online", obj=node, organisation=node.organisation, actor=f"node:{node.pk}")
+    if tell_outdated:
+        record(
+            "node.agent_outdated",
+            obj=node,
+            organisation=node.organisation,
+            actor=f"node:{node.pk}",
+            payload={"agent_version": node.agent_version, "release": versions.AGENT_RELEASE},
+        )
+        notify(
+            "node.agent_outdated",
+            url=reverse("federation:node", args=[node.pk]),
+            custodian=node.organisation,
+            node=node.name,
+            version=node.agent_version,
+            release=versions.AGENT_RELEASE,
+            body="Install the current node image (the node install guide, “Upgrade”); the node "
+            "page shows the new version after the agent's next heartbeat.",
+        )
     waiting = list(
         node.runs.filter(status=RunStatus.PENDING).select_related("analysis").order_by("pk")
     )

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from federation import selectors, services
+from federation import selectors, services, versions
 from federation.models import Liveness, Node, NodeHeartbeat
 from tests.federation.factories import SimNode, make_node
 
@@ -54,9 +54,10 @@ def test_availability_counts_minutes_with_a_heartbeat(hospital_a):
     assert metrics["median_turnaround_seconds"] is None
 
 
-def test_old_agents_and_unsupported_cdm_are_warned_about(hospital_a):
+def test_old_agents_and_unsupported_cdm_are_warned_about(hospital_a, monkeypatch):
+    monkeypatch.setattr(versions, "AGENT_RELEASE", "0.3.0")
     node, _ = make_node(hospital_a)
-    node.agent_version, node.cdm_version = "0.0.9", "5.3"
+    node.agent_version, node.cdm_version = "0.1.9", "5.3"
     warnings = " ".join(node.warnings())
-    assert "older than the portal" in warnings
+    assert "more than one minor version behind the current release 0.3.0" in warnings
     assert "CDM version 5.3 is not supported" in warnings

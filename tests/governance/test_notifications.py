@@ -298,6 +298,33 @@ def s_node_dataset_confirmed(w):
     return lambda: node_dataset_confirm(actor=w["siteadmin_a"], link=link), "siteadmin_a"
 
 
+def s_node_agent_outdated(w):
+    from federation import versions
+    from federation.services import node_heartbeat
+    from optima_node.policy import Policy
+    from optima_node.schemas import Heartbeat
+
+    node = _node_a(w)
+    beat = Heartbeat(
+        agent_version="0.1.0",
+        capabilities=[],
+        cdm_version="5.4",
+        vocabulary_version="v5",
+        dialect="sqlite",
+        person_count=0,
+        policy=Policy().summary(),
+    )
+
+    def trigger():
+        previous, versions.AGENT_RELEASE = versions.AGENT_RELEASE, "0.3.0"
+        try:
+            node_heartbeat(node=node, heartbeat=beat)
+        finally:
+            versions.AGENT_RELEASE = previous
+
+    return trigger, None
+
+
 SCENARIOS = {
     "agreement.sent": s_agreement_sent,
     "agreement.signed": s_agreement_signed,
@@ -322,6 +349,7 @@ SCENARIOS = {
     "entitlement.expiry_reminder": s_entitlement_expiry_reminder,
     "node.dataset_proposed": s_node_dataset_proposed,
     "node.dataset_confirmed": s_node_dataset_confirmed,
+    "node.agent_outdated": s_node_agent_outdated,
 }
 
 
