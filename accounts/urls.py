@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import notification_views, otp, views
+from . import notification_views, otp, recovery, views
 
 app_name = "accounts"
 
@@ -52,6 +52,7 @@ urlpatterns = [
     ),
     path("accounts/2fa/verify/", otp.verify, name="otp_verify"),
     path("accounts/2fa/enrol/", otp.enrol, name="otp_enrol"),
+    path("accounts/2fa/recovery-codes/", recovery.recovery_codes_page, name="recovery_codes"),
     path("accounts/tokens/", views.api_tokens, name="api_tokens"),
     path("accounts/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
