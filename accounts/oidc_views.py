@@ -140,6 +140,8 @@ def oidc_callback(request, key: str):
         messages.success(request, f"Your {p.name} account is linked: you can log in with it.")
     for invitation in outcome.invitations:
         messages.success(request, f"You joined {invitation.organisation.name}.")
+    if outcome.invitations and next_url.startswith("/invitations/"):
+        next_url = reverse("accounts:dashboard")  # the invitation page has nothing left to do
     return HttpResponseRedirect(next_url)
 
 
@@ -164,5 +166,11 @@ def logout(request):
             if id_token:
                 query["id_token_hint"] = id_token
             separator = "&" if "?" in endpoint else "?"
-            return HttpResponseRedirect(endpoint + separator + urlencode(query))
+            # A page, not a redirect: the form-action CSP of the page whose "Log out" form was
+            # posted forbids redirecting that post to another origin.
+            return render(
+                request,
+                "accounts/logged_out.html",
+                {"provider": p, "end_session_url": endpoint + separator + urlencode(query)},
+            )
     return redirect(settings.LOGOUT_REDIRECT_URL)
