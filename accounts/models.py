@@ -15,7 +15,7 @@ from django.utils.text import slugify
 from django_countries.fields import CountryField
 from django_otp.models import Device, ThrottlingMixin
 
-from .hashing import hash_token
+from .hashing import hash_token, normalise_recovery_code, recovery_code_digest
 from .roles import roles_by_org
 
 
@@ -253,12 +253,10 @@ class RecoveryCodeDevice(ThrottlingMixin, Device):
     """
 
     def verify_token(self, token) -> bool:
-        from .recovery import normalise
-
         allowed, _ = self.verify_is_allowed()
         if not allowed:
             return False
-        code = normalise(str(token))
+        code = normalise_recovery_code(str(token))
         for candidate in self.codes.filter(used_at__isnull=True):
             if candidate.matches(code):
                 # A conditional update: two requests racing with one code cannot both win.
@@ -285,9 +283,7 @@ class RecoveryCode(models.Model):
         return f"recovery code {self.pk} of device {self.device_id}"
 
     def matches(self, code: str) -> bool:
-        from .recovery import digest
-
-        return secrets.compare_digest(self.digest, digest(self.salt, code))
+        return secrets.compare_digest(self.digest, recovery_code_digest(self.salt, code))
 
 
 class FederatedIdentity(Device):

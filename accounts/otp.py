@@ -23,6 +23,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
@@ -133,6 +134,29 @@ class CodeForm(forms.Form):
         return code
 
 
+def recovery_codes_remaining(user) -> int:
+    from .models import RecoveryCode
+
+    return RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
+
+
+@transaction.atomic
+def recovery_code_use(*, user, code: str):
+    """The recovery-code device whose unused code this is (now spent), or None; audited."""
+    from .models import RecoveryCodeDevice
+
+    device = RecoveryCodeDevice.objects.select_for_update().filter(user=user).first()
+    if device is None or not device.verify_token(code):
+        return None
+    audit.record(
+        "account.recovery_code_used",
+        actor=user,
+        obj=user,
+        payload={"remaining": recovery_codes_remaining(user)},
+    )
+    return device
+
+
 class RecoveryCodeForm(forms.Form):
     recovery_code = forms.CharField(
         label="Recovery code",
@@ -161,8 +185,6 @@ def verify(request):
         return redirect(_next_url(request))
     if not confirmed_devices(request.user).exists():
         return redirect(f"/accounts/2fa/enrol/?next={quote(_next_url(request))}")
-    from .recovery import recovery_code_use
-
     using_recovery = "recovery_code" in request.POST
     form = CodeForm(None if using_recovery else (request.POST or None))
     recovery_form = RecoveryCodeForm(request.POST if using_recovery else None)

@@ -9,8 +9,6 @@ that only passed the password step cannot mint codes that skip the second factor
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 
 from django.contrib import messages
@@ -26,7 +24,8 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from . import audit
+from . import audit, otp
+from .hashing import normalise_recovery_code, recovery_code_digest
 from .models import RecoveryCode, RecoveryCodeDevice
 
 COUNT = 10
@@ -40,14 +39,6 @@ NOT_VERIFIED = (
 )
 
 
-def normalise(code: str) -> str:
-    return "".join(code.split()).replace("-", "").lower()
-
-
-def digest(salt: str, code: str) -> str:
-    return hmac.new(bytes.fromhex(salt), code.encode(), hashlib.sha256).hexdigest()
-
-
 def _new_code() -> str:
     raw = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
     return f"{raw[:5]}-{raw[5:]}"
@@ -55,15 +46,13 @@ def _new_code() -> str:
 
 def may_manage(user) -> bool:
     """A confirmed authenticator, verified in this session (recovery codes back up TOTP)."""
-    from . import otp
-
     return (
         otp.confirmed_devices(user).exists() and hasattr(user, "is_verified") and user.is_verified()
     )
 
 
 def remaining(user) -> int:
-    return RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
+    return otp.recovery_codes_remaining(user)
 
 
 @transaction.atomic
@@ -79,7 +68,13 @@ def recovery_codes_regenerate(*, user) -> list[str]:
     rows = []
     for code in codes:
         salt = secrets.token_hex(16)
-        rows.append(RecoveryCode(device=device, salt=salt, digest=digest(salt, normalise(code))))
+        rows.append(
+            RecoveryCode(
+                device=device,
+                salt=salt,
+                digest=recovery_code_digest(salt, normalise_recovery_code(code)),
+            )
+        )
     RecoveryCode.objects.bulk_create(rows)
     device.throttle_reset(commit=True)
     audit.record(
@@ -91,26 +86,9 @@ def recovery_codes_regenerate(*, user) -> list[str]:
     return codes
 
 
-@transaction.atomic
-def recovery_code_use(*, user, code: str) -> RecoveryCodeDevice | None:
-    """The device whose unused code this is (now spent), or None; each use is audited."""
-    device = RecoveryCodeDevice.objects.select_for_update().filter(user=user).first()
-    if device is None or not device.verify_token(code):
-        return None
-    audit.record(
-        "account.recovery_code_used",
-        actor=user,
-        obj=user,
-        payload={"remaining": remaining(user)},
-    )
-    return device
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def recovery_codes_page(request):
-    from . import otp
-
     if not otp.confirmed_devices(request.user).exists():
         messages.info(request, "Set up an authenticator app first; recovery codes back it up.")
         return redirect("accounts:otp_enrol")
