@@ -6,7 +6,13 @@ the service is given the claims of an already validated ID token.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import authenticate
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -219,3 +225,50 @@ def test_logout_without_a_provider_session_ends_the_portal_session(client, resea
     response = client.post("/accounts/logout/")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     assert "_auth_user_id" not in client.session
+
+
+def test_providers_are_read_from_the_environment_with_secrets_from_files(tmp_path):
+    secret = tmp_path / "lslogin-secret"
+    secret.write_text("s3cret-from-file")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
+    env.update(
+        OPTIMA_VAR_DIR=str(tmp_path),
+        OIDC_PROVIDERS="lslogin,egi",
+        OIDC_LSLOGIN_ISSUER="https://login.aai.lifescience-ri.eu/oidc/",
+        OIDC_LSLOGIN_CLIENT_ID="optima",
+        OIDC_LSLOGIN_CLIENT_SECRET_FILE=str(secret),
+        OIDC_LSLOGIN_NAME="LS Login",
+        OIDC_LSLOGIN_CLAIM_MAP='{"claim": "eduperson_entitlement", "organisations": {}}',
+        OIDC_EGI_ISSUER="https://aai.egi.eu/auth/realms/egi",
+        OIDC_EGI_CLIENT_ID="optima-egi",
+    )
+    code = (
+        "import json; from django.conf import settings; print(json.dumps(settings.OIDC_PROVIDERS))"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    configured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert configured["lslogin"]["client_secret"] == "s3cret-from-file"
+    assert configured["lslogin"]["claim_map"]["claim"] == "eduperson_entitlement"
+    assert configured["egi"]["name"] == "egi" and configured["egi"]["claim_map"] == {}
+    del env["OIDC_EGI_ISSUER"]
+    missing = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode != 0 and "OIDC_EGI_ISSUER" in missing.stderr
