@@ -58,7 +58,7 @@ def _manage(args: list[str], env: dict[str, str]) -> None:
 
 
 def start(state_dir: Path, *, portal_url: str, users: list[dict]) -> RunningProvider:
-    """Migrate a fresh database, register the portal and ``users``, serve on a free port."""
+    """Set up a fresh database with the portal as client and ``users``; serve on a free port."""
     state_dir.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (state_dir / "signing-key.pem").write_bytes(
@@ -71,7 +71,6 @@ def start(state_dir: Path, *, portal_url: str, users: list[dict]) -> RunningProv
     port = free_port()
     issuer = f"http://127.0.0.1:{port}/o"
     env = _env(state_dir, issuer)
-    _manage(["migrate", "--noinput", "-v", "0"], env)
     _manage(
         [
             "setup_provider",

@@ -1,10 +1,13 @@
-"""Register the portal as a client and create the provider's users (idempotent)."""
+"""Migrate, register the portal as a client and create the provider's users (idempotent).
+
+One command, so the test pays for one Django start-up before the server's."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib.auth.models import Group, User
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from oauth2_provider.models import Application
 
@@ -24,6 +27,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        call_command("migrate", interactive=False, verbosity=0)
         Application.objects.update_or_create(
             client_id=options["client_id"],
             defaults={
