@@ -18,8 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -126,12 +125,11 @@ _CodesSerializer = inline_serializer(
     summary="Replace the recovery codes (shown once)",
 )
 @api_view(["GET", "POST"])
-@authentication_classes([SessionAuthentication])
 @permission_classes([IsAuthenticated])
 def recovery_codes_api(request):
     """Session only (no API tokens), and only after the authenticator was verified."""
     user = request.user
-    if not may_manage(user):
+    if request.auth is not None or not may_manage(user):
         raise PermissionDenied(NOT_VERIFIED, code="two_factor_required")
     if request.method == "POST":
         codes = recovery_codes_regenerate(user=user)
