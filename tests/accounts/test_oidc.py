@@ -17,6 +17,7 @@ from django.contrib.auth import authenticate
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import oidc, otp
+from accounts.checks import check_oidc_issuers
 from accounts.models import AuditEvent, FederatedIdentity, Invitation, Membership, Role
 from tests.factories import OrganisationFactory, UserFactory
 
@@ -272,3 +273,11 @@ def test_providers_are_read_from_the_environment_with_secrets_from_files(tmp_pat
         timeout=120,
     )
     assert missing.returncode != 0 and "OIDC_EGI_ISSUER" in missing.stderr
+
+
+def test_check_deploy_warns_about_a_plain_http_issuer(settings):
+    assert check_oidc_issuers() == []
+    settings.OIDC_PROVIDERS = {
+        "local": {**settings.OIDC_PROVIDERS["lslogin"], "issuer": "http://idp"}
+    }
+    assert [w.id for w in check_oidc_issuers()] == ["accounts.W002"]
