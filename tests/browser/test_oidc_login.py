@@ -130,6 +130,14 @@ def test_it_logs_in_through_the_provider_links_invitations_and_guards_dac_decisi
     decision = Decision.objects.get(request=submitted_request, custodian=hospital_a)
     assert decision.status == "approved"
     assert decision.decided_by.username == "dana"
+    # Her account page names the linked provider; she keeps recovery codes for her new TOTP.
+    page.goto(reverse("accounts:api_tokens"))
+    assert page.get_by_text(f"{PROVIDER_NAME} ({DANA['email']})").is_visible()
+    page.get_by_role("link", name="Recovery codes").click()
+    page.get_by_role("button", name="Create 10 recovery codes").click()
+    page.wait_for_load_state("networkidle")
+    page.check()
+    assert page.locator("#recovery-codes li").count() == 10
     _log_out_everywhere(page, live_server)
 
     logins = AuditEvent.objects.filter(action="account.oidc_login").order_by("seq")
