@@ -1,7 +1,7 @@
 """Federated login with OpenID Connect (authorization code flow with PKCE, through Authlib).
 
-- Providers come from the environment (``settings.OIDC_PROVIDERS``, see README "Federated
-  login"); each is discovered from ``<issuer>/.well-known/openid-configuration``. Authlib checks
+- Providers come from the environment (``settings.OIDC_PROVIDERS``, README "Configuration");
+  each is discovered from ``<issuer>/.well-known/openid-configuration``. Authlib checks
   the ID token: signature against the provider's JWKS, ``iss`` equal to the discovered issuer,
   ``aud`` our client id, ``exp``/``iat``, the ``nonce`` of this session; ``state`` and the PKCE
   ``code_verifier`` are kept in the session.
