@@ -244,10 +244,19 @@ def enrol(request):
     status = 200
     if request.method == "POST":
         if form.is_valid() and device.verify_token(form.cleaned_data["code"]):
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
+            with transaction.atomic():
+                # A new app replaces the old one (a lost phone must stop working); only a session
+                # verified with a second factor (an old code, a recovery code) reaches this point.
+                replaced = confirmed_devices(request.user).exclude(pk=device.pk).delete()[0]
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+                audit.record(
+                    "account.2fa_enrolled",
+                    actor=request.user,
+                    obj=request.user,
+                    payload={"replaced": replaced} if replaced else None,
+                )
             otp_login(request, device)
-            audit.record("account.2fa_enrolled", actor=request.user, obj=request.user)
             messages.info(
                 request,
                 "Two-factor authentication is on. Create recovery codes (Account, Recovery codes) "

@@ -146,3 +146,32 @@ def test_the_api_creates_codes_for_a_verified_session_but_never_for_a_token(clie
     api.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
     assert api.post("/api/2fa/recovery-codes/").status_code == 403
     assert RecoveryCode.objects.filter(device__user=dac_a, used_at__isnull=True).count() == 9
+
+
+def test_after_a_lost_phone_a_new_authenticator_replaces_the_old_one(client, dac_a):
+    _log_in(client, dac_a, verify=True)
+    code = _generate(client)[0]
+    client.post("/accounts/logout/")
+
+    _log_in(client, dac_a, verify=False)
+    assert client.post("/accounts/2fa/verify/", {"recovery_code": code}).status_code == 302
+    assert client.get("/accounts/2fa/enrol/").status_code == 200
+    new_device = TOTPDevice.objects.get(user=dac_a, confirmed=False)
+    confirmed = client.post("/accounts/2fa/enrol/", {"code": otp.current_code(new_device.key)})
+    assert confirmed.status_code == 302
+    assert list(TOTPDevice.objects.filter(user=dac_a)) == [new_device]
+    event = AuditEvent.objects.filter(action="account.2fa_enrolled", actor=dac_a).get()
+    assert event.payload == {"replaced": 1}
+    client.post("/accounts/logout/")
+
+    # The lost phone's codes no longer work; the new app's do.
+    password_step = client.post(
+        "/accounts/login/", {"username": dac_a.username, "password": PASSWORD}
+    )
+    assert password_step.status_code == 302
+    lost = client.post("/accounts/2fa/verify/", {"code": otp.current_code(otp.DEMO_TOTP_KEY)})
+    assert lost.status_code == 400
+    # (the next step's code: this step's was spent confirming the app)
+    new_code = otp.current_code(new_device.key, steps_ahead=1)
+    new = client.post("/accounts/2fa/verify/", {"code": new_code})
+    assert new.status_code == 302
