@@ -25,3 +25,17 @@ def check_shared_cache(app_configs=None, **kwargs) -> list[Warning]:
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_oidc_issuers(app_configs=None, **kwargs) -> list[Warning]:
+    """Discovery and keys fetched over plain HTTP could be swapped on the way: ID tokens forged."""
+    return [
+        Warning(
+            f"The identity provider {key!r} has a non-HTTPS issuer: {config['issuer']}.",
+            hint=f"Set OIDC_{key.upper()}_ISSUER to the provider's https:// issuer URL.",
+            id="accounts.W002",
+        )
+        for key, config in getattr(settings, "OIDC_PROVIDERS", {}).items()
+        if not str(config.get("issuer", "")).startswith("https://")
+    ]

@@ -77,6 +77,9 @@ class TwoFactorMiddleware:
         "/accounts/2fa/",
         "/accounts/login/",
         "/accounts/logout/",
+        # Federated login and its callback authenticate; linking (which needs a verified second
+        # factor) checks for itself in accounts.oidc_views.oidc_link.
+        "/accounts/oidc/",
         "/accounts/password/reset/",
         "/static/",
         "/healthz",

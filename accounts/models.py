@@ -1,5 +1,5 @@
-"""Organisations, memberships with roles, invitations, personal API tokens, the audit trail and
-notifications."""
+"""Organisations, memberships with roles, invitations, personal API tokens, the audit trail,
+notifications, TOTP recovery codes and federated (OpenID Connect) identities."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
 from django_countries.fields import CountryField
+from django_otp.models import Device, ThrottlingMixin
 
-from .hashing import hash_token
+from .hashing import hash_token, normalise_recovery_code, recovery_code_digest
 from .roles import roles_by_org
 
 
@@ -242,6 +243,70 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class RecoveryCodeDevice(ThrottlingMixin, Device):
+    """A person's set of TOTP recovery codes, a django-otp device so a code verifies the session.
+
+    Each code is stored as HMAC-SHA256 under its own random salt (``RecoveryCode``); a code
+    verifies once. Regenerating deletes the old codes. Failed attempts are throttled like TOTP.
+    """
+
+    def verify_token(self, token) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        code = normalise_recovery_code(str(token))
+        for candidate in self.codes.filter(used_at__isnull=True):
+            if candidate.matches(code):
+                # A conditional update: two requests racing with one code cannot both win.
+                used = RecoveryCode.objects.filter(pk=candidate.pk, used_at__isnull=True).update(
+                    used_at=timezone.now()
+                )
+                if used:
+                    self.throttle_reset()
+                    return True
+        self.throttle_increment()
+        return False
+
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1)
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    salt = models.CharField(max_length=32)
+    digest = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code {self.pk} of device {self.device_id}"
+
+    def matches(self, code: str) -> bool:
+        return secrets.compare_digest(self.digest, recovery_code_digest(self.salt, code))
+
+
+class FederatedIdentity(Device):
+    """An account at an OpenID Connect provider, linked by (issuer, subject), never by e-mail.
+
+    Also a django-otp device: a login whose ID token asserts multi-factor authentication
+    (``acr``/``amr``) marks the session verified through it. It never accepts a typed code.
+    """
+
+    provider = models.CharField(max_length=40)
+    issuer = models.URLField(max_length=300)
+    subject = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="federated_identity_unique")
+        ]
+
+    def verify_token(self, token) -> bool:
+        return False
 
 
 class AppendOnlyQuerySet(models.QuerySet):

@@ -21,7 +21,9 @@ from urllib.parse import quote, urlencode
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
@@ -132,6 +134,38 @@ class CodeForm(forms.Form):
         return code
 
 
+def recovery_codes_remaining(user) -> int:
+    from .models import RecoveryCode
+
+    return RecoveryCode.objects.filter(device__user=user, used_at__isnull=True).count()
+
+
+@transaction.atomic
+def recovery_code_use(*, user, code: str):
+    """The recovery-code device whose unused code this is (now spent), or None; audited."""
+    from .models import RecoveryCodeDevice
+
+    device = RecoveryCodeDevice.objects.select_for_update().filter(user=user).first()
+    if device is None or not device.verify_token(code):
+        return None
+    audit.record(
+        "account.recovery_code_used",
+        actor=user,
+        obj=user,
+        payload={"remaining": recovery_codes_remaining(user)},
+    )
+    return device
+
+
+class RecoveryCodeForm(forms.Form):
+    recovery_code = forms.CharField(
+        label="Recovery code",
+        max_length=20,
+        help_text="One of the codes you kept when you set up two-factor authentication.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
 def _next_url(request) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(
@@ -146,17 +180,38 @@ def _next_url(request) -> str:
 def verify(request):
     """The second step of logging in: a code from the person's confirmed device."""
     from django_otp import login as otp_login
-    from django_otp import match_token
 
     if request.user.is_verified():
         return redirect(_next_url(request))
     if not confirmed_devices(request.user).exists():
         return redirect(f"/accounts/2fa/enrol/?next={quote(_next_url(request))}")
-    form = CodeForm(request.POST or None)
+    using_recovery = "recovery_code" in request.POST
+    form = CodeForm(None if using_recovery else (request.POST or None))
+    recovery_form = RecoveryCodeForm(request.POST if using_recovery else None)
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and using_recovery:
+        if recovery_form.is_valid():
+            device = recovery_code_use(
+                user=request.user, code=recovery_form.cleaned_data["recovery_code"]
+            )
+            if device is not None:
+                otp_login(request, device)
+                return redirect(_next_url(request))
+            recovery_form.add_error(
+                "recovery_code", "This recovery code is not valid or was already used."
+            )
+        status = 400
+    elif request.method == "POST":
         if form.is_valid():
-            device = match_token(request.user, form.cleaned_data["code"])
+            # Only authenticator apps: a recovery code has its own field (and its own throttle).
+            device = next(
+                (
+                    d
+                    for d in confirmed_devices(request.user)
+                    if d.verify_token(form.cleaned_data["code"])
+                ),
+                None,
+            )
             if device is not None:
                 otp_login(request, device)
                 audit.record("account.2fa_verified", actor=request.user, obj=request.user)
@@ -168,7 +223,7 @@ def verify(request):
     return render(
         request,
         "accounts/otp_verify.html",
-        {"form": form, "next": _next_url(request)},
+        {"form": form, "recovery_form": recovery_form, "next": _next_url(request)},
         status=status,
     )
 
@@ -189,10 +244,24 @@ def enrol(request):
     status = 200
     if request.method == "POST":
         if form.is_valid() and device.verify_token(form.cleaned_data["code"]):
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
+            with transaction.atomic():
+                # A new app replaces the old one (a lost phone must stop working); only a session
+                # verified with a second factor (an old code, a recovery code) reaches this point.
+                replaced = confirmed_devices(request.user).exclude(pk=device.pk).delete()[0]
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+                audit.record(
+                    "account.2fa_enrolled",
+                    actor=request.user,
+                    obj=request.user,
+                    payload={"replaced": replaced} if replaced else None,
+                )
             otp_login(request, device)
-            audit.record("account.2fa_enrolled", actor=request.user, obj=request.user)
+            messages.info(
+                request,
+                "Two-factor authentication is on. Create recovery codes (Account, Recovery codes) "
+                "in case you lose your phone.",
+            )
             return redirect(_next_url(request))
         if form.is_valid():
             form.add_error(

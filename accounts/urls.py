@@ -1,19 +1,18 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import notification_views, otp, views
+from . import notification_views, oidc_views, otp, recovery, views
 
 app_name = "accounts"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard_view, name="dashboard"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", oidc_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", oidc_views.logout, name="logout"),
+    path("accounts/oidc/<slug:key>/login/", oidc_views.oidc_start, name="oidc_login"),
+    path("accounts/oidc/<slug:key>/callback/", oidc_views.oidc_callback, name="oidc_callback"),
+    path("accounts/oidc/<slug:key>/link/", oidc_views.oidc_link, name="oidc_link"),
     path(
         "accounts/password/change/",
         auth_views.PasswordChangeView.as_view(success_url="/accounts/password/change/done/"),
@@ -52,6 +51,7 @@ urlpatterns = [
     ),
     path("accounts/2fa/verify/", otp.verify, name="otp_verify"),
     path("accounts/2fa/enrol/", otp.enrol, name="otp_enrol"),
+    path("accounts/2fa/recovery-codes/", recovery.recovery_codes_page, name="recovery_codes"),
     path("accounts/tokens/", views.api_tokens, name="api_tokens"),
     path("accounts/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),

@@ -14,10 +14,11 @@ from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import dashboard, permissions, services
+from . import dashboard, oidc, permissions, services
 from .forms import ApiTokenForm, InvitationForm, MembershipRolesForm, SignupForm
 from .htmx import render_page
-from .models import ApiToken, Invitation, Membership, Organisation, Role
+from .models import ApiToken, FederatedIdentity, Invitation, Membership, Organisation, Role
+from .oidc_backends import password_login_enabled
 from .selectors import AuditEventFilter, audit_event_list
 
 User = get_user_model()
@@ -173,6 +174,11 @@ def invitation_accept(request, token: str):
             messages.success(request, f"You joined {invitation.organisation.name}.")
             return redirect("accounts:dashboard")
         return render(request, "accounts/invitation_accept.html", {"invitation": invitation})
+    if not password_login_enabled():
+        # No password accounts: the person logs in with a provider that verifies the e-mail.
+        status = 403 if request.method == "POST" else 200
+        context = {"invitation": invitation, "providers": oidc.providers()}
+        return render(request, "accounts/invitation_accept.html", context, status=status)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -190,7 +196,7 @@ def invitation_accept(request, token: str):
     return render(
         request,
         "accounts/invitation_accept.html",
-        {"invitation": invitation, "form": form},
+        {"invitation": invitation, "form": form, "providers": oidc.providers()},
         status=400 if form.errors else 200,
     )
 
@@ -215,7 +221,13 @@ def api_tokens(request):
     return render(
         request,
         "accounts/api_tokens.html",
-        {"form": form, "tokens": tokens, "new_token": new_token},
+        {
+            "form": form,
+            "tokens": tokens,
+            "new_token": new_token,
+            "identities": FederatedIdentity.objects.filter(user=request.user),
+            "providers": oidc.providers(),
+        },
         status=400 if form.errors else 200,
     )
 

@@ -149,6 +149,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # PASSWORD_LOGIN=0 refuses every password check (log-in page, admin site) before ModelBackend.
+    "accounts.oidc_backends.PasswordLoginSwitch",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -183,6 +185,27 @@ SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
 OTP_ENFORCED = env.bool("OTP_ENFORCED", default=True)
 OTP_REQUIRED_ROLES = env.list("OTP_REQUIRED_ROLES", default=["dac_member"])
 OTP_TOTP_ISSUER = "OPTIMA Portal"
+
+# Federated login (accounts/oidc.py): any number of OpenID Connect providers, each discovered from
+# its issuer's metadata. OIDC_PROVIDERS=lslogin,egi with OIDC_LSLOGIN_ISSUER, _CLIENT_ID,
+# _CLIENT_SECRET (or _CLIENT_SECRET_FILE), _NAME and an optional _CLAIM_MAP (JSON, off by default).
+PASSWORD_LOGIN = env.bool("PASSWORD_LOGIN", default=True)
+OIDC_PROVIDERS = {}
+for _key in env.list("OIDC_PROVIDERS", default=[]):
+    _prefix = f"OIDC_{_key.upper()}_"
+    OIDC_PROVIDERS[_key.lower()] = {
+        "issuer": env.str(_prefix + "ISSUER"),
+        "client_id": env.str(_prefix + "CLIENT_ID"),
+        "client_secret": env.str(_prefix + "CLIENT_SECRET", default=""),
+        "name": env.str(_prefix + "NAME", default=_key),
+        "scope": env.str(_prefix + "SCOPE", default="openid email profile"),
+        "claim_map": env.json(_prefix + "CLAIM_MAP", default={}),
+    }
+# An ID token whose acr is one of these, or whose amr lists one of these, counts as two factors.
+OIDC_MFA_ACR_VALUES = env.list("OIDC_MFA_ACR_VALUES", default=["https://refeds.org/profile/mfa"])
+OIDC_MFA_AMR_VALUES = env.list("OIDC_MFA_AMR_VALUES", default=["mfa"])
+OIDC_TIMEOUT_SECONDS = env.int("OIDC_TIMEOUT_SECONDS", default=10)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -24,6 +24,8 @@ ALLOWED_WITHOUT_MIXIN = {
     "accounts.api.api_root",
     # The caller's own account and memberships (self-only, read from request.user).
     "accounts.api.me",
+    # The caller's own recovery codes (self-only; session with a verified second factor).
+    "accounts.recovery.recovery_codes_api",
     # Static descriptions of the analysis kinds and the FL parameter schema: no rows.
     "federation.api.analysis_types",
     "federation.flare.api.params_schema",

@@ -83,6 +83,7 @@ PARAM = {
     "service_id": "pathway",
     "format": "=json",
     "link": "node_link",
+    "key": "=lslogin",
 }
 
 
@@ -212,6 +213,13 @@ _ENTRIES = [
     E("accounts:otp_verify", "L R R R 200 R R 200"),
     E("accounts:otp_enrol", "L 200 200 200 R 200 200 R"),
     E("accounts:api_tokens", "L 200 200 200 200 200 200 200"),
+    # Recovery codes: only for a confirmed authenticator verified in this session.
+    E("accounts:recovery_codes", "L R R R R R R R"),
+    E("api-recovery-codes", "401 403 403 403 403 403 403 403"),
+    # Federated login: no provider is configured here, so every provider key is unknown.
+    E("accounts:oidc_login", "404 404 404 404 404 404 404 404"),
+    E("accounts:oidc_callback", "404 404 404 404 404 404 404 404"),
+    E("accounts:oidc_link", "L 404 404 404 404 404 404 404", POST),
     E("accounts:api_token_revoke", "L R 404 404 404 404 404 404", POST),
     E("accounts:invitation_accept", "404 404 404 404 404 404 404 404"),
     E("accounts:organisations", "L 200 200 200 200 200 200 200"),
