@@ -57,3 +57,9 @@ def test_outsiders_get_404(client_as, steward_b, central_dataset, rejected):
         f"/central/uploads/{rejected.pk}/report.json",
     ):
         assert client.get(url).status_code == 404, url
+
+
+def test_the_dashboard_lists_the_central_copies(client_as, steward_a, outsider, central_dataset):
+    page = client_as(steward_a).get("/dashboard/").content.decode()
+    assert "Central copies" in page and "no version loaded yet" in page
+    assert "Central copies" not in client_as(outsider).get("/dashboard/").content.decode()
