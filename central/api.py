@@ -8,6 +8,8 @@ the whole file), then ``PUT /api/central/uploads/<id>/chunk/`` once per chunk (t
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
@@ -78,7 +80,7 @@ class ChunkParser(BaseParser):
 
 def _int_header(request: Request, name: str, field: str) -> int:
     value = request.headers.get(name, "")
-    if not value.isdigit():
+    if not re.fullmatch(r"[0-9]{1,18}", value):
         raise ValidationError({field: f"Send the header {name} (a whole number of bytes)."})
     return int(value)
 
