@@ -13,4 +13,9 @@ SCHEDULE = {
         "task": "central.retire_versions_of_retired_datasets",
         "schedule": crontab(hour=6, minute=45),
     },
+    # Unfinished uploads do not keep their encrypted chunks for ever.
+    "central-expire-abandoned-uploads": {
+        "task": "central.expire_abandoned_uploads",
+        "schedule": crontab(hour=7, minute=0),
+    },
 }

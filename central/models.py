@@ -61,14 +61,6 @@ class Upload(models.Model):
     def __str__(self) -> str:
         return f"{self.filename} ({self.get_status_display()})"
 
-    @property
-    def received_percent(self) -> int:
-        return int(100 * self.received_bytes / self.size) if self.size else 100
-
-    @property
-    def failed_checks(self) -> list[dict]:
-        return [c for c in self.report.get("checks", []) if c.get("failed")]
-
 
 class VersionStatus(models.TextChoices):
     SERVED = "served", "Served"

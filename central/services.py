@@ -335,6 +335,17 @@ def _retire(*, version_pk: int, user: User | None) -> DatasetVersion:
     return version
 
 
+def uploads_abandoned_expire(*, now: datetime | None = None) -> int:
+    """Uploads left unfinished for ``CENTRAL_UPLOAD_ABANDON_DAYS``: failed, their chunks deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.CENTRAL_UPLOAD_ABANDON_DAYS)
+    stale = Upload.objects.filter(status=UploadStatus.RECEIVING, updated_at__lt=cutoff)
+    count = 0
+    for upload in stale.select_related("dataset__publisher"):
+        _fail(upload, "Abandoned: no chunk arrived for too long; start a new upload.")
+        count += 1
+    return count
+
+
 def versions_of_retired_datasets_retire() -> int:
     """A retired dataset keeps no central copy: retire (and drop) its versions."""
     stale = DatasetVersion.objects.filter(dataset__status=Status.RETIRED).exclude(

@@ -20,3 +20,8 @@ def refresh_reminders() -> int:
 @shared_task(name="central.retire_versions_of_retired_datasets")
 def retire_versions_of_retired_datasets() -> int:
     return services.versions_of_retired_datasets_retire()
+
+
+@shared_task(name="central.expire_abandoned_uploads")
+def expire_abandoned_uploads() -> int:
+    return services.uploads_abandoned_expire()

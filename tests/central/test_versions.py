@@ -97,3 +97,24 @@ def test_the_update_interval_drives_one_reminder(
     assert f"/central/datasets/{central_dataset.pk}/" in reminded.get().url
     assert services.refresh_reminders_send() == 0  # once per version
     assert AuditEvent.objects.filter(action="central.refresh_reminded").count() == 1
+
+
+def test_an_abandoned_upload_fails_and_its_chunks_go(
+    send, api_as, steward_a, central_dataset, demo_zip, settings
+):
+    from central import vault
+    from central.models import Upload, UploadStatus
+    from central.tasks import expire_abandoned_uploads
+
+    send(api_as(steward_a), demo_zip, dataset=central_dataset, complete=False)
+    upload = Upload.objects.get()
+    assert vault.path_for(upload.token).exists()
+    assert expire_abandoned_uploads.delay().get() == 0
+    Upload.objects.filter(pk=upload.pk).update(
+        updated_at=timezone.now() - timedelta(days=settings.CENTRAL_UPLOAD_ABANDON_DAYS, hours=1)
+    )
+    assert expire_abandoned_uploads.delay().get() == 1
+    upload.refresh_from_db()
+    assert upload.status == UploadStatus.FAILED and "Abandoned" in upload.error
+    assert not vault.path_for(upload.token).exists()
+    assert AuditEvent.objects.filter(action="central.upload_failed").count() == 1
