@@ -27,9 +27,9 @@ from catalogue import selectors as catalogue_selectors
 from catalogue.models import AccessMode, Dataset, Status
 
 from . import vault, warehouse
-from .checks import run_checks
 from .extract import ExtractError, open_extract
 from .models import ACTIVE_STATUSES, DatasetVersion, Upload, UploadStatus, VersionStatus
+from .quality import run_checks
 
 log = logging.getLogger(__name__)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -10,9 +10,9 @@ import zipfile
 
 import pytest
 
-from central.checks import run_checks
 from central.extract import open_extract
 from central.models import DatasetVersion, Upload, UploadStatus
+from central.quality import run_checks
 
 from .conftest import SYNTHEA_ZIP, csv_rows, rewrite
 

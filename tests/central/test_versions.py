@@ -118,3 +118,22 @@ def test_an_abandoned_upload_fails_and_its_chunks_go(
     assert upload.status == UploadStatus.FAILED and "Abandoned" in upload.error
     assert not vault.path_for(upload.token).exists()
     assert AuditEvent.objects.filter(action="central.upload_failed").count() == 1
+
+
+def test_the_beat_schedule_runs_the_central_jobs():
+    from optima_portal.celery import app
+
+    app.loader.import_default_modules()
+    app.finalize()
+    from optima_portal.celery import _collect_beat_schedules
+
+    _collect_beat_schedules(app)
+    central = {
+        e["task"] for e in app.conf.beat_schedule.values() if e["task"].startswith("central.")
+    }
+    assert central == {
+        "central.refresh_reminders",
+        "central.retire_versions_of_retired_datasets",
+        "central.expire_abandoned_uploads",
+    }
+    assert central <= set(app.tasks)
