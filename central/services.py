@@ -25,6 +25,8 @@ from accounts.audit import record, write_transaction
 from accounts.models import Role
 from catalogue import selectors as catalogue_selectors
 from catalogue.models import AccessMode, Dataset, Status
+from federation import services as federation_services
+from federation.models import Node
 
 from . import vault, warehouse
 from .extract import ExtractError, open_extract
@@ -212,7 +214,9 @@ def upload_process(*, upload_id: int) -> Upload:
         _fail(upload, f"{type(exc).__name__}: {exc}")
         upload.refresh_from_db()
         return upload
-    return _publish(upload_pk=upload.pk, number=number, location=location, counts=counts)
+    upload = _publish(upload_pk=upload.pk, number=number, location=location, counts=counts)
+    warehouse.serve(upload.dataset_id, location)
+    return upload
 
 
 @write_transaction
@@ -282,6 +286,10 @@ def version_retire(*, user: User | None, version: DatasetVersion) -> DatasetVers
     """Stop serving a version and drop its schema; the newest previous version, if any, is served
     in its place."""
     version = _retire(version_pk=version.pk, user=user)
+    served = DatasetVersion.objects.filter(
+        dataset_id=version.dataset_id, status=VersionStatus.SERVED
+    ).first()
+    warehouse.serve(version.dataset_id, served.location if served else None)
     warehouse.drop(version.location)
     _record_dropped(version=version, user=user)
     return version
@@ -411,3 +419,28 @@ def _remind(*, version: DatasetVersion, due_on: datetime, now: datetime) -> None
         organisation=dataset.publisher,
         payload={"dataset": dataset.pk, "version": version.number, "due_on": due_on},
     )
+
+
+@write_transaction
+def central_node_enrol(*, actor: str, dataset: Dataset) -> tuple[Node, str, str, str | None]:
+    """Enrol (or re-enrol, with a new token) the node agent that serves ``dataset``'s central
+    copy: an approved node of the data provider (its site admin keeps the approval and release
+    gates, the agent runs under the provider's policy) linked to the dataset, reading the served
+    version's stable name. Returns the node, its token, and the agent's database URL and schema."""
+    if not DatasetVersion.objects.filter(dataset=dataset, status=VersionStatus.SERVED).exists():
+        raise ValidationError({"dataset": "This dataset has no loaded central copy to serve."})
+    node, token = federation_services.node_enrol(
+        actor=actor,
+        organisation=dataset.publisher,
+        name=f"central-copy-{dataset.pk}",
+        datasets=[dataset],
+    )
+    url, schema = warehouse.connection_for(warehouse.served_location(dataset.pk))
+    record(
+        "central.node_enrolled",
+        actor=actor,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={"node": node.pk, "schema": schema or ""},
+    )
+    return node, token, url, schema

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 
 from optima_node.check import create_table_sql, field_spec
-from optima_node.db import Database, connect
+from optima_node.db import Database, connect, quote_identifier
 
 from .extract import Extract, parse
 
@@ -34,11 +34,62 @@ def location_for(dataset_id: int, number: int) -> str:
     return str(Path(settings.CENTRAL_DIR) / "omop" / f"{name}.sqlite3")
 
 
+def served_location(dataset_id: int) -> str:
+    """The stable name of a dataset's served version, which the central node reads: a schema of
+    views ``ds_<dataset>`` (PostgreSQL) or a symbolic link ``ds_<dataset>.sqlite3`` (SQLite)."""
+    name = f"ds_{int(dataset_id)}"
+    if is_postgresql():
+        return name
+    return str(Path(settings.CENTRAL_DIR) / "omop" / f"{name}.sqlite3")
+
+
 def connection_for(location: str) -> tuple[str, str | None]:
-    """(database URL, CDM schema) under which the node agent reads a version."""
+    """(database URL, CDM schema) under which the node agent reads ``location``."""
     if is_postgresql():
         return settings.CENTRAL_OMOP_DATABASE_URL, location
     return f"sqlite:///{location}", None
+
+
+def serve(dataset_id: int, location: str | None) -> None:
+    """Point the dataset's stable name at ``location`` in one step (``None``: serve nothing).
+
+    PostgreSQL: the views of ``ds_<dataset>`` are replaced in one transaction, so a reader sees
+    the old version or the new one. SQLite: the link is replaced by a rename; an agent holding the
+    old file open reads the old version until it reconnects."""
+    served = served_location(dataset_id)
+    if is_postgresql():
+        db = connect(settings.CENTRAL_OMOP_DATABASE_URL)
+        try:
+            statements = [f"DROP SCHEMA IF EXISTS {served} CASCADE"]
+            if location is not None:
+                quote_identifier(location)
+                tables = sorted(t for t in _tables_of(db, location) if t in field_spec())
+                statements.append(f"CREATE SCHEMA {served}")
+                statements += [
+                    f"CREATE VIEW {served}.{t} AS SELECT * FROM {location}.{t}"  # noqa: S608
+                    for t in tables
+                ]
+            db.execute_script(statements)
+            db.commit()
+        finally:
+            db.close()
+        return
+    link = Path(served)
+    if location is None:
+        link.unlink(missing_ok=True)
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    staged = link.with_suffix(".next")
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(Path(location).name)
+    os.replace(staged, link)
+
+
+def _tables_of(db: Database, schema: str) -> set[str]:
+    rows = db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (schema,)
+    )
+    return {str(r[0]).lower() for r in rows}
 
 
 def _sqlite_value(value: object) -> object:

@@ -56,6 +56,13 @@ def test_a_version_is_a_schema_of_the_central_database(
     finally:
         db.close()
     assert persons == csv_rows(demo_zip, "PERSON.csv")
+    # The central node reads the served version through a schema of views with a stable name.
+    served = connect(pg_url, schema=f"ds_{dataset.pk}")
+    try:
+        assert check_database(served).ok
+        assert served.execute(f"SELECT COUNT(*) FROM {served.t('person')}")[0][0] == persons
+    finally:
+        served.close()
 
     assert client.post(f"/api/central/versions/{version.pk}/retire/").status_code == 200
-    assert version.location not in _schemas(pg_url)
+    assert not {version.location, f"ds_{dataset.pk}"} & _schemas(pg_url)
