@@ -43,9 +43,16 @@ def test_it_uploads_checks_and_loads_the_demo_extract(
             (loaded,) = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
             assert loaded == csv_rows(demo_zip, f"{table.upper()}.csv")
     assert version.persons == csv_rows(demo_zip, "PERSON.csv")
-    # Nothing of the upload is left on disk: only the key file and the version's database.
+    # Nothing of the upload is left on disk: the key file, the version's database and the link
+    # under which the central node reads the served version.
     left = sorted(p.relative_to(_central_dir).as_posix() for p in _central_dir.rglob("*.*"))
-    assert left == [f"omop/ds_{central_dataset.pk}_v1.sqlite3", "upload.key"]
+    assert left == [
+        f"omop/ds_{central_dataset.pk}.sqlite3",
+        f"omop/ds_{central_dataset.pk}_v1.sqlite3",
+        "upload.key",
+    ]
+    link = _central_dir / "omop" / f"ds_{central_dataset.pk}.sqlite3"
+    assert link.resolve() == Path(version.location).resolve()
     assert _actions(upload) == [
         "central.upload_started",
         "central.upload_completed",

@@ -29,6 +29,7 @@ def test_it_refuses_a_malformed_key(settings, bad):
     settings.CENTRAL_UPLOAD_KEY = bad
     with pytest.raises(ImproperlyConfigured):
         vault.key()
+    assert "central.W002" in [m.id for m in run_checks(include_deployment_checks=True)]
 
 
 def test_production_needs_a_key(settings):
