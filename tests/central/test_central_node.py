@@ -108,3 +108,8 @@ def test_a_researcher_runs_a_kaplan_meier_through_the_central_node(
     first = DatasetVersion.objects.get(number=1)
     assert api_as(steward_a).post(f"/api/central/versions/{first.pk}/retire/").status_code == 200
     assert _persons(served_url) == 500
+
+
+def test_the_command_names_an_unknown_dataset():
+    with pytest.raises(CommandError, match="No dataset with id 999999"):
+        _enrol(type("Missing", (), {"pk": 999999})())

@@ -145,3 +145,13 @@ def test_the_synthea_sample_loads(send, api_as, steward_a, central_dataset):
         (deaths,) = db.execute("SELECT COUNT(*) FROM death").fetchone()
     assert (persons, deaths) == (csv_rows(data, "PERSON.csv"), csv_rows(data, "DEATH.csv"))
     assert version.persons == 28  # PROVENANCE.md of the sample: 28 persons
+
+
+def test_optima_node_synth_writes_an_extract_that_passes(tmp_path, capsys):
+    from optima_node.cli import main
+
+    path = tmp_path / "demo.zip"
+    assert main(["synth", "--zip", str(path), "--persons", "60", "--seed", "4"]) == 0
+    assert "60 persons" in capsys.readouterr().out
+    report = _report(path.read_bytes())
+    assert report["passed"] and report["tables"]["person"] == 60
