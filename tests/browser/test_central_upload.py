@@ -69,3 +69,24 @@ def test_a_steward_uploads_the_demo_extract_and_then_a_broken_one(
     alert = page.locator("#central-error")
     alert.wait_for(state="visible")
     assert "not a zip" in alert.inner_text()
+
+
+def test_a_steward_uploads_the_synthea_sample(page, central, steward_a, settings):
+    from tests.central.conftest import SYNTHEA_ZIP
+
+    if not SYNTHEA_ZIP.exists():
+        pytest.fail(f"the shared OMOP sample is missing: {SYNTHEA_ZIP} (CI has ../shared)")
+    settings.CENTRAL_CHUNK_MAX_BYTES = 1024 * 1024
+    page.login(steward_a.username, PASSWORD)
+    page.goto(f"/central/datasets/{central.pk}/")
+    page.get_by_label("OMOP CDM extract").set_input_files(str(SYNTHEA_ZIP))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url("**/central/uploads/*/", timeout=120_000)
+    page.wait_for_function(
+        "() => !document.querySelector('#upload-status[hx-trigger]')", timeout=300_000
+    )
+    page.check()
+    assert page.locator("#upload-state").inner_text() == "Loaded"
+    # The report lists the warnings (the sample's vocabulary slice lacks its type concepts).
+    assert "concept_in_vocabulary" in page.locator("#check-report").inner_text()
+    assert DatasetVersion.objects.get().persons == 28
