@@ -13,7 +13,7 @@ from django.urls import reverse
 from . import permissions
 from .models import Invitation, Role
 
-APPS = ("accounts", "catalogue", "governance", "federation", "cds", "feedback")
+APPS = ("accounts", "catalogue", "governance", "federation", "central", "cds", "feedback")
 
 
 @dataclass

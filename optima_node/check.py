@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -141,9 +142,13 @@ class CheckReport:
         return out
 
 
-def check_database(db: Database) -> CheckReport:
+def check_tables(columns_of: Mapping[str, Mapping[str, str]], *, typed: bool = True) -> CheckReport:
+    """Check tables (name -> column -> declared type) against the specification.
+
+    ``typed=False`` for sources without declared types (the header row of a CSV file per table):
+    tables and columns are checked, types are left to a check of the values themselves."""
     report = CheckReport()
-    present = db.tables()
+    present = {name.lower(): columns for name, columns in columns_of.items()}
     for table, fields in field_spec().items():
         if table not in present:
             report.missing_tables.append(table)
@@ -151,13 +156,18 @@ def check_database(db: Database) -> CheckReport:
                 report.missing_required_tables.append(table)
             continue
         report.present_tables.append(table)
-        columns = db.columns(table)
+        columns = {name.lower(): kind for name, kind in present[table].items()}
         for f in fields:
             if f.name not in columns:
                 if f.required:
                     report.missing_required_fields.append((table, f.name))
                 continue
             expected = family(f.datatype)
-            if family(columns[f.name]) not in ACCEPTED.get(expected, {expected}):
+            if typed and family(columns[f.name]) not in ACCEPTED.get(expected, {expected}):
                 report.mistyped_columns.append((table, f.name, f.datatype, columns[f.name]))
     return report
+
+
+def check_database(db: Database) -> CheckReport:
+    spec = field_spec()
+    return check_tables({table: db.columns(table) for table in db.tables() if table in spec})

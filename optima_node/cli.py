@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--policy-file", help="policy TOML for --profile (default: POLICY_FILE)")
 
     synth = sub.add_parser("synth", help="write a synthetic OMOP CDM v5.4 database")
-    synth.add_argument("--out", required=True, help="sqlite:///path or postgresql://...")
+    target = synth.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", help="sqlite:///path or postgresql://...")
+    target.add_argument(
+        "--zip", help="write a zip of one CSV per table instead (an extract for a central copy)"
+    )
     synth.add_argument("--schema", help="target schema (PostgreSQL; created if missing)")
     synth.add_argument("--persons", type=int, default=5000)
     synth.add_argument("--seed", type=int, default=1)
@@ -187,9 +191,17 @@ def _profile(db: Database, args: argparse.Namespace) -> str:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from optima_node.synth import SynthError, synthesise
+    from optima_node.synth import SynthError, csv_zip, generate, synthesise
 
     cancers = [c.strip() for c in args.cancers.split(",") if c.strip()]
+    if args.zip:
+        try:
+            tables = generate(args.persons, args.seed, cancers)
+        except SynthError as exc:
+            raise CliError(str(exc)) from exc
+        Path(args.zip).write_bytes(csv_zip(tables))
+        print(f"wrote {len(tables)} tables ({len(tables['person'][1])} persons) to {args.zip}")
+        return EXIT_OK
     db = connect(args.out, args.schema)
     started = time.monotonic()
     try:

@@ -8,6 +8,9 @@ sit in the 2 000 000 000+ range that OMOP reserves for site-local concepts (voca
 
 from __future__ import annotations
 
+import csv
+import io
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -514,3 +517,20 @@ def synthesise(
     tables = generate(persons, seed, cancers)
     write(db, tables, replace=replace)
     return {t: len(tables[t][1]) for t in SYNTH_TABLES}
+
+
+def csv_zip(tables: Tables) -> bytes:
+    """The tables as an OMOP extract: a zip of one CSV per table, named as the OHDSI ETL tools
+    write them (``PERSON.csv``), dates as ISO text and missing values empty."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for table in SYNTH_TABLES:
+            columns, rows = tables[table]
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(
+                ["" if v is None else v for v in row] for row in _convert_dates(rows, "sqlite")
+            )
+            archive.writestr(f"{table.upper()}.csv", text.getvalue())
+    return out.getvalue()

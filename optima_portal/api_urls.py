@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("federation.api_urls")),
     path("", include("cds.api_urls")),
     path("", include("feedback.api_urls")),
+    path("", include("central.api_urls")),
 ]

@@ -19,7 +19,15 @@ def _collect_beat_schedules(sender: Celery, **_: object) -> None:
     from django.conf import settings
 
     schedule = dict(settings.CELERY_BEAT_SCHEDULE)
-    for label in ("accounts", "catalogue", "cds", "feedback", "governance", "federation"):
+    for label in (
+        "accounts",
+        "catalogue",
+        "cds",
+        "feedback",
+        "governance",
+        "federation",
+        "central",
+    ):
         try:
             module = importlib.import_module(f"{label}.beat")
         except ModuleNotFoundError:

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "feedback",
     "governance",
     "federation",
+    "central",
 ]
 
 MIDDLEWARE = [
@@ -393,5 +394,14 @@ FLARE_MONITOR_INTERVAL_SECONDS = env.float("FLARE_MONITOR_INTERVAL_SECONDS", def
 FEEDBACK_ATTACHMENT_MAX_BYTES = env.int(
     "FEEDBACK_ATTACHMENT_MAX_BYTES", default=min(UPLOAD_MAX_BYTES, 5 * 1024 * 1024)
 )
+# The centralised route (central/, docs/central.md): uploads of OMOP extracts, encrypted at rest
+# (AES-GCM, key from CENTRAL_UPLOAD_KEY or CENTRAL_UPLOAD_KEY_FILE: 32 bytes, base64), checked and
+# loaded into one schema per dataset version of CENTRAL_OMOP_DATABASE_URL (empty: SQLite files).
+CENTRAL_DIR = Path(env.str("CENTRAL_DIR", default=str(VAR_DIR / "central")))
+CENTRAL_UPLOAD_MAX_BYTES = env.int("CENTRAL_UPLOAD_MAX_BYTES", default=5 * 1024**3)
+CENTRAL_CHUNK_MAX_BYTES = min(8 * 1024 * 1024, DATA_UPLOAD_MAX_MEMORY_SIZE)
+CENTRAL_UPLOAD_ABANDON_DAYS = env.int("CENTRAL_UPLOAD_ABANDON_DAYS", default=7)
+CENTRAL_UPLOAD_KEY = env.str("CENTRAL_UPLOAD_KEY", default="")
+CENTRAL_OMOP_DATABASE_URL = env.str("CENTRAL_OMOP_DATABASE_URL", default="")
 # FHIR servers a CDS Hooks request may name as fhirServer; anything else is never contacted.
 CDS_HOOKS_FHIR_SERVERS = env.list("CDS_HOOKS_FHIR_SERVERS", default=[])

@@ -20,6 +20,7 @@ urlpatterns = [
     path("cds/", include("cds.urls")),
     path("", include("cds.hooks_urls")),  # HL7 CDS Hooks at /cds-services
     path("feedback/", include("feedback.urls")),
+    path("central/", include("central.urls")),
 ]
 
 handler404 = "accounts.views.page_not_found"

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("accounts", "catalogue", "cds", "feedback", "governance", "federation")
+APPS = ("accounts", "catalogue", "cds", "feedback", "governance", "federation", "central")
 
 
 def surface_modules(root: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from accounts.api_mixins import RestrictedQuerysetMixin
 from accounts.models import ApiToken, AuditEvent, Organisation
 from accounts.permissions import ModelRestrictor, Restrictor, UnknownModelError
 
-APPS = ("accounts", "catalogue", "cds", "feedback", "governance", "federation")
+APPS = ("accounts", "catalogue", "cds", "feedback", "governance", "federation", "central")
 
 # DRF views that serve no protected model on behalf of a user, each with its reason.
 ALLOWED_WITHOUT_MIXIN = {

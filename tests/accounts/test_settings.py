@@ -59,6 +59,7 @@ def test_check_deploy_is_silent_with_production_settings(tmp_path):
         ALLOWED_HOSTS="portal.example.org",
         SECURE_HTTPS="1",
         CACHE_URL="redis://127.0.0.1:6379/1",  # rate limits need a cache shared by workers
+        CENTRAL_UPLOAD_KEY="Y2VudHJhbC11cGxvYWQta2V5LTMyLWJ5dGVzLWxvbmc=",  # 32 bytes, base64
         OPTIMA_VAR_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -139,6 +139,7 @@ def build_world(client_factory) -> World:
         uploaded_by=item.author,
     )
     token, _raw = ApiToken.issue(user=researcher, name="matrix")
+    central_upload, central_version = _central_copy(dataset, world.users["steward_a"])
 
     access_request = AccessRequest.objects.filter(status="submitted").first()
     agreement = Agreement.objects.get(parties__organisation=de)
@@ -174,8 +175,38 @@ def build_world(client_factory) -> World:
         "org": "de-hospital",
         "member": world.users["steward_a"].pk,
         "invitation": "not-a-real-invitation-token",
+        "central_upload": central_upload.pk,
+        "central_version": central_version.pk,
     }
     return world
+
+
+def _central_copy(dataset, steward):
+    """A loaded central copy of ``dataset`` (the rows only: the matrix reads and retires it)."""
+    import tempfile
+
+    from django.utils import timezone
+
+    from central.models import DatasetVersion, Upload, UploadStatus
+
+    upload = Upload.objects.create(
+        dataset=dataset,
+        uploaded_by=steward,
+        filename="extract.zip",
+        size=4,
+        sha256="0" * 64,
+        received_bytes=4,
+        status=UploadStatus.LOADED,
+        report={"checks": [], "tables": {"person": 0}, "errors": 0, "warnings": 0, "passed": True},
+    )
+    version = DatasetVersion.objects.create(
+        dataset=dataset,
+        number=1,
+        upload=upload,
+        location=f"{tempfile.gettempdir()}/optima-matrix-no-such-central-copy.sqlite3",
+        loaded_at=timezone.now(),
+    )
+    return upload, version
 
 
 def _learning(researcher, dataset, admin):

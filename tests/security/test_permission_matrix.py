@@ -33,6 +33,12 @@ ADMIN_PREFIX = "admin/"
 
 # Which world object a ``pk`` means, by URL name (first match wins).
 PK_KIND = [
+    ("central-upload", "central_upload"),
+    ("central-version", "central_version"),
+    ("central:upload", "central_upload"),
+    ("central:report", "central_upload"),
+    ("central:retire", "central_version"),
+    ("central:dataset", "dataset_pk"),
     ("fl_", "fl_job"),
     ("fl-job", "fl_job"),
     ("model", "trained_model"),
@@ -373,6 +379,20 @@ _ENTRIES = [
     E("federation:model", "L 200 200 200 200 200 200 200"),
     E("federation:model_download", "L 403 403 403 403 403 403 200"),
     E("federation:model_card", "L 200 200 200 200 200 200 200"),
+    E("central-upload-list", "401 200 200 200 200 200 200 200"),
+    E("central-upload-detail", "401 404 200 404 404 404 404 200"),
+    E("central-upload-chunk", "401 404 400 404 404 404 404 404", POST),
+    E("central-upload-complete", "401 404 400 404 404 404 404 404", POST),
+    E("central-upload-report", "401 404 200 404 404 404 404 200"),
+    E("central-version-list", "401 200 200 200 200 200 200 200"),
+    E("central-version-detail", "401 404 200 404 404 404 404 200"),
+    E("central-version-retire", "401 404 200 404 404 404 404 404", POST),
+    E("central:index", "L 200 200 200 200 200 200 200"),
+    E("central:dataset", "L 404 200 404 404 404 404 404"),
+    E("central:upload", "L 404 200 404 404 404 404 200"),
+    E("central:report_json", "L 404 200 404 404 404 404 200"),
+    E("central:report_csv", "L 404 200 404 404 404 404 200"),
+    E("central:retire", "L 404 R 404 404 404 404 404", POST),
 ]
 _KEYS = [key for key, _ in _ENTRIES]
 # One entry per URL: a second one would silently override the first.

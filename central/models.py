@@ -1,0 +1,101 @@
+"""Uploads of OMOP extracts and the dataset versions loaded from them.
+
+An :class:`Upload` is the record of one background job (NetBox style): the row, not the broker,
+holds its state, progress, check report and error. Each accepted upload becomes a
+:class:`DatasetVersion`, a schema (or SQLite file) of the central analysis database; one version per
+dataset is the served one.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from catalogue.models import Dataset
+
+
+class UploadStatus(models.TextChoices):
+    RECEIVING = "receiving", "Receiving chunks"
+    QUEUED = "queued", "Received, waiting for the check"
+    CHECKING = "checking", "Checking"
+    REJECTED = "rejected", "Rejected by the check"
+    LOADING = "loading", "Loading"
+    LOADED = "loaded", "Loaded"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_STATUSES = (UploadStatus.QUEUED, UploadStatus.CHECKING, UploadStatus.LOADING)
+
+
+class Upload(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="central_uploads")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # The encrypted file's name under CENTRAL_DIR/uploads: random, nothing about the dataset.
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    filename = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField(help_text="Announced size of the whole file (bytes).")
+    sha256 = models.CharField(max_length=64, help_text="Announced SHA-256 of the whole file.")
+    received_bytes = models.PositiveBigIntegerField(default=0)
+    stored_bytes = models.PositiveBigIntegerField(
+        default=0, help_text="Length of the encrypted file after the last accepted chunk."
+    )
+    chunks = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=20, choices=UploadStatus.choices, default=UploadStatus.RECEIVING, db_index=True
+    )
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of the load done.")
+    stage = models.CharField(max_length=200, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"
+
+
+class VersionStatus(models.TextChoices):
+    SERVED = "served", "Served"
+    PREVIOUS = "previous", "Previous (kept until retired)"
+    RETIRED = "retired", "Retired"
+
+
+class DatasetVersion(models.Model):
+    """One loaded central copy of a dataset; numbered per dataset."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="central_versions")
+    number = models.PositiveIntegerField()
+    upload = models.OneToOneField(Upload, on_delete=models.PROTECT, related_name="version")
+    status = models.CharField(
+        max_length=20, choices=VersionStatus.choices, default=VersionStatus.SERVED, db_index=True
+    )
+    location = models.CharField(
+        max_length=300, help_text="Schema name (PostgreSQL) or SQLite file of this version."
+    )
+    cdm_tables = models.JSONField(default=dict, help_text="Rows loaded per CDM table.")
+    persons = models.PositiveIntegerField(default=0)
+    loaded_at = models.DateTimeField()
+    retired_at = models.DateTimeField(null=True, blank=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="central_version_number"),
+            models.UniqueConstraint(
+                fields=["dataset"],
+                condition=models.Q(status="served"),
+                name="central_one_served_version",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} central v{self.number}"

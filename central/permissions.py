@@ -1,0 +1,38 @@
+"""The central app's one access choke point.
+
+- ``view`` (uploads, versions): data stewards of the dataset's publisher; platform admins (the
+  operators of the central database) too. Everyone else gets a 404.
+- ``upload`` (send chunks, complete) and ``retire`` (a version): data stewards of the publisher of
+  a dataset that is not retired; no admin bypass, the data is the provider's.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from accounts import permissions as base
+from accounts.models import Role
+from catalogue.models import Status
+
+from .models import DatasetVersion, Upload
+
+
+def _stewards(qs: QuerySet, user) -> QuerySet:
+    return qs.filter(dataset__publisher_id__in=base.org_ids_with_role(user, Role.DATA_STEWARD))
+
+
+def _stewards_of_live(qs: QuerySet, user) -> QuerySet:
+    return _stewards(qs, user).exclude(dataset__status=Status.RETIRED)
+
+
+restrict = base.ModelRestrictor(
+    {
+        Upload: base.Restrictor(
+            {"view": _stewards, "upload": _stewards_of_live}, admin_bypass_excluded={"upload"}
+        ),
+        DatasetVersion: base.Restrictor(
+            {"view": _stewards, "retire": _stewards_of_live}, admin_bypass_excluded={"retire"}
+        ),
+    }
+)
+allows = restrict.allows

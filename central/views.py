@@ -1,0 +1,108 @@
+"""Thin HTML views of the centralised route: the steward's datasets, one dataset's uploads and
+versions (with the chunked upload form, static/central/upload.js), one upload's progress and report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts.htmx import render_page
+from accounts.view_actions import perform
+from catalogue import selectors as catalogue_selectors
+from catalogue.models import AccessMode
+
+from . import permissions, selectors, services
+from .models import ACTIVE_STATUSES, UploadStatus
+
+REPORT_COLUMNS = [
+    "severity",
+    "check",
+    "table",
+    "field",
+    "failed",
+    "rows",
+    "description",
+    "examples",
+]
+
+
+@login_required
+def index(request):
+    datasets = selectors.central_datasets(user=request.user)
+    served = {
+        v.dataset_id: v for v in selectors.version_list(user=request.user).filter(status="served")
+    }
+    rows = [(d, served.get(d.pk)) for d in datasets]
+    return render(request, "central/index.html", {"rows": rows})
+
+
+@login_required
+def dataset(request, pk: int):
+    ds = catalogue_selectors.dataset_get_for_user(user=request.user, pk=pk, action="steward")
+    versions = list(selectors.version_list(user=request.user, dataset=ds))
+    retirable = permissions.restrict.allowed_pks(
+        selectors.version_list(user=request.user, dataset=ds), request.user, "retire"
+    )
+    context = {
+        "dataset": ds,
+        "offered": AccessMode.CENTRAL_COPY in (ds.access_modes or []),
+        "uploads": selectors.upload_list(user=request.user, dataset=ds)[:20],
+        "versions": [(v, v.pk in retirable) for v in versions],
+        "chunk_bytes": settings.CENTRAL_CHUNK_MAX_BYTES,
+    }
+    return render(request, "central/dataset.html", context)
+
+
+@login_required
+def upload(request, pk: int):
+    item = selectors.upload_get_for_user(user=request.user, pk=pk)
+    context = {"upload": item, "active": item.status in (*ACTIVE_STATUSES, UploadStatus.RECEIVING)}
+    return render_page(
+        request, "central/upload.html", context, partial="central/partials/upload_status.html"
+    )
+
+
+@login_required
+def report_json(request, pk: int):
+    item = selectors.upload_get_for_user(user=request.user, pk=pk)
+    response = HttpResponse(
+        json.dumps(item.report, indent=2), content_type="application/json; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="central-check-{item.pk}.json"'
+    return response
+
+
+@login_required
+def report_csv(request, pk: int):
+    item = selectors.upload_get_for_user(user=request.user, pk=pk)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    for check in item.report.get("checks", []):
+        row = {**check, "examples": "; ".join(check.get("examples", []))}
+        writer.writerow([row.get(c, "") for c in REPORT_COLUMNS])
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="central-check-{item.pk}.csv"'
+    return response
+
+
+@login_required
+@require_POST
+def retire(request, pk: int):
+    version = selectors.version_get_for_user(user=request.user, pk=pk, action="retire")
+    back = reverse("central:dataset", args=[version.dataset_id])
+    return perform(
+        request,
+        lambda: services.version_retire(user=request.user, version=version),
+        success_url=back,
+        success_message=f"Version {version.number} was retired and its data dropped.",
+        back=back,
+    )

@@ -1,0 +1,68 @@
+"""The central analysis database on PostgreSQL: one schema per version, which the node's own
+conformance check accepts, dropped when the version is retired.
+
+Uses OPTIMA_NODE_TEST_POSTGRES_URL, else a PostgreSQL DATABASE_URL, else the local server."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from central.models import DatasetVersion, Upload, UploadStatus
+from optima_node.check import check_database
+from optima_node.db import connect
+from tests.catalogue.factories import DatasetFactory
+from tests.node.test_node_postgres import pg_url  # noqa: F401 (the fixture)
+
+from .conftest import csv_rows
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def _schemas(url: str) -> set[str]:
+    db = connect(url)
+    try:
+        return {r[0] for r in db.execute("SELECT schema_name FROM information_schema.schemata")}
+    finally:
+        db.close()
+
+
+def test_a_version_is_a_schema_of_the_central_database(
+    send,
+    api_as,
+    steward_a,
+    hospital_a,
+    demo_zip,
+    settings,
+    pg_url,  # noqa: F811
+):
+    settings.CENTRAL_OMOP_DATABASE_URL = pg_url
+    # A dataset id of its own, so parallel test runs on one server never share a schema.
+    dataset = DatasetFactory(
+        pk=900_000_000 + os.getpid(), publisher=hospital_a, access_modes=["central_copy"]
+    )
+    client = api_as(steward_a)
+    send(client, demo_zip, dataset=dataset)
+
+    upload = Upload.objects.get()
+    assert upload.status == UploadStatus.LOADED, upload.error
+    version = DatasetVersion.objects.get()
+    assert version.location == f"ds_{dataset.pk}_v1"
+    db = connect(pg_url, schema=version.location)
+    try:
+        assert check_database(db).ok
+        (persons,) = db.execute(f"SELECT COUNT(*) FROM {db.t('person')}")[0]
+    finally:
+        db.close()
+    assert persons == csv_rows(demo_zip, "PERSON.csv")
+    # The central node reads the served version through a schema of views with a stable name.
+    served = connect(pg_url, schema=f"ds_{dataset.pk}")
+    try:
+        assert check_database(served).ok
+        assert served.execute(f"SELECT COUNT(*) FROM {served.t('person')}")[0][0] == persons
+    finally:
+        served.close()
+
+    assert client.post(f"/api/central/versions/{version.pk}/retire/").status_code == 200
+    assert not {version.location, f"ds_{dataset.pk}"} & _schemas(pg_url)
