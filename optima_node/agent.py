@@ -39,6 +39,7 @@ log = logging.getLogger("optima_node")
 MAX_RUNS_PER_CYCLE = 100  # so a busy portal cannot starve heartbeats
 PERSON_COUNT_TTL_SECONDS = 600.0
 SECURE_POLL_MIN = 0.25  # seconds between peer polls while a secure round moves
+SECURE_LONG_POLL = 5.0  # seconds the portal may hold a peers poll while keys are still missing
 
 
 @dataclass
@@ -307,16 +308,26 @@ class Agent:
             )
         )
 
-    def secure_step(self) -> int:
-        """Move every secure run in progress one step; returns how many made progress."""
+    def secure_step(self, hold: float = 0.0) -> int:
+        """Move every secure run in progress one step; returns how many made progress. ``hold``:
+        seconds the portal may hold the peers poll of a run whose key is in but not its peers'."""
         progress = 0
         for work in list(self.secure_work.values()):
             if self.stop.is_set():
                 break
-            progress += self._secure_step(work)
+            progress += self._secure_step(work, hold)
         return progress
 
-    def _secure_step(self, work: secure_run.SecureWork) -> int:
+    def _awaiting_peers(self) -> bool:
+        """One secure run in progress, and it waits for its peers' keys: worth a long-poll. With
+        several, each is polled in turn with the short back-off (one held poll would stall the
+        others)."""
+        if len(self.secure_work) != 1:
+            return False
+        work = next(iter(self.secure_work.values()))
+        return not work.held and work.key is not None and not work.masked_posted
+
+    def _secure_step(self, work: secure_run.SecureWork, hold: float = 0.0) -> int:
         run_id = work.run.run_id
         if work.held:
             try:
@@ -334,7 +345,8 @@ class Agent:
             work.held = False
             self._announce(work)
             return 1
-        peers = self.client.secure_peers(run_id)
+        waiting = work.key is not None and not work.masked_posted
+        peers = self.client.secure_peers(run_id, wait=hold if waiting else 0.0)
         if peers is None or peers.status == "summed":
             self._secure_forget(run_id)
             return 0
@@ -436,8 +448,9 @@ class Agent:
             self._wait_between_cycles()
 
     def _wait_between_cycles(self) -> None:
-        """Wait one poll interval; while secure rounds are open, poll their peers in between,
-        from every SECURE_POLL_MIN seconds, backing off (doubling) while nothing moves."""
+        """Wait one poll interval; while secure rounds are open, poll their peers in between:
+        a long-poll (the portal answers when the last key is in) while this node's key waits for
+        its peers', else every SECURE_POLL_MIN seconds, backing off (doubling) while nothing moves."""
         if not self.secure_work:
             self.stop.wait(self.poll_interval)
             return
@@ -447,12 +460,21 @@ class Agent:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self.stop.wait(min(wait, remaining))
+            hold = min(SECURE_LONG_POLL, remaining) if self._awaiting_peers() else 0.0
+            if not hold:
+                self.stop.wait(min(wait, remaining))
+            asked = time.monotonic()
             try:
-                progressed = self.secure_step()
+                progressed = self.secure_step(hold=hold)
             except (PortalUnavailable, PortalProtocolError):
                 break
-            wait = SECURE_POLL_MIN if progressed else min(wait * 2, self.poll_interval)
+            if progressed:
+                wait = SECURE_POLL_MIN
+                continue
+            if hold and time.monotonic() - asked < hold / 2:
+                # Answered at once although nothing moved: a portal that does not hold polls.
+                self.stop.wait(min(wait, max(deadline - time.monotonic(), 0)))
+            wait = min(wait * 2, self.poll_interval)
         remaining = deadline - time.monotonic()
         if remaining > 0:
             self.stop.wait(remaining)

@@ -157,9 +157,12 @@ class PortalClient:
     def secure_post_masked(self, run_id: int, body: SecureMaskedPost) -> PostOutcome:
         return self._secure_post(run_id, "masked", body.model_dump(mode="json"))
 
-    def secure_peers(self, run_id: int) -> SecurePeers | None:
-        """The round as the portal relays it; None when the run is gone for this node."""
-        status, payload = self._get(f"/api/node/runs/{run_id}/secure/peers/")
+    def secure_peers(self, run_id: int, wait: float = 0.0) -> SecurePeers | None:
+        """The round as the portal relays it; None when the run is gone for this node. With
+        ``wait`` the portal holds the request up to that many seconds while the round still
+        collects keys (a long-poll), answering as soon as it moves."""
+        query = f"?wait={wait:.2f}" if wait > 0 else ""
+        status, payload = self._get(f"/api/node/runs/{run_id}/secure/peers/{query}")
         if status in (404, 409, 410):
             return None
         if status != 200:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -41,6 +42,10 @@ SECURE = "secure"
 PER_SITE = "per_site"
 MIN_PARTICIPANTS = secagg.MIN_PARTICIPANTS
 AWAITING_AT_NODE = "awaiting release at the node"
+# The peers long-poll: a node waiting for its peers' keys may ask the portal to hold the request
+# up to this many seconds (it answers as soon as the round moves), checked every PEERS_WAIT_STEP.
+PEERS_WAIT_MAX = 5.0
+PEERS_WAIT_STEP = 0.05
 
 
 # --- the mode decision at dispatch ----------------------------------------------------------------
@@ -343,6 +348,27 @@ def secure_peers(*, node: Node, run: Run) -> tuple[str, dict[str, Any] | str]:
         ]
         body["identities"] = {n.pk: n.identity_key for n in participants}
     return ResultOutcome.STORED, body
+
+
+def secure_peers_wait(*, node: Node, run: Run, wait: float) -> tuple[str, dict[str, Any] | str]:
+    """``secure_peers``, held while the round still collects keys: up to ``wait`` seconds (at
+    most PEERS_WAIT_MAX) until the round is masking, ends or is replaced by a new round.
+
+    The wait holds no transaction and no lock: it re-reads the analysis' current round (one
+    indexed query) every PEERS_WAIT_STEP, so a node long-polling costs the web server one thread
+    for at most PEERS_WAIT_MAX seconds and the database a few light reads, never a write."""
+    outcome, body = secure_peers(node=node, run=run)
+    if wait <= 0 or isinstance(body, str) or body["status"] != SecureRoundStatus.COLLECTING_KEYS:
+        return outcome, body
+    known = (body["round_id"], SecureRoundStatus.COLLECTING_KEYS)
+    rounds = SecureRound.objects.filter(analysis_id=run.analysis_id).order_by("-created_at", "-pk")
+    deadline = time.monotonic() + min(wait, PEERS_WAIT_MAX)
+    while time.monotonic() < deadline:
+        time.sleep(min(PEERS_WAIT_STEP, max(deadline - time.monotonic(), 0)))
+        current = rounds.values_list("round_id", "status").first()
+        if current is None or (str(current[0]), current[1]) != known:
+            break
+    return secure_peers(node=node, run=run)
 
 
 @write_transaction
