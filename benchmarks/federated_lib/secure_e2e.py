@@ -30,6 +30,35 @@ KM_PARAMS = {
 TARGET_OVERHEAD = 0.20
 TARGET_CPU_MS = 50.0
 MODES = ("per_site", "secure")
+# Where the time goes, read back from the portal's rows and audit trail after the runs: seconds
+# from the analysis' creation to its last claim, the last key and masked vector (secure) or the
+# last run completed (per site), and the end.
+TIMELINE = """
+import json
+from accounts.models import AuditEvent
+from federation.models import Analysis
+
+out = {}
+for analysis in Analysis.objects.filter(pk__in=IDS):
+    start = analysis.created_at
+    runs = list(analysis.runs.all())
+    events = AuditEvent.objects.filter(timestamp__gte=start, timestamp__lte=analysis.finished_at)
+
+    def last(action):
+        stamp = events.filter(action=action).order_by("-timestamp").values_list(
+            "timestamp", flat=True).first()
+        return (stamp - start).total_seconds() if stamp else None
+
+    out[analysis.pk] = {
+        "last claim": max((r.claimed_at - start).total_seconds() for r in runs),
+        "last key": last("secure_round.key_posted"),
+        "keys complete": last("secure_round.masking"),
+        "last masked vector": last("secure_round.masked_posted"),
+        "last run completed": last("run.completed"),
+        "finished": (analysis.finished_at - start).total_seconds(),
+    }
+print("BENCH-JSON " + json.dumps(out))
+"""
 
 
 def _cpu(agents: Sequence[subprocess.Popen]) -> list[float]:
@@ -77,7 +106,7 @@ def bench_secure_end_to_end(
                 policy_file=str(policy_off) if mode == "per_site" else None,
             )
             _warm_up(portal, conn, headers, body, mode, runs=warmup_runs, timeout=timeout)
-            times, cpu = [], []
+            times, cpu, ids = [], [], []
             for _ in range(repeats):
                 time.sleep(rng.uniform(0, poll_interval))
                 before = _cpu(agents)
@@ -85,6 +114,7 @@ def bench_secure_end_to_end(
                 after = _cpu(agents)
                 _check_mode(detail, mode)
                 times.append(elapsed)
+                ids.append(detail["id"])
                 cpu.extend(b - a for a, b in zip(before, after, strict=True))
             portal.stop_named("agent")
             figures[mode] = {
@@ -93,12 +123,22 @@ def bench_secure_end_to_end(
                 "max": max(times),
                 "cpu_ms_median": median(cpu) * 1000,
                 "cpu_ms_max": max(cpu) * 1000,
+                "ids": ids,
             }
     finally:
         conn.close()
         portal.stop_named("agent")
         signal_processes([p for p in portal.processes if p.bench_name == "worker"])  # type: ignore[attr-defined]
     per_site, secure = figures["per_site"], figures["secure"]
+    ids = per_site["ids"] + secure["ids"]
+    phases = portal.shell(TIMELINE.replace("IDS", repr(ids)))
+    for mode in MODES:
+        rows = [phases[str(i)] for i in figures[mode]["ids"]]
+        figures[mode]["phases"] = {
+            name: median([row[name] for row in rows])
+            for name in rows[0]
+            if all(row[name] is not None for row in rows)
+        }
     return {
         "persons": [p for _, p in sites],
         "poll_interval": poll_interval,
@@ -161,6 +201,10 @@ def print_secure_end_to_end(r: dict[str, Any]) -> bool:
             f"{mode:9} runs: {', '.join(f'{t:.2f}' for t in f['times'])} s; median "
             f"{f['median']:.2f} s, max {f['max']:.2f} s; agent CPU per node per analysis "
             f"median {f['cpu_ms_median']:.0f} ms, max {f['cpu_ms_max']:.0f} ms"
+        )
+        print(
+            "          median seconds after the start: "
+            + ", ".join(f"{name} {at:.2f}" for name, at in f["phases"].items())
         )
     met_time = r["overhead"] <= TARGET_OVERHEAD
     met_cpu = r["cpu_overhead_ms"] <= TARGET_CPU_MS

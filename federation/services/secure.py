@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import struct
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -167,15 +167,16 @@ def current_round(analysis: Analysis) -> SecureRound | None:
     return analysis.secure_rounds.order_by("-created_at", "-pk").first()
 
 
-def decode_vector(text: str, length: int) -> list[int]:
-    """A posted masked vector (base64 of little-endian uint64) as integers; ValueError if bad."""
+def decode_vector(text: str, length: int) -> np.ndarray:
+    """A posted masked vector (base64 of little-endian uint64) as a uint64 array; ValueError if
+    bad."""
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("the vector is not base64") from exc
     if len(raw) != 8 * length:
         raise ValueError(f"the vector has {len(raw) // 8} elements, the round {length}")
-    return list(struct.unpack(f"<{length}Q", raw))
+    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
 
 
 def round_sum(secure_round: SecureRound) -> list[int]:
