@@ -190,3 +190,36 @@ def test_a_bad_wait_answers_400_naming_the_field(secure_nodes, analysis, wait, s
     assert response.status_code == 400
     assert "wait" in response.json()["error"]["fields"]
     assert sleeps.calls == []
+
+
+def test_a_peers_poll_writes_nothing_until_half_the_lease_is_spent(secure_nodes, analysis):
+    a = secure_nodes[0]
+    run_a = begin(a)
+    run = Run.objects.get(pk=run_a.run_id)
+    fresh = run.lease_expires_at
+    assert peers(a, run.pk, 0).status_code == 200
+    run.refresh_from_db()
+    assert run.lease_expires_at == fresh  # a plain read
+
+    half_spent = timezone.now() + timedelta(seconds=secure_service.lease_seconds() / 2 - 5)
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=half_spent)
+    assert peers(a, run.pk, 0).status_code == 200
+    run.refresh_from_db()
+    assert run.lease_expires_at > half_spent  # renewed
+
+
+def test_a_process_holds_no_more_long_polls_than_its_slots(secure_nodes, analysis, sleeps):
+    a = secure_nodes[0]
+    run_a = begin(a)
+    taken = [
+        secure_service._peers_wait_slots.acquire(blocking=False)
+        for _ in range(secure_service.PEERS_WAIT_SLOTS)
+    ]
+    try:
+        assert all(taken)
+        response = peers(a, run_a.run_id, 5)
+    finally:
+        for _ in taken:
+            secure_service._peers_wait_slots.release()
+    assert response.json()["status"] == SecureRoundStatus.COLLECTING_KEYS
+    assert sleeps.calls == []  # answered at once; the agent backs off as without the long-poll
