@@ -35,7 +35,7 @@ from optima_node.schemas import (
 )
 
 from . import services
-from .models import Node, NodeStatus, Run
+from .models import Node, NodeStatus, Run, SecureRoundStatus
 from .services import ResultOutcome
 from .services.secure import PEERS_WAIT_MAX
 from .throttles import NodeRateThrottle
@@ -282,10 +282,21 @@ class SecurePostView(NodeView):
     responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored.")},
 )
 class SecureKeyView(SecurePostView):
-    """The node's key announcement for the analysis' current secure round."""
+    """The node's key announcement for the analysis' current secure round. When it was the last
+    key, the answer carries the complete peer set (``peers``, as the peers poll would relay it),
+    so the node masks without another request."""
 
     body = SecureKeyPost
     submit = services.secure_key_submit
+
+    def post(self, request, run_id: int):
+        response = super().post(request, run_id)
+        if response.status_code == 201:
+            run = Run.objects.get(pk=run_id)
+            _, peers = services.secure_peers(node=request.auth, run=run)
+            if isinstance(peers, dict) and peers["status"] == SecureRoundStatus.MASKING:
+                response.data["peers"] = peers
+        return response
 
 
 @extend_schema(

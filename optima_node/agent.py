@@ -32,6 +32,7 @@ from optima_node.schemas import (
     ReasonCode,
     RunAssignment,
     RunResult,
+    SecurePeers,
 )
 
 log = logging.getLogger("optima_node")
@@ -284,9 +285,13 @@ class Agent:
             vector_length=len(work.vector),
         )
         work.masked_posted = False
-        outcome = self.client.secure_announce(work.run.run_id, secure_run.secure_key_post(work))
+        outcome, peers = self.client.secure_announce(
+            work.run.run_id, secure_run.secure_key_post(work)
+        )
         if outcome == "gone":
             self._secure_forget(work.run.run_id)
+        elif peers is not None:  # this node's key completed the round: mask at once
+            self._mask_and_post(work, peers)
 
     def _secure_forget(self, run_id: int) -> None:
         self.secure_work.pop(run_id, None)
@@ -355,7 +360,11 @@ class Agent:
             work.round_id = peers.round_id
             self._announce(work)
             return 1
-        if peers.status != "masking" or work.masked_posted:
+        return self._mask_and_post(work, peers)
+
+    def _mask_and_post(self, work: secure_run.SecureWork, peers: SecurePeers) -> int:
+        run_id = work.run.run_id
+        if peers.round_id != work.round_id or peers.status != "masking" or work.masked_posted:
             return 0
         try:
             secure_run.check_peers(peers, work, self.policy)

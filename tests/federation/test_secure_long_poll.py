@@ -12,8 +12,9 @@ import pytest
 from django.utils import timezone
 
 from federation import services
-from federation.models import Run, SecureRound, SecureRoundStatus
+from federation.models import MaskedVector, Run, SecureRound, SecureRoundStatus
 from federation.services import secure as secure_service
+from optima_node import secagg, secure_run
 from optima_node.policy import Policy
 from optima_node.schemas import RunAssignment
 from tests.factories import OrganisationFactory
@@ -223,3 +224,49 @@ def test_a_process_holds_no_more_long_polls_than_its_slots(secure_nodes, analysi
             secure_service._peers_wait_slots.release()
     assert response.json()["status"] == SecureRoundStatus.COLLECTING_KEYS
     assert sleeps.calls == []  # answered at once; the agent backs off as without the long-poll
+
+
+def test_the_last_key_is_answered_with_the_peer_set_and_its_node_masks_at_once(
+    secure_nodes, analysis
+):
+    a, b, c = secure_nodes
+    for sim in (a, b):
+        begin(sim)
+    c_assignment = RunAssignment.model_validate(c.claim().json())
+    answers = []
+    post = c.agent.client._post
+
+    def spy(path, body):
+        status, payload = post(path, body)
+        answers.append((path, status, payload))
+        return status, payload
+
+    c.agent.client._post = spy
+    c.agent.secure_begin(c_assignment)
+
+    (key_path, status, payload), (masked_path, masked_status, _) = answers
+    assert key_path.endswith("/secure/key/") and status == 201
+    assert payload["peers"]["status"] == SecureRoundStatus.MASKING
+    assert len(payload["peers"]["announcements"]) == 3
+    assert masked_path.endswith("/secure/masked/") and masked_status == 201
+    assert MaskedVector.objects.filter(node=c.node).exists()
+
+
+def test_a_key_that_does_not_complete_the_round_is_answered_without_peers(secure_nodes, analysis):
+    a = secure_nodes[0]
+    assignment = RunAssignment.model_validate(a.claim().json())
+    work = secure_run.SecureWork(run=assignment, vector=[0], round_id=assignment.secure.round_id)
+    work.key = secagg.new_round_key(
+        a.agent.identity,
+        analysis_id=analysis.pk,
+        round_id=work.round_id,
+        node_id=assignment.secure.node_id,
+        vector_length=assignment.secure.vector_length,
+    )
+    response = a.client.post(
+        f"/api/node/runs/{assignment.run_id}/secure/key/",
+        secure_run.secure_key_post(work).model_dump(mode="json"),
+        format="json",
+    )
+    assert response.status_code == 201
+    assert "peers" not in response.json()
