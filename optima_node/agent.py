@@ -481,8 +481,12 @@ class Agent:
                 wait = SECURE_POLL_MIN
                 continue
             if hold and time.monotonic() - asked < hold / 2:
-                # Answered at once although nothing moved: a portal that does not hold polls.
-                self.stop.wait(min(wait, max(deadline - time.monotonic(), 0)))
+                # Answered at once although nothing moved: the portal holds no poll for this node
+                # now (its slots are busy with other nodes' polls, or it is older). The next poll
+                # likely finds a free slot; at most 4 a second while keys are missing, within the
+                # node API's rate limit.
+                self.stop.wait(min(SECURE_POLL_MIN, max(deadline - time.monotonic(), 0)))
+                continue
             wait = min(wait * 2, self.poll_interval)
         remaining = deadline - time.monotonic()
         if remaining > 0:
