@@ -15,7 +15,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiRequest, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import authentication, exceptions, status
@@ -35,8 +35,9 @@ from optima_node.schemas import (
 )
 
 from . import services
-from .models import Node, NodeStatus, Run
+from .models import Node, NodeStatus, Run, SecureRoundStatus
 from .services import ResultOutcome
+from .services.secure import PEERS_WAIT_MAX
 from .throttles import NodeRateThrottle
 
 
@@ -241,6 +242,23 @@ def _answer(outcome: str, message: str) -> Response:
     return Response({"detail": message}, status=code)
 
 
+def _wait_seconds(raw: str | None) -> float | Response:
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= PEERS_WAIT_MAX:  # also refuses nan and inf
+        return error_response(
+            400,
+            "invalid",
+            "The query does not validate.",
+            {"wait": [f"A number of seconds from 0 to {PEERS_WAIT_MAX:g}."]},
+        )
+    return wait
+
+
 class SecurePostView(NodeView):
     """A node's post for its own run's secure round: the body is validated against ``body`` (the
     wire model) and handed to ``submit`` (the service), whose (outcome, message) is the answer."""
@@ -264,10 +282,21 @@ class SecurePostView(NodeView):
     responses={201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored.")},
 )
 class SecureKeyView(SecurePostView):
-    """The node's key announcement for the analysis' current secure round."""
+    """The node's key announcement for the analysis' current secure round. When it was the last
+    key, the answer carries the complete peer set (``peers``, as the peers poll would relay it),
+    so the node masks without another request."""
 
     body = SecureKeyPost
     submit = services.secure_key_submit
+
+    def post(self, request, run_id: int):
+        response = super().post(request, run_id)
+        if response.status_code == 201:
+            run = Run.objects.get(pk=run_id)
+            _, peers = services.secure_peers(node=request.auth, run=run)
+            if isinstance(peers, dict) and peers["status"] == SecureRoundStatus.MASKING:
+                response.data["peers"] = peers
+        return response
 
 
 @extend_schema(
@@ -286,14 +315,26 @@ class SecureHoldView(SecurePostView):
 @extend_schema(
     tags=["node"],
     request=None,
+    parameters=[
+        OpenApiParameter(
+            "wait",
+            float,
+            description="Seconds (0 to 5) to hold the request while the round still collects "
+            "keys; answered as soon as it moves.",
+        )
+    ],
     responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="SecurePeers")},
 )
 class SecurePeersView(NodeView):
-    """The round's id and state; once every key is in, the announcements and pinned identities."""
+    """The round's id and state; once every key is in, the announcements and pinned identities.
+    ``?wait=S`` long-polls: the answer comes when the round stops collecting keys or after S s."""
 
     def get(self, request, run_id: int):
         run = get_object_or_404(Run, pk=run_id, node=request.auth)
-        outcome, body = services.secure_peers(node=request.auth, run=run)
+        wait = _wait_seconds(request.query_params.get("wait"))
+        if isinstance(wait, Response):
+            return wait
+        outcome, body = services.secure_peers_wait(node=request.auth, run=run, wait=wait)
         if isinstance(body, str):
             return _answer(outcome, body)
         return Response(body)

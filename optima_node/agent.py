@@ -32,6 +32,7 @@ from optima_node.schemas import (
     ReasonCode,
     RunAssignment,
     RunResult,
+    SecurePeers,
 )
 
 log = logging.getLogger("optima_node")
@@ -39,6 +40,7 @@ log = logging.getLogger("optima_node")
 MAX_RUNS_PER_CYCLE = 100  # so a busy portal cannot starve heartbeats
 PERSON_COUNT_TTL_SECONDS = 600.0
 SECURE_POLL_MIN = 0.25  # seconds between peer polls while a secure round moves
+SECURE_LONG_POLL = 5.0  # seconds the portal may hold a peers poll while keys are still missing
 
 
 @dataclass
@@ -286,9 +288,13 @@ class Agent:
             vector_length=len(work.vector),
         )
         work.masked_posted = False
-        outcome = self.client.secure_announce(work.run.run_id, secure_run.secure_key_post(work))
+        outcome, peers = self.client.secure_announce(
+            work.run.run_id, secure_run.secure_key_post(work)
+        )
         if outcome == "gone":
             self._secure_forget(work.run.run_id)
+        elif peers is not None:  # this node's key completed the round: mask at once
+            self._mask_and_post(work, peers)
 
     def _secure_forget(self, run_id: int) -> None:
         self.secure_work.pop(run_id, None)
@@ -310,16 +316,26 @@ class Agent:
             )
         )
 
-    def secure_step(self) -> int:
-        """Move every secure run in progress one step; returns how many made progress."""
+    def secure_step(self, hold: float = 0.0) -> int:
+        """Move every secure run in progress one step; returns how many made progress. ``hold``:
+        seconds the portal may hold the peers poll of a run whose key is in but not its peers'."""
         progress = 0
         for work in list(self.secure_work.values()):
             if self.stop.is_set():
                 break
-            progress += self._secure_step(work)
+            progress += self._secure_step(work, hold)
         return progress
 
-    def _secure_step(self, work: secure_run.SecureWork) -> int:
+    def _awaiting_peers(self) -> bool:
+        """One secure run in progress, and it waits for its peers' keys: worth a long-poll. With
+        several, each is polled in turn with the short back-off (one held poll would stall the
+        others)."""
+        if len(self.secure_work) != 1:
+            return False
+        work = next(iter(self.secure_work.values()))
+        return not work.held and work.key is not None and not work.masked_posted
+
+    def _secure_step(self, work: secure_run.SecureWork, hold: float = 0.0) -> int:
         run_id = work.run.run_id
         if work.held:
             try:
@@ -337,7 +353,8 @@ class Agent:
             work.held = False
             self._announce(work)
             return 1
-        peers = self.client.secure_peers(run_id)
+        waiting = work.key is not None and not work.masked_posted
+        peers = self.client.secure_peers(run_id, wait=hold if waiting else 0.0)
         if peers is None or peers.status == "summed":
             self._secure_forget(run_id)
             return 0
@@ -346,7 +363,11 @@ class Agent:
             work.round_id = peers.round_id
             self._announce(work)
             return 1
-        if peers.status != "masking" or work.masked_posted:
+        return self._mask_and_post(work, peers)
+
+    def _mask_and_post(self, work: secure_run.SecureWork, peers: SecurePeers) -> int:
+        run_id = work.run.run_id
+        if peers.round_id != work.round_id or peers.status != "masking" or work.masked_posted:
             return 0
         try:
             secure_run.check_peers(peers, work, self.policy)
@@ -439,8 +460,9 @@ class Agent:
             self._wait_between_cycles()
 
     def _wait_between_cycles(self) -> None:
-        """Wait one poll interval; while secure rounds are open, poll their peers in between,
-        from every SECURE_POLL_MIN seconds, backing off (doubling) while nothing moves."""
+        """Wait one poll interval; while secure rounds are open, poll their peers in between:
+        a long-poll (the portal answers when the last key is in) while this node's key waits for
+        its peers', else every SECURE_POLL_MIN seconds, backing off (doubling) while nothing moves."""
         if not self.secure_work:
             self.stop.wait(self.poll_interval)
             return
@@ -450,12 +472,25 @@ class Agent:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self.stop.wait(min(wait, remaining))
+            hold = min(SECURE_LONG_POLL, remaining) if self._awaiting_peers() else 0.0
+            if not hold:
+                self.stop.wait(min(wait, remaining))
+            asked = time.monotonic()
             try:
-                progressed = self.secure_step()
+                progressed = self.secure_step(hold=hold)
             except (PortalUnavailable, PortalProtocolError):
                 break
-            wait = SECURE_POLL_MIN if progressed else min(wait * 2, self.poll_interval)
+            if progressed:
+                wait = SECURE_POLL_MIN
+                continue
+            if hold and time.monotonic() - asked < hold / 2:
+                # Answered at once although nothing moved: the portal holds no poll for this node
+                # now (its slots are busy with other nodes' polls, or it is older). The next poll
+                # likely finds a free slot; at most 4 a second while keys are missing, within the
+                # node API's rate limit.
+                self.stop.wait(min(SECURE_POLL_MIN, max(deadline - time.monotonic(), 0)))
+                continue
+            wait = min(wait * 2, self.poll_interval)
         remaining = deadline - time.monotonic()
         if remaining > 0:
             self.stop.wait(remaining)

@@ -137,19 +137,35 @@ class PortalClient:
     # --- secure aggregation (optima_node.secure_run) ---------------------------------------
 
     def _secure_post(self, run_id: int, what: str, body: dict[str, Any]) -> PostOutcome:
+        return self._secure_exchange(run_id, what, body)[0]
+
+    def _secure_exchange(
+        self, run_id: int, what: str, body: dict[str, Any]
+    ) -> tuple[PostOutcome, Any]:
         status, payload = self._post(f"/api/node/runs/{run_id}/secure/{what}/", body)
         if status in (200, 201):
-            return "stored"
+            return "stored", payload
         if status == 409:
-            return "conflict"
+            return "conflict", payload
         if status in (404, 410):
-            return "gone"
+            return "gone", payload
         raise PortalProtocolError(
             f"secure {what} for run {run_id}: unexpected HTTP {status} {_detail(payload)}"
         )
 
-    def secure_announce(self, run_id: int, body: SecureKeyPost) -> PostOutcome:
-        return self._secure_post(run_id, "key", body.model_dump(mode="json"))
+    def secure_announce(
+        self, run_id: int, body: SecureKeyPost
+    ) -> tuple[PostOutcome, SecurePeers | None]:
+        """Post the key; when it was the round's last, the portal answers with the complete
+        peer set (as ``secure_peers`` would), saving the node a poll."""
+        outcome, payload = self._secure_exchange(run_id, "key", body.model_dump(mode="json"))
+        relayed = payload.get("peers") if isinstance(payload, dict) else None
+        if outcome != "stored" or not relayed:
+            return outcome, None
+        try:
+            return outcome, SecurePeers.model_validate(relayed)
+        except ValidationError:
+            return outcome, None  # an answer this agent cannot read: it polls instead
 
     def secure_hold(self, run_id: int, body: SecureHoldPost) -> PostOutcome:
         return self._secure_post(run_id, "hold", body.model_dump(mode="json"))
@@ -157,9 +173,12 @@ class PortalClient:
     def secure_post_masked(self, run_id: int, body: SecureMaskedPost) -> PostOutcome:
         return self._secure_post(run_id, "masked", body.model_dump(mode="json"))
 
-    def secure_peers(self, run_id: int) -> SecurePeers | None:
-        """The round as the portal relays it; None when the run is gone for this node."""
-        status, payload = self._get(f"/api/node/runs/{run_id}/secure/peers/")
+    def secure_peers(self, run_id: int, wait: float = 0.0) -> SecurePeers | None:
+        """The round as the portal relays it; None when the run is gone for this node. With
+        ``wait`` the portal holds the request up to that many seconds while the round still
+        collects keys (a long-poll), answering as soon as it moves."""
+        query = f"?wait={wait:.2f}" if wait > 0 else ""
+        status, payload = self._get(f"/api/node/runs/{run_id}/secure/peers/{query}")
         if status in (404, 409, 410):
             return None
         if status != 200:

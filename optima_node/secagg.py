@@ -10,13 +10,14 @@ without it (the portal's business, see docs/federation.md). Per round, every par
    and derives one seed per pair: HKDF-SHA256 over the X25519 shared secret, with the analysis,
    the round and both node ids bound into ``info``;
 3. expands each seed with ChaCha20 into 8 bytes per element (a little-endian uint64), and adds the
-   stream of every pair in which it has the smaller node id, subtracts the others, modulo 2**64.
+   stream of every pair in which it has the smaller node id, subtracts the others, modulo 2**64
+   (numpy's uint64 arithmetic, which wraps modulo 2**64 by definition, over the keystream itself).
 
 Summed over all participants the streams cancel and the portal learns the sum only. One masked
 vector alone is uniform on [0, 2**64)^n for anyone who lacks one of its pair seeds.
 
-Only primitives of the ``cryptography`` library are used; this module imports nothing else
-outside the standard library, so it can be audited on its own.
+Only primitives of the ``cryptography`` library are used; beyond them and the standard library
+this module imports only numpy (for the wrapping vector sums), so it can be audited on its own.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ import base64
 import binascii
 import hashlib
 import json
-import operator
 import os
 import stat
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -196,7 +196,7 @@ def mask(
     identities: Mapping[int, str],
     analysis_id: int,
     round_id: str,
-) -> list[int]:
+) -> np.ndarray:
     """Mask this node's ``values`` for the round ``key`` was made for.
 
     ``peers`` are the announcements the portal relayed; this node's own may be among them or not
@@ -205,8 +205,8 @@ def mask(
     peer's node id to its pinned Ed25519 identity (base64). Every peer announcement must verify,
     name this analysis, round and vector length, and come from a distinct node; with fewer than
     three participants in all (this node included) nothing is masked: with two, each would learn
-    the other's vector by subtraction. Raises :class:`SecAggError`; returns the masked vector,
-    elements in [0, 2**64).
+    the other's vector by subtraction. Raises :class:`SecAggError`; returns the masked vector as
+    a numpy uint64 array (elements in [0, 2**64)).
     """
     own = key.announcement
     node_id = own["node_id"]
@@ -241,12 +241,15 @@ def mask(
             f"the round has {len(others) + 1}"
         )
 
-    # Python integers do not overflow: add and subtract every stream, reduce once at the end.
-    result = encoded
+    # uint64 arithmetic wraps: every addition and subtraction is modulo 2**64.
+    result = encoded.copy()
     for peer_id, public in sorted(others.items()):
         stream = _pair_stream(key.private, public, analysis_id, round_id, node_id, peer_id, length)
-        result = list(map(operator.add if node_id < peer_id else operator.sub, result, stream))
-    return [v % MODULUS for v in result]
+        if node_id < peer_id:
+            result += stream
+        else:
+            result -= stream
+    return result
 
 
 def unmask_sum(masked: Iterable[Sequence[int]]) -> list[int]:
@@ -254,22 +257,33 @@ def unmask_sum(masked: Iterable[Sequence[int]]) -> list[int]:
     as signed. A negative element means the masks did not cancel (a vector missing, from another
     round, or altered): :class:`SecAggError`, as are differing lengths and elements out of range.
     """
-    vectors = [list(v) for v in masked]
+    vectors = [_masked_array(v) for v in masked]
     if not vectors:
         raise SecAggError("no masked vectors to sum")
     length = len(vectors[0])
     if any(len(v) != length for v in vectors):
         raise SecAggError("masked vectors differ in length")
+    total = np.zeros(length, dtype=np.uint64)
     for vector in vectors:
-        if not all(type(element) is int for element in vector):
-            raise SecAggError("a masked element is not an integer")
-        if vector and not (min(vector) >= 0 and max(vector) < MODULUS):
-            raise SecAggError("a masked element is outside [0, 2**64)")
-    total = [sum(column) % MODULUS for column in zip(*vectors, strict=True)]
-    signed = [t - MODULUS if t >= MODULUS // 2 else t for t in total]
-    if any(s < 0 for s in signed):
+        total += vector  # wraps modulo 2**64
+    signed = total.view(np.int64)
+    if (signed < 0).any():
         raise SecAggError("the masks did not cancel: a vector is missing or from another round")
-    return signed
+    return signed.tolist()
+
+
+def _masked_array(vector: Sequence[int] | np.ndarray) -> np.ndarray:
+    """A masked vector as uint64: an array of that dtype as it is, a sequence element-checked."""
+    if isinstance(vector, np.ndarray) and vector.dtype == np.uint64 and vector.ndim == 1:
+        return vector
+    elements = list(vector)
+    # type() rather than isinstance(): bool is an int subclass, and True must not pass as 1.
+    if not set(map(type, elements)) <= {int}:
+        raise SecAggError("a masked element is not an integer")
+    try:
+        return np.array(elements, dtype=np.uint64)
+    except OverflowError as exc:
+        raise SecAggError("a masked element is outside [0, 2**64)") from exc
 
 
 # --- internals --------------------------------------------------------------------------------
@@ -295,7 +309,7 @@ def _pair_stream(
     node_id: int,
     peer_id: int,
     length: int,
-) -> tuple[int, ...]:
+) -> np.ndarray:
     try:
         shared = private.exchange(X25519PublicKey.from_public_bytes(peer_public))
     except ValueError as exc:  # a low-order point gives an all-zero secret: refused
@@ -308,17 +322,24 @@ def _pair_stream(
     ).derive(shared)
     encryptor = Cipher(algorithms.ChaCha20(seed, _NONCE), mode=None).encryptor()
     keystream = encryptor.update(bytes(8 * length))
-    return struct.unpack(f"<{length}Q", keystream)
+    return np.frombuffer(keystream, dtype="<u8").astype(np.uint64, copy=False)
 
 
-def _encoded(values: Sequence[int]) -> list[int]:
-    encoded = list(values)
-    # type() rather than isinstance(): bool is an int subclass, and True must not pass as 1.
-    if not all(type(v) is int for v in encoded):
-        raise SecAggError("only integers can be aggregated")
-    if encoded and not (min(encoded) >= 0 and max(encoded) < MAX_VALUE):
+def _encoded(values: Sequence[int] | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.ndim == 1:
+        array = values.astype(np.int64)  # an unsigned value >= 2**63 turns negative: refused
+    else:
+        encoded = list(values)
+        # type() rather than isinstance(): bool is an int subclass, and True must not pass as 1.
+        if not set(map(type, encoded)) <= {int}:
+            raise SecAggError("only integers can be aggregated")
+        try:
+            array = np.array(encoded, dtype=np.int64)
+        except OverflowError as exc:
+            raise SecAggError("a value to aggregate is negative or too large") from exc
+    if array.size and not (array.min() >= 0 and array.max() < MAX_VALUE):
         raise SecAggError("a value to aggregate is negative or too large")
-    return encoded
+    return array.astype(np.uint64)
 
 
 def _identity_for(identities: Mapping[Any, str], node_id: Any) -> str:

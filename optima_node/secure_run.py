@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import logging
-import struct
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from optima_node import secagg, secagg_layout
@@ -97,9 +97,9 @@ def encode(run: RunAssignment, table: dict[str, Any]) -> list[int]:
     return vector
 
 
-def pack(values: list[int]) -> str:
+def pack(values: np.ndarray | list[int]) -> str:
     """A masked vector as posted: base64 of little-endian unsigned 64-bit integers."""
-    return base64.b64encode(struct.pack(f"<{len(values)}Q", *values)).decode("ascii")
+    return base64.b64encode(np.asarray(values, dtype="<u8").tobytes()).decode("ascii")
 
 
 def check_peers(peers: SecurePeers, work: SecureWork, policy: Policy) -> None:
@@ -129,7 +129,7 @@ def hold_post(work: SecureWork) -> SecureHoldPost:
     return SecureHoldPost(attempt=work.run.attempt)
 
 
-def masked_post(work: SecureWork, masked: list[int]) -> SecureMaskedPost:
+def masked_post(work: SecureWork, masked: np.ndarray | list[int]) -> SecureMaskedPost:
     return SecureMaskedPost(attempt=work.run.attempt, round_id=work.round_id, vector=pack(masked))
 
 

@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .common import (
@@ -101,23 +102,16 @@ def _enrol(portal: Portal, slug: str, name: str, dataset_id: int) -> subprocess.
     )
 
 
-def bench_end_to_end(
-    portal: Portal,
-    *,
-    nodes: int = 4,
-    repeats: int = 5,
-    poll_interval: float = 1.0,
-    timeout: float = 60,
-    seed: int = 7,
-    warmup_runs: int = 1,
-) -> dict[str, Any]:
-    """Agents on small synthetic CDMs; time POST /api/analyses/ until it reads completed."""
+def enrol_sites(
+    portal: Portal, sites: Sequence[tuple[int, int]], *, poll_interval: float
+) -> tuple[str, dict[str, int], list[str], list[str]]:
+    """A researcher with an API token and, per (seed, persons) site, a hospital, a published
+    dataset under an active entitlement, an enrolled node and a synthetic SQLite CDM. Returns
+    (API token, {org slug: dataset id}, node tokens, CDM URLs)."""
     from optima_node.db import connect
     from optima_node.synth import synthesise
 
-    load = machine_load()
-    sites = [E2E_SITES[i % len(E2E_SITES)] for i in range(nodes)]
-    setup = portal.shell(SETUP_RESEARCHER.replace("NODES", str(nodes)))
+    setup = portal.shell(SETUP_RESEARCHER.replace("NODES", str(len(sites))))
     token, datasets = setup["token"], setup["datasets"]
     enrolling = {
         slug: _enrol(portal, slug, f"bench-omop-{i}", dataset_id)
@@ -139,13 +133,26 @@ def bench_end_to_end(
             raise BenchmarkError(f"node_enrol --org {slug} failed:\n{err[-2000:]}")
         tokens.append(out.strip().splitlines()[-1])
     portal.shell(SET_POLL_INTERVAL.replace("INTERVAL", repr(float(poll_interval))))
-    portal.wait_ready()  # before the agents: they would back off for seconds otherwise
+    return token, datasets, tokens, urls
+
+
+def spawn_agents(
+    portal: Portal,
+    tokens: Sequence[str],
+    urls: Sequence[str],
+    *,
+    poll_interval: float,
+    policy_file: str | None = None,
+) -> list[subprocess.Popen]:
+    """One ``optima-node run`` agent per node (named agent1, agent2, ...)."""
     agent_env = {
         k: v
         for k, v in os.environ.items()
         if k not in {"NODE_TOKEN_FILE", "POLICY_FILE", "CDM_SCHEMA", "PYTEST_CURRENT_TEST"}
     }
-    for i, (node_token, url) in enumerate(zip(tokens, urls, strict=True), start=1):
+    if policy_file:
+        agent_env["POLICY_FILE"] = policy_file
+    return [
         portal.spawn(
             f"agent{i}",
             [PY, "-m", "optima_node.cli", "run"],
@@ -159,6 +166,55 @@ def bench_end_to_end(
                 "PYTHONUNBUFFERED": "1",
             },
         )
+        for i, (node_token, url) in enumerate(zip(tokens, urls, strict=True), start=1)
+    ]
+
+
+def timed_analysis(
+    portal: Portal,
+    conn: http.client.HTTPConnection,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    *,
+    timeout: float,
+) -> tuple[float, dict]:
+    """Seconds from ``POST /api/analyses/`` until ``GET`` reads completed (polled every 50 ms)."""
+    started = time.perf_counter()
+    status, created = request("POST", portal.url + "/api/analyses/", body, headers, conn=conn)
+    if status != 201:
+        raise BenchmarkError(f"POST /api/analyses/ answered {status}: {created}")
+    detail_url = f"{portal.url}/api/analyses/{created['id']}/"
+    deadline = started + timeout
+    while time.perf_counter() < deadline:
+        status, detail = request("GET", detail_url, headers=headers, conn=conn)
+        if status != 200:
+            raise BenchmarkError(f"GET {detail_url} answered {status}: {detail}")
+        if detail["status"] != "running":
+            elapsed = time.perf_counter() - started
+            if detail["status"] != "completed":
+                raise BenchmarkError(f"the analysis ended {detail['status']}: {detail}")
+            return elapsed, detail
+        portal.check_alive()
+        time.sleep(0.05)
+    raise BenchmarkError(f"the {body['type']} did not complete within {timeout:.0f} s")
+
+
+def bench_end_to_end(
+    portal: Portal,
+    *,
+    nodes: int = 4,
+    repeats: int = 5,
+    poll_interval: float = 1.0,
+    timeout: float = 60,
+    seed: int = 7,
+    warmup_runs: int = 1,
+) -> dict[str, Any]:
+    """Agents on small synthetic CDMs; time POST /api/analyses/ until it reads completed."""
+    load = machine_load()
+    sites = [E2E_SITES[i % len(E2E_SITES)] for i in range(nodes)]
+    token, datasets, tokens, urls = enrol_sites(portal, sites, poll_interval=poll_interval)
+    portal.wait_ready()  # before the agents: they would back off for seconds otherwise
+    spawn_agents(portal, tokens, urls, poll_interval=poll_interval)
 
     headers = {"Authorization": f"Token {token}"}
     body = {
@@ -170,24 +226,7 @@ def bench_end_to_end(
     conn = http.client.HTTPConnection("127.0.0.1", portal.port, timeout=10)
 
     def one() -> tuple[float, dict]:
-        started = time.perf_counter()
-        status, created = request("POST", portal.url + "/api/analyses/", body, headers, conn=conn)
-        if status != 201:
-            raise BenchmarkError(f"POST /api/analyses/ answered {status}: {created}")
-        detail_url = f"{portal.url}/api/analyses/{created['id']}/"
-        deadline = started + timeout
-        while time.perf_counter() < deadline:
-            status, detail = request("GET", detail_url, headers=headers, conn=conn)
-            if status != 200:
-                raise BenchmarkError(f"GET {detail_url} answered {status}: {detail}")
-            if detail["status"] != "running":
-                elapsed = time.perf_counter() - started
-                if detail["status"] != "completed":
-                    raise BenchmarkError(f"the analysis ended {detail['status']}: {detail}")
-                return elapsed, detail
-            portal.check_alive()
-            time.sleep(0.05)
-        raise BenchmarkError(f"the cohort_count did not complete within {timeout:.0f} s")
+        return timed_analysis(portal, conn, headers, body, timeout=timeout)
 
     try:
         # Warm-up (not timed): the agents' first heartbeats, gunicorn workers, the worker.

@@ -78,6 +78,7 @@ from .secure import (
     secure_key_submit,
     secure_masked_submit,
     secure_peers,
+    secure_peers_wait,
 )
 
 __all__ = [
@@ -128,5 +129,6 @@ __all__ = [
     "secure_key_submit",
     "secure_masked_submit",
     "secure_peers",
+    "secure_peers_wait",
     "typical_ages",
 ]

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import struct
+import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -41,6 +43,15 @@ SECURE = "secure"
 PER_SITE = "per_site"
 MIN_PARTICIPANTS = secagg.MIN_PARTICIPANTS
 AWAITING_AT_NODE = "awaiting release at the node"
+# The peers long-poll: a node waiting for its peers' keys may ask the portal to hold the request
+# up to this many seconds (it answers as soon as the round moves), checked every PEERS_WAIT_STEP.
+PEERS_WAIT_MAX = 5.0
+PEERS_WAIT_STEP = 0.05
+# How many long-polls one server process holds at once; beyond, a poll is answered at once (the
+# agent then backs off as without the long-poll). A gthread worker queues requests behind busy
+# threads, so a held poll must never take a process' last thread from the node API and the site.
+PEERS_WAIT_SLOTS = 1
+_peers_wait_slots = threading.BoundedSemaphore(PEERS_WAIT_SLOTS)
 
 
 # --- the mode decision at dispatch ----------------------------------------------------------------
@@ -162,15 +173,16 @@ def current_round(analysis: Analysis) -> SecureRound | None:
     return analysis.secure_rounds.order_by("-created_at", "-pk").first()
 
 
-def decode_vector(text: str, length: int) -> list[int]:
-    """A posted masked vector (base64 of little-endian uint64) as integers; ValueError if bad."""
+def decode_vector(text: str, length: int) -> np.ndarray:
+    """A posted masked vector (base64 of little-endian uint64) as a uint64 array; ValueError if
+    bad."""
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("the vector is not base64") from exc
     if len(raw) != 8 * length:
         raise ValueError(f"the vector has {len(raw) // 8} elements, the round {length}")
-    return list(struct.unpack(f"<{length}Q", raw))
+    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
 
 
 def round_sum(secure_round: SecureRound) -> list[int]:
@@ -317,32 +329,87 @@ def secure_key_submit(*, node: Node, run: Run, payload: SecureKeyPost) -> tuple[
     return ResultOutcome.STORED, "Stored."
 
 
-@write_transaction
 def secure_peers(*, node: Node, run: Run) -> tuple[str, dict[str, Any] | str]:
     """What the node polls: the round's id and state, the announcements once every key is in,
-    and the identity key pinned for each participant. Renews the node's lease."""
-    run = _locked_run(run)
+    and the identity key pinned for each participant. Renews the node's lease when less than
+    half of it is left.
+
+    A plain read (no write lock) unless the lease needs renewing: nodes poll this while a round
+    moves, and a write per poll would queue them behind each other and everyone else (SQLite
+    has one writer; every write transaction takes the audit chain head). The announcements are
+    read before the round's state: keys are only added while it collects them and only deleted
+    when it closes, so with the state read as "masking" after them they are the complete set
+    (or the last one came in between: answered as still collecting)."""
+    run = Run.objects.select_related("analysis").get(pk=run.pk)
     if run.node_id != node.pk or not run.analysis.is_secure:
         return ResultOutcome.CONFLICT, "This run is not part of a secure aggregation."
     secure_round = _round_of(run)
     if secure_round is None or (not run.is_open and run.status != RunStatus.COMPLETED):
         return ResultOutcome.GONE, f"The run is {run.get_status_display().lower()}."
-    _renew(run)
+    if run.status == RunStatus.RUNNING and _lease_half_spent(run):
+        _renew_lease(run)
     participants = list(secure_round.participants.order_by("pk"))
+    announcements = [
+        k.announcement for k in SecureKey.objects.filter(round=secure_round).order_by("node")
+    ]
+    status = SecureRound.objects.filter(pk=secure_round.pk).values_list("status", flat=True).get()
     body: dict[str, Any] = {
         "round_id": str(secure_round.round_id),
-        "status": secure_round.status,
+        "status": status,
         "vector_length": secure_round.vector_length,
         "participants": [n.pk for n in participants],
         "announcements": [],
         "identities": {},
     }
-    if secure_round.status == SecureRoundStatus.MASKING:
-        body["announcements"] = [
-            k.announcement for k in SecureKey.objects.filter(round=secure_round).order_by("node")
-        ]
+    if status == SecureRoundStatus.MASKING and len(announcements) < len(participants):
+        # The last key came in between the two reads: the next poll finds it complete.
+        body["status"] = SecureRoundStatus.COLLECTING_KEYS
+    elif status == SecureRoundStatus.MASKING:
+        body["announcements"] = announcements
         body["identities"] = {n.pk: n.identity_key for n in participants}
     return ResultOutcome.STORED, body
+
+
+def _lease_half_spent(run: Run) -> bool:
+    if run.lease_expires_at is None:
+        return True
+    return run.lease_expires_at - timezone.now() < timedelta(seconds=lease_seconds() / 2)
+
+
+@write_transaction
+def _renew_lease(run: Run) -> None:
+    _renew(_locked_run(run))
+
+
+def secure_peers_wait(*, node: Node, run: Run, wait: float) -> tuple[str, dict[str, Any] | str]:
+    """``secure_peers``, held while the round still collects keys: up to ``wait`` seconds (at
+    most PEERS_WAIT_MAX) until the round is masking, ends or is replaced by a new round.
+
+    The wait holds no transaction and no lock: it re-reads the analysis' current round (one
+    indexed query) every PEERS_WAIT_STEP, so a node long-polling costs the web server one thread
+    for at most PEERS_WAIT_MAX seconds (and at most PEERS_WAIT_SLOTS threads per process) and the
+    database a few light reads, never a write."""
+    outcome, body = secure_peers(node=node, run=run)
+    if wait <= 0 or isinstance(body, str) or body["status"] != SecureRoundStatus.COLLECTING_KEYS:
+        return outcome, body
+    if not _peers_wait_slots.acquire(blocking=False):
+        return outcome, body
+    try:
+        _wait_for_round_change(run, body["round_id"], min(wait, PEERS_WAIT_MAX))
+    finally:
+        _peers_wait_slots.release()
+    return secure_peers(node=node, run=run)
+
+
+def _wait_for_round_change(run: Run, round_id: str, seconds: float) -> None:
+    known = (round_id, SecureRoundStatus.COLLECTING_KEYS)
+    rounds = SecureRound.objects.filter(analysis_id=run.analysis_id).order_by("-created_at", "-pk")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(min(PEERS_WAIT_STEP, max(deadline - time.monotonic(), 0)))
+        current = rounds.values_list("round_id", "status").first()
+        if current is None or (str(current[0]), current[1]) != known:
+            return
 
 
 @write_transaction

@@ -95,3 +95,38 @@ def test_the_portal_figures_with_real_processes(tmp_path, capsys):
     assert bench.print_poll(poll) in (True, False)
     out = capsys.readouterr().out
     assert "End-to-end cohort_count" in out and "p99" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_secure_aggregation_figure_with_real_processes(tmp_path, capsys):
+    portal = bench.Portal(
+        tmp_path / "secure-portal",
+        database_url=database_url_for_subprocess(),
+        create_database=False,
+        migrate=False,
+        eager=True,
+        workers=2,
+        threads=2,
+    )
+    portal.workdir.mkdir(parents=True)
+    with portal:
+        portal.start(wait=False)
+        r = bench.bench_secure_end_to_end(
+            portal,
+            sites=((11, 400), (12, 400), (13, 400)),
+            repeats=1,
+            poll_interval=0.5,
+            timeout=30,
+        )
+        assert [p.bench_name for p in portal.processes] == ["gunicorn"]
+    for mode in ("per_site", "secure"):
+        assert len(r[mode]["times"]) == 1 and r[mode]["median"] > 0
+        phases = r[mode]["phases"]
+        assert 0 <= phases["last claim"] <= phases["finished"] <= r[mode]["max"]
+    assert r["secure"]["phases"]["keys complete"] <= r["secure"]["phases"]["last masked vector"]
+    assert r["overhead"] == pytest.approx(
+        (r["secure"]["median"] - r["per_site"]["median"]) / r["per_site"]["median"]
+    )
+    assert bench.print_secure_end_to_end(r) in (True, False)
+    out = capsys.readouterr().out
+    assert "per-site vs secure aggregation" in out and "overhead of secure aggregation" in out

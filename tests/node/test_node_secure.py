@@ -4,6 +4,7 @@ where the identity and the review directory live, the review CLI and the heartbe
 from __future__ import annotations
 
 import stat
+from types import SimpleNamespace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -112,12 +113,13 @@ def test_between_cycles_the_agent_polls_open_secure_rounds_with_back_off(monkeyp
     agent = Agent(client=None, db=None, policy=Policy(), poll_interval=0.3)
     polls: list[float] = []
 
-    def step() -> int:
+    def step(hold: float = 0.0) -> int:
+        assert hold == 0  # nothing to long-poll for: the key is not posted yet
         polls.append(time.monotonic())
         return 0
 
     monkeypatch.setattr(agent, "secure_step", step)
-    agent.secure_work[1] = object()  # an open round
+    agent.secure_work[1] = SimpleNamespace(held=True, key=None, masked_posted=False)
     started = time.monotonic()
     agent._wait_between_cycles()
     assert 0.25 <= time.monotonic() - started < 1.0  # one poll interval, not more
@@ -126,3 +128,52 @@ def test_between_cycles_the_agent_polls_open_secure_rounds_with_back_off(monkeyp
     polls.clear()
     agent._wait_between_cycles()
     assert polls == []  # nothing open: a plain wait
+
+
+def _awaiting_peers() -> SimpleNamespace:
+    return SimpleNamespace(held=False, key=object(), masked_posted=False)
+
+
+def test_while_its_key_waits_for_the_peers_the_agent_long_polls_the_portal(monkeypatch):
+    import time
+
+    agent = Agent(client=None, db=None, policy=Policy(), poll_interval=0.3)
+    holds: list[float] = []
+
+    def step(hold: float = 0.0) -> int:
+        holds.append(hold)
+        time.sleep(hold)  # a portal that holds the request while nothing moves
+        return 0
+
+    monkeypatch.setattr(agent, "secure_step", step)
+    agent.secure_work[1] = _awaiting_peers()
+    started = time.monotonic()
+    agent._wait_between_cycles()
+    assert 0.25 <= time.monotonic() - started < 1.0
+    assert holds and all(0 < h <= 0.3 for h in holds)  # no more than the interval left
+    assert len(holds) <= 3  # held polls, not a spin
+
+    # Several rounds open: a held poll would stall the others, so each is polled in turn.
+    agent.secure_work[2] = _awaiting_peers()
+    holds.clear()
+    agent._wait_between_cycles()
+    assert holds and set(holds) == {0.0}
+
+
+def test_a_poll_the_portal_does_not_hold_is_retried_shortly_not_in_a_spin(monkeypatch):
+
+    import optima_node.agent as agent_module
+
+    monkeypatch.setattr(agent_module, "SECURE_POLL_MIN", 0.02)
+    agent = Agent(client=None, db=None, policy=Policy(), poll_interval=0.3)
+    polls: list[float] = []
+
+    def step(hold: float = 0.0) -> int:
+        polls.append(hold)
+        return 0  # answered at once, nothing moved
+
+    monkeypatch.setattr(agent, "secure_step", step)
+    agent.secure_work[1] = _awaiting_peers()
+    agent._wait_between_cycles()
+    assert 5 <= len(polls) <= 16  # every SECURE_POLL_MIN over the 0.3 s interval, not a spin
+    assert all(h > 0 for h in polls)  # each time asking to be held again
