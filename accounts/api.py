@@ -30,6 +30,9 @@ def api_root(request):
 
 # Routes for the hospitals' node agents (they POST with a node credential), not for browsing.
 _NODE_ONLY = ("node-",)
+# The caller's own TOTP recovery codes: a browser session that passed its second factor only (never
+# an API token), so not a collection an API client can browse.
+_SESSION_ONLY = ("api-recovery-codes",)
 
 
 def _answers_get(view) -> bool:
@@ -56,6 +59,7 @@ def _collections() -> list[tuple[str, str]]:
                 and not any(c in route for c in "<(\\")
                 and p.name != "api-root"
                 and not p.name.startswith(_NODE_ONLY)
+                and p.name not in _SESSION_ONLY
                 and _answers_get(p.callback)
             ):
                 found.append((route.rstrip("/"), p.name))

@@ -28,10 +28,13 @@ from .models import DatasetVersion, Upload
 
 
 class UploadInSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField(min_value=1)
+    dataset = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     filename = serializers.CharField(max_length=255)
-    size = serializers.IntegerField(min_value=1)
-    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", help_text="SHA-256 of the whole file.")
+    # The configured limit (CENTRAL_UPLOAD_MAX_BYTES) is checked by the service with its own message.
+    size = serializers.IntegerField(min_value=1, max_value=2**62)
+    sha256 = serializers.RegexField(
+        r"^[0-9a-fA-F]{64}$", max_length=64, help_text="SHA-256 of the whole file."
+    )
 
 
 class UploadOutSerializer(serializers.ModelSerializer):

@@ -141,9 +141,12 @@ def test_synth_rejects_unknown_cancers(tmp_path):
         (["synth", "--out", "mysql://x", "--persons", "5"], "unsupported database URL"),
         (["synth", "--out", "sqlite:///", "--persons", "5"], "sqlite:///path"),
         (["check", "--db", "sqlite:////nonexistent/dir/x.db"], "cannot open SQLite database"),
+        (["check"], "give --db or set OMOP_DATABASE_URL"),
     ],
 )
-def test_bad_input_gives_one_line_and_nonzero_exit(argv, message, capsys):
+def test_bad_input_gives_one_line_and_nonzero_exit(argv, message, capsys, monkeypatch):
+    monkeypatch.delenv("OMOP_DATABASE_URL", raising=False)
+    monkeypatch.delenv("OMOP_DATABASE_URL_FILE", raising=False)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
@@ -153,7 +156,6 @@ def test_bad_input_gives_one_line_and_nonzero_exit(argv, message, capsys):
     "argv",
     [
         ["synth", "--out", "sqlite:///x.db", "--persons", "many"],
-        ["check"],
         ["frobnicate"],
         ["policy"],
     ],
