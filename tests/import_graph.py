@@ -18,6 +18,7 @@ PORTAL_PACKAGES = (
     "feedback",
     "governance",
     "federation",
+    "central",
     "optima_node",
     "optima_portal",
 )
