@@ -7,7 +7,7 @@ x 41 x 2, the contract's 90-day/40-unit analysis by age group; and 10 x 10,001 x
 the parameter limits allow), ``--nodes`` simulated nodes run ``--rounds`` rounds in
 this process. Per node and round the CPU time (``time.process_time``) of what a node adds for
 secure aggregation is measured: ``new_round_key`` (X25519 key pair + Ed25519 signature), then
-``encode`` of its raw table and ``mask`` (verifying every peer's announcement, one X25519
+``encode_array`` of its raw table (as the agent does) and ``mask`` (verifying every peer's announcement, one X25519
 exchange, HKDF and ChaCha20 stream per pair, the modular sums). The portal side (``unmask_sum``,
 ``decode``, ``control``) is timed per round. Target: <= 50 ms CPU per node per round.
 
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.pooled_disclosure import control
 from optima_node import secagg
-from optima_node.secagg_layout import decode, encode, stratum_labels
+from optima_node.secagg_layout import decode, encode_array, stratum_labels
 
 TARGET_MS = 50.0
 SIZES: dict[str, dict[str, Any]] = {
@@ -79,7 +79,7 @@ def measure(*, nodes: int = 4, rounds: int = 20, sizes: dict | None = None) -> d
     for name, size in (sizes or SIZES).items():
         params = km_params(size)
         tables = {i: raw_km_table(params, rng) for i in identities}
-        length = len(encode("kaplan_meier", params, tables[1]))
+        length = len(encode_array("kaplan_meier", params, tables[1]))
         node_ms: list[float] = []
         portal_ms: list[float] = []
         for r in range(rounds):
@@ -95,7 +95,7 @@ def measure(*, nodes: int = 4, rounds: int = 20, sizes: dict | None = None) -> d
             masked = []
             for i in identities:
                 start = time.process_time()
-                vector = encode("kaplan_meier", params, tables[i])
+                vector = encode_array("kaplan_meier", params, tables[i])
                 masked.append(
                     secagg.mask(
                         vector,

@@ -334,6 +334,8 @@ class SecurePeersView(NodeView):
         wait = _wait_seconds(request.query_params.get("wait"))
         if isinstance(wait, Response):
             return wait
+        if not request.META.get("wsgi.multithread"):
+            wait = 0.0  # one request at a time (gunicorn's sync worker): holding it blocks the site
         outcome, body = services.secure_peers_wait(node=request.auth, run=run, wait=wait)
         if isinstance(body, str):
             return _answer(outcome, body)

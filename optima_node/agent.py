@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -22,7 +23,7 @@ from optima_node.client import PortalClient, PortalProtocolError, PortalUnavaila
 from optima_node.db import Database
 from optima_node.disclosure import Decision, Refused, Released, gate
 from optima_node.ledger import ReleaseLedger, Requester, params_digest
-from optima_node.policy import Policy
+from optima_node.policy import Policy, PolicyError, load_policy
 from optima_node.review import ReviewError, ReviewStore
 from optima_node.schemas import (
     CAPABILITIES,
@@ -40,6 +41,9 @@ log = logging.getLogger("optima_node")
 MAX_RUNS_PER_CYCLE = 100  # so a busy portal cannot starve heartbeats
 PERSON_COUNT_TTL_SECONDS = 600.0
 SECURE_POLL_MIN = 0.25  # seconds between peer polls while a secure round moves
+# After a long-poll the portal answered at once (its held-poll slots were busy): poll again after
+# this, doubling up to SECURE_POLL_MIN, so a node that found no slot is not the round's straggler.
+SECURE_RETRY_MIN = 0.04
 SECURE_LONG_POLL = 5.0  # seconds the portal may hold a peers poll while keys are still missing
 
 
@@ -116,12 +120,47 @@ class Agent:
     secure_work: dict[int, secure_run.SecureWork] = field(default_factory=dict)
     # The node image's digest, reported in heartbeats (None outside the image).
     image_digest: str | None = None
+    # The site policy's file (None: the policy was given, not read): re-read at each cycle when it
+    # changed, so a site admin's edit applies to the next claims without a restart.
+    policy_file: str | None = None
     _person_count: tuple[float, int] | None = None
+    _policy_stamp: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        self._policy_stamp = self._stamp()
         if self.reviews is not None:
             for work in secure_run.resume_held(self.reviews):
                 self.secure_work[work.run.run_id] = work
+
+    # --- site policy ---------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if not self.policy_file:
+            return None
+        try:
+            stat = os.stat(self.policy_file)
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def reload_policy(self) -> bool:
+        """Re-read the policy file if it changed; True when the policy in force changed. A file
+        that no longer loads (missing, invalid) keeps the policy in force, and says so in the log
+        once per change: a typo must never open the gate wider or stop the node."""
+        stamp = self._stamp()
+        if not self.policy_file or stamp == self._policy_stamp:
+            return False
+        self._policy_stamp = stamp
+        try:
+            policy = load_policy(self.policy_file)
+        except PolicyError as exc:
+            log.error("%s; the policy in force stays", exc)
+            return False
+        if policy == self.policy:
+            return False
+        log.warning("site policy reloaded from %s: %s", self.policy_file, policy.summary())
+        self.policy = policy
+        return True
 
     # --- heartbeat --------------------------------------------------------------------------
 
@@ -392,6 +431,7 @@ class Agent:
     def cycle(self) -> int:
         """Heartbeat, move secure rounds on, then claim and execute until the portal has nothing
         more. Returns the runs done and secure steps made."""
+        self.reload_policy()
         ack = self.client.heartbeat(self.build_heartbeat())
         self.poll_interval = ack.poll_interval_seconds
         done = self.secure_step()
@@ -468,6 +508,7 @@ class Agent:
             return
         deadline = time.monotonic() + self.poll_interval
         wait = SECURE_POLL_MIN
+        retry = SECURE_RETRY_MIN
         while self.secure_work and not self.stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -481,15 +522,17 @@ class Agent:
             except (PortalUnavailable, PortalProtocolError):
                 break
             if progressed:
-                wait = SECURE_POLL_MIN
+                wait, retry = SECURE_POLL_MIN, SECURE_RETRY_MIN
                 continue
             if hold and time.monotonic() - asked < hold / 2:
                 # Answered at once although nothing moved: the portal holds no poll for this node
                 # now (its slots are busy with other nodes' polls, or it is older). The next poll
-                # likely finds a free slot; at most 4 a second while keys are missing, within the
-                # node API's rate limit.
-                self.stop.wait(min(SECURE_POLL_MIN, max(deadline - time.monotonic(), 0)))
+                # likely finds a free slot: soon at first, backing off to SECURE_POLL_MIN (at most
+                # 4 a second while keys are missing, within the node API's rate limit).
+                self.stop.wait(min(retry, max(deadline - time.monotonic(), 0)))
+                retry = min(retry * 2, SECURE_POLL_MIN)
                 continue
+            retry = SECURE_RETRY_MIN
             wait = min(wait * 2, self.poll_interval)
         remaining = deadline - time.monotonic()
         if remaining > 0:

@@ -130,6 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         identity=identity,
         reviews=ReviewStore(config.review_dir),
         image_digest=config.image_digest,
+        policy_file=config.policy_file or None,
     )
 
     def _stop(signum: int, _frame: object) -> None:

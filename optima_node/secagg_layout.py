@@ -127,6 +127,14 @@ def encode(
     A label outside a fixed set goes to ``"other"`` where the variable has one (index years
     outside the cohort's range); anywhere else it is a :class:`LayoutError`, as is a negative count.
     """
+    return encode_array(analysis_type, params, raw_counts).tolist()
+
+
+def encode_array(
+    analysis_type: str, params: Mapping[str, Any], raw_counts: Mapping[str, Any]
+) -> np.ndarray:
+    """:func:`encode` as a numpy int64 array, which :func:`optima_node.secagg.mask` takes as it is
+    (a Kaplan-Meier vector of 200,000 cells is not turned into Python ints and back)."""
     if analysis_type == "kaplan_meier":
         return _encode_km(_params(analysis_type, params), raw_counts)
     lay = layout(analysis_type, params)
@@ -154,7 +162,10 @@ def encode(
             name = SECTION_STRATUM[section]
             for row in raw_counts[section]:
                 put((section, _fit(lay, name, (row.get("strata") or {}).get(name))), row["count"])
-    return vector
+    try:
+        return np.array(vector, dtype=np.int64)
+    except OverflowError as exc:
+        raise LayoutError("a count is too large") from exc
 
 
 def decode(analysis_type: str, params: Mapping[str, Any], vector: Sequence[int]) -> dict[str, Any]:
@@ -216,7 +227,7 @@ def _decode_km(params: dict[str, Any], vector: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def _encode_km(params: dict[str, Any], raw_counts: Mapping[str, Any]) -> list[int]:
+def _encode_km(params: dict[str, Any], raw_counts: Mapping[str, Any]) -> np.ndarray:
     # Cell (stratum i, time, column c) sits at 2 · (i · (T + 1) + time) + c, the layout's order;
     # arithmetic on whole columns instead of a lookup per cell keeps a 200,000-cell vector fast.
     labels = stratum_labels(params["stratify_by"], params)
@@ -239,7 +250,7 @@ def _encode_km(params: dict[str, Any], raw_counts: Mapping[str, Any]) -> list[in
             if counts.min() < 0:
                 raise LayoutError(f"a {column} count of {label!r} is negative")
             np.add.at(vector, at + offset, counts)  # repeated times add up
-    return vector.tolist()
+    return vector
 
 
 def _int_column(values: Sequence[Any], what: str) -> np.ndarray:

@@ -57,7 +57,7 @@ class SecureWork:
     """One secure run in progress at this node. ``vector`` never leaves the node unmasked."""
 
     run: RunAssignment
-    vector: list[int]
+    vector: np.ndarray
     round_id: str
     key: secagg.RoundKey | None = None
     held: bool = False
@@ -90,8 +90,8 @@ def raw_table(
         raise SecureRefused(refusal.reason) from refusal
 
 
-def encode(run: RunAssignment, table: dict[str, Any]) -> list[int]:
-    vector = secagg_layout.encode(run.type, run.params, table)
+def encode(run: RunAssignment, table: dict[str, Any]) -> np.ndarray:
+    vector = secagg_layout.encode_array(run.type, run.params, table)
     if run.secure is None or len(vector) != run.secure.vector_length:
         raise SecureRefused(ReasonCode.SECURE_AGGREGATION_REFUSED, "vector length differs")
     return vector

@@ -385,6 +385,9 @@ FEDERATION_POLL_INTERVAL_SECONDS = env.float("FEDERATION_POLL_INTERVAL_SECONDS",
 # Node API protections (per node token); counters live in CACHE_URL, so share it between workers.
 NODE_API_RATE = env.str("NODE_API_RATE", default="300/min")
 NODE_API_MAX_BYTES = env.int("NODE_API_MAX_BYTES", default=1024 * 1024)
+# Secure aggregation: peers polls one web server process may hold while keys are missing; run
+# gunicorn's gthread worker with at least this many threads + 1 (a sync worker never holds one).
+PEERS_LONG_POLL_SLOTS = env.int("PEERS_LONG_POLL_SLOTS", default=1)
 # Federated learning on NVIDIA FLARE: the portal's admin startup kit (empty: the local POC system).
 FLARE_ADMIN_STARTUP_KIT = env.str("FLARE_ADMIN_STARTUP_KIT", default="")
 FLARE_ADMIN_USER = env.str("FLARE_ADMIN_USER", default="")

@@ -44,14 +44,23 @@ PER_SITE = "per_site"
 MIN_PARTICIPANTS = secagg.MIN_PARTICIPANTS
 AWAITING_AT_NODE = "awaiting release at the node"
 # The peers long-poll: a node waiting for its peers' keys may ask the portal to hold the request
-# up to this many seconds (it answers as soon as the round moves), checked every PEERS_WAIT_STEP.
+# up to this many seconds (it answers as soon as the round moves). The round is re-read every
+# PEERS_WAIT_STEP (one indexed read) while the round is younger than PEERS_WAIT_FAST seconds:
+# keys usually complete within an agent poll interval of the round's start, and the waiting nodes
+# should mask at once. Beyond, the interval grows by PEERS_WAIT_GROWTH up to PEERS_WAIT_STEP_MAX:
+# a round held up by a site's release review may wait for hours at a few reads a second.
 PEERS_WAIT_MAX = 5.0
-PEERS_WAIT_STEP = 0.05
-# How many long-polls one server process holds at once; beyond, a poll is answered at once (the
-# agent then backs off as without the long-poll). A gthread worker queues requests behind busy
-# threads, so a held poll must never take a process' last thread from the node API and the site.
-PEERS_WAIT_SLOTS = 1
-_peers_wait_slots = threading.BoundedSemaphore(PEERS_WAIT_SLOTS)
+PEERS_WAIT_STEP = 0.02
+PEERS_WAIT_FAST = 120.0
+PEERS_WAIT_GROWTH = 1.25
+PEERS_WAIT_STEP_MAX = 0.25
+# How many long-polls one server process holds at once (setting PEERS_LONG_POLL_SLOTS, default
+# 1); beyond, a poll is answered at once and the agent polls again shortly. A gthread worker
+# queues requests behind busy threads, so a held poll must never take a process' last thread from
+# the node API and the site: give gunicorn at least slots + 1 threads. A server that handles one
+# request at a time (``wsgi.multithread`` false: gunicorn's sync worker) never holds a poll.
+PEERS_WAIT_SLOTS = max(int(getattr(settings, "PEERS_LONG_POLL_SLOTS", 1)), 0)
+_peers_wait_slots = threading.BoundedSemaphore(max(PEERS_WAIT_SLOTS, 1))
 
 
 # --- the mode decision at dispatch ----------------------------------------------------------------
@@ -392,7 +401,7 @@ def secure_peers_wait(*, node: Node, run: Run, wait: float) -> tuple[str, dict[s
     outcome, body = secure_peers(node=node, run=run)
     if wait <= 0 or isinstance(body, str) or body["status"] != SecureRoundStatus.COLLECTING_KEYS:
         return outcome, body
-    if not _peers_wait_slots.acquire(blocking=False):
+    if not PEERS_WAIT_SLOTS or not _peers_wait_slots.acquire(blocking=False):
         return outcome, body
     try:
         _wait_for_round_change(run, body["round_id"], min(wait, PEERS_WAIT_MAX))
@@ -401,12 +410,27 @@ def secure_peers_wait(*, node: Node, run: Run, wait: float) -> tuple[str, dict[s
     return secure_peers(node=node, run=run)
 
 
+def _round_age(run: Run) -> float:
+    """Seconds since the run's current round opened (0 when unknown)."""
+    opened = (
+        SecureRound.objects.filter(analysis_id=run.analysis_id)
+        .order_by("-created_at", "-pk")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return max((timezone.now() - opened).total_seconds(), 0.0) if opened else 0.0
+
+
 def _wait_for_round_change(run: Run, round_id: str, seconds: float) -> None:
     known = (round_id, SecureRoundStatus.COLLECTING_KEYS)
     rounds = SecureRound.objects.filter(analysis_id=run.analysis_id).order_by("-created_at", "-pk")
     deadline = time.monotonic() + seconds
+    fast_until = time.monotonic() + max(PEERS_WAIT_FAST - _round_age(run), 0)
+    step = PEERS_WAIT_STEP
     while time.monotonic() < deadline:
-        time.sleep(min(PEERS_WAIT_STEP, max(deadline - time.monotonic(), 0)))
+        time.sleep(min(step, max(deadline - time.monotonic(), 0)))
+        if time.monotonic() >= fast_until:
+            step = min(step * PEERS_WAIT_GROWTH, PEERS_WAIT_STEP_MAX)
         current = rounds.values_list("round_id", "status").first()
         if current is None or (str(current[0]), current[1]) != known:
             return

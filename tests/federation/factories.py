@@ -58,7 +58,8 @@ class SimNode:
     capabilities: list[tuple[str, int]] | None = None
 
     def __post_init__(self) -> None:
-        self.client = APIClient()
+        # As under gunicorn's gthread worker: a server that may hold a long-poll (sync workers never do).
+        self.client = APIClient(**{"wsgi.multithread": True})
         self.client.credentials(HTTP_AUTHORIZATION=f"Node {self.token}")
         self.state_dir = tempfile.TemporaryDirectory(prefix="optima-node-")
         self.agent = Agent(

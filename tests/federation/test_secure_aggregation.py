@@ -88,7 +88,7 @@ def cleartext_vector(sim, analysis, round_id: str | None = None):
         },
     )
     table = secure_run.raw_table(sim.agent.db, assignment, sim.agent.policy, {})
-    return table, secure_run.encode(assignment, table)
+    return table, secure_run.encode(assignment, table).tolist()
 
 
 # --- pooled results -----------------------------------------------------------------------------

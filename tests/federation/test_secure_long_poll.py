@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from federation import services
 from federation.models import MaskedVector, Run, SecureRound, SecureRoundStatus
@@ -270,3 +271,41 @@ def test_a_key_that_does_not_complete_the_round_is_answered_without_peers(secure
     )
     assert response.status_code == 201
     assert "peers" not in response.json()
+
+
+def test_a_server_that_serves_one_request_at_a_time_never_holds_a_poll(
+    secure_nodes, analysis, sleeps
+):
+    """Under gunicorn's sync worker (``wsgi.multithread`` false) a held poll would take the whole
+    process: a few nodes long-polling would stall the portal for everyone. Such a poll is answered
+    at once, whatever ``wait`` asks."""
+    a = secure_nodes[0]
+    run_a = begin(a)
+    single = APIClient(**{"wsgi.multithread": False})
+    single.credentials(HTTP_AUTHORIZATION=f"Node {a.token}")
+    started = time.monotonic()
+    response = single.get(f"/api/node/runs/{run_a.run_id}/secure/peers/?wait=5")
+    assert response.status_code == 200
+    assert response.json()["status"] == SecureRoundStatus.COLLECTING_KEYS
+    assert sleeps.calls == [] and time.monotonic() - started < 2
+
+
+def test_a_held_poll_reads_the_round_often_while_it_is_young(secure_nodes, analysis, sleeps):
+    a = secure_nodes[0]
+    run_a = begin(a)
+    peers(a, run_a.run_id, 0.3)
+    assert sleeps.calls and max(sleeps.calls) <= secure_service.PEERS_WAIT_STEP
+
+
+def test_a_round_waiting_for_minutes_is_read_less_often(secure_nodes, analysis, sleeps):
+    """A round held up by a site's release review may wait for hours: its held polls back off to
+    PEERS_WAIT_STEP_MAX between reads instead of reading every PEERS_WAIT_STEP."""
+    a = secure_nodes[0]
+    run_a = begin(a)
+    old = timezone.now() - timedelta(seconds=secure_service.PEERS_WAIT_FAST + 60)
+    SecureRound.objects.filter(analysis=analysis).update(created_at=old)
+    peers(a, run_a.run_id, 0.5)
+    assert sleeps.calls[0] == secure_service.PEERS_WAIT_STEP
+    step, growth = secure_service.PEERS_WAIT_STEP, secure_service.PEERS_WAIT_GROWTH
+    assert sleeps.calls[:3] == pytest.approx([step, step * growth, step * growth**2])
+    assert max(sleeps.calls) <= secure_service.PEERS_WAIT_STEP_MAX

@@ -3,6 +3,7 @@ where the identity and the review directory live, the review CLI and the heartbe
 
 from __future__ import annotations
 
+import itertools
 import stat
 from types import SimpleNamespace
 
@@ -177,3 +178,72 @@ def test_a_poll_the_portal_does_not_hold_is_retried_shortly_not_in_a_spin(monkey
     agent._wait_between_cycles()
     assert 5 <= len(polls) <= 16  # every SECURE_POLL_MIN over the 0.3 s interval, not a spin
     assert all(h > 0 for h in polls)  # each time asking to be held again
+
+
+def test_a_poll_the_portal_could_not_hold_is_retried_soon_then_backs_off(monkeypatch):
+    """A node whose long-poll found the portal's slots busy must not be the round's straggler
+    (it used to wait SECURE_POLL_MIN, a quarter second, after the others had masked): it asks
+    again after SECURE_RETRY_MIN, doubling up to SECURE_POLL_MIN."""
+    import time
+
+    import optima_node.agent as agent_module
+
+    agent = Agent(client=None, db=None, policy=Policy(), poll_interval=0.5)
+    polls: list[float] = []
+
+    def step(hold: float = 0.0) -> int:
+        polls.append(time.monotonic())
+        return 0  # answered at once, nothing moved
+
+    monkeypatch.setattr(agent, "secure_step", step)
+    agent.secure_work[1] = _awaiting_peers()
+    agent._wait_between_cycles()
+    gaps = [b - a for a, b in itertools.pairwise(polls)]
+    assert gaps[0] < agent_module.SECURE_POLL_MIN / 2  # soon
+    assert gaps == sorted(gaps) or len(gaps) < 3  # then backing off
+    assert len(polls) <= 6  # 0.04, 0.08, 0.16, 0.25 …: not a spin
+
+
+def test_the_agent_applies_an_edited_policy_file_at_its_next_cycle(tmp_path, caplog):
+    path = tmp_path / "policy.toml"
+    path.write_text("min_cell_count = 5\n")
+    agent = Agent(client=None, db=None, policy=Policy(min_cell_count=5), policy_file=str(path))
+    assert agent.reload_policy() is False  # unchanged
+    path.write_text("min_cell_count = 10\nsecure_aggregation = false\n")
+    assert agent.reload_policy() is True
+    assert agent.policy.min_cell_count == 10 and agent.policy.secure_aggregation is False
+
+
+def test_the_next_heartbeat_reports_the_edited_policy(tmp_path, synth_url):
+    from optima_node.db import connect
+
+    path = tmp_path / "policy.toml"
+    path.write_text("secure_aggregation = true\n")
+    beats = []
+    client = SimpleNamespace(
+        heartbeat=lambda beat: beats.append(beat) or SimpleNamespace(poll_interval_seconds=30),
+        claim=lambda: None,
+    )
+    agent = Agent(client=client, db=connect(synth_url), policy=Policy(), policy_file=str(path))
+    try:
+        agent.cycle()
+        path.write_text("secure_aggregation = false\n")
+        agent.cycle()
+    finally:
+        agent.db.close()
+    assert [b.policy.secure_aggregation for b in beats] == [True, False]
+
+
+def test_a_policy_file_that_no_longer_loads_keeps_the_policy_in_force(tmp_path, caplog):
+    path = tmp_path / "policy.toml"
+    path.write_text("min_cell_count = 10\n")
+    agent = Agent(client=None, db=None, policy=Policy(min_cell_count=10), policy_file=str(path))
+    path.write_text("min_cell_count = 0\n")  # below the floor: invalid, never applied
+    assert agent.reload_policy() is False
+    assert agent.policy.min_cell_count == 10
+    assert "invalid policy file" in caplog.text and "the policy in force stays" in caplog.text
+    path.unlink()
+    assert agent.reload_policy() is False
+    assert agent.policy.min_cell_count == 10
+    path.write_text("min_cell_count = 20\n")
+    assert agent.reload_policy() is True and agent.policy.min_cell_count == 20
