@@ -158,3 +158,40 @@ def test_a_worker_given_up_for_lost_stops_at_its_next_write(queued, settings, lo
     assert not services._fail(queued, "boom", attempt=attempt)
     queued.refresh_from_db()
     assert queued.status == UploadStatus.QUEUED and not queued.error
+
+
+@pytest.mark.parametrize("phase", [UploadStatus.CHECKING, UploadStatus.LOADING])
+def test_a_slow_worker_given_up_for_lost_neither_fails_nor_loads_the_upload(
+    queued, settings, monkeypatch, lost_messages, phase
+):
+    """The beat job gives the running attempt up while it checks (or loads); the attempt stops at
+    its next write, leaves nothing behind, and the next attempt loads the upload once."""
+    from central import quality
+
+    monkeypatch.setattr(services, "HEARTBEAT_SECONDS", 0)
+    monkeypatch.setattr(quality, "HEARTBEAT_ROWS", 50)
+    real_set = services.Attempt.set
+    given_up: list[int] = []
+
+    def set_then_lose(self, **fields):
+        real_set(self, **fields)
+        if not given_up and Upload.objects.get(pk=self.upload_pk).status == phase:
+            _worker_dies(queued, phase, minutes=settings.CENTRAL_UPLOAD_STALL_MINUTES + 1)
+            given_up.append(services.uploads_stalled_recover())
+
+    monkeypatch.setattr(services.Attempt, "set", set_then_lose)
+    first = process_upload(queued.pk)
+    monkeypatch.setattr(services.Attempt, "set", real_set)
+
+    assert given_up == [1] and first == UploadStatus.QUEUED
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts, queued.error) == (UploadStatus.QUEUED, 2, "")
+    assert not DatasetVersion.objects.exists()
+    # The given-up attempt removed its own partial file; nothing else was written.
+    assert not list((Path(settings.CENTRAL_DIR) / "omop").glob("*"))
+
+    assert process_upload(queued.pk) == UploadStatus.LOADED
+    assert DatasetVersion.objects.get(upload=queued).number == 1
+    actions = _actions(queued)
+    assert "central.upload_failed" not in actions
+    assert actions.count("central.load_completed") == 1
