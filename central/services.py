@@ -449,8 +449,7 @@ def _recover(*, upload_pk: int, cutoff: datetime) -> bool:
             "operators."
         )
         Upload.objects.filter(pk=upload.pk).update(
-            attempts=upload.attempts + 1,  # fences off a worker that is only slow
-            status=UploadStatus.FAILED,
+            status=UploadStatus.FAILED,  # a worker that was only slow stops at its next write
             error=error,
             finished_at=timezone.now(),
             updated_at=timezone.now(),
