@@ -53,6 +53,7 @@ class UploadOutSerializer(serializers.ModelSerializer):
             "progress",
             "report",
             "error",
+            "attempts",
             "created_at",
             "finished_at",
         ]

@@ -18,4 +18,9 @@ SCHEDULE = {
         "task": "central.expire_abandoned_uploads",
         "schedule": crontab(hour=7, minute=0),
     },
+    # A check or load whose worker died is queued again (or failed after too many attempts).
+    "central-recover-stalled-uploads": {
+        "task": "central.recover_stalled_uploads",
+        "schedule": crontab(minute="*/5"),
+    },
 }

@@ -51,7 +51,16 @@ class Upload(models.Model):
     stage = models.CharField(max_length=200, blank=True)
     report = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Times the check and load were queued (a lost worker's job is queued again).",
+    )
+    location = models.CharField(
+        max_length=300, blank=True, help_text="Schema or SQLite file the current load writes to."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Also the heartbeat of the check and load: the worker touches it while it makes progress, and
+    # central.recover_stalled_uploads re-queues an upload whose heartbeat stopped.
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

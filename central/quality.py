@@ -9,7 +9,7 @@ The report is plain JSON: ``{"checks": [...], "tables": {table: rows}, "errors":
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -21,6 +21,7 @@ from .extract import BadValue, Extract, parse
 ERROR = "error"
 WARNING = "warning"
 EXAMPLES = 5
+HEARTBEAT_ROWS = 10_000
 # DQD's plausibleBeforeDeath allows records up to 60 days after death (late administrative entries).
 AFTER_DEATH_GRACE_DAYS = 60
 # Vocabulary tables hold concept ids by design; they are not checked against CONCEPT.
@@ -84,8 +85,9 @@ class _People:
 
 
 class Checker:
-    def __init__(self, extract: Extract) -> None:
+    def __init__(self, extract: Extract, heartbeat: Callable[[], None] | None = None) -> None:
         self.extract = extract
+        self.heartbeat = heartbeat or (lambda: None)
         self.findings: dict[tuple[str, str, str], Finding] = {}
         self.rows: dict[str, int] = {}
         self.people = _People()
@@ -159,6 +161,8 @@ class Checker:
         count = 0
         for number, row in enumerate(self.extract.rows(table), start=2):
             count += 1
+            if count % HEARTBEAT_ROWS == 0:
+                self.heartbeat()
             values: dict[str, Any] = {}
             for name in header:
                 spec = specs[name]
@@ -246,9 +250,10 @@ class Checker:
                 ).add(f"line {number}")
 
 
-def run_checks(extract: Extract) -> dict[str, Any]:
-    """Run every check and return the report (see the module's docstring)."""
-    checker = Checker(extract)
+def run_checks(extract: Extract, *, heartbeat: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run every check and return the report (see the module's docstring). ``heartbeat()`` is
+    called as rows are read, so a long check shows that it is alive."""
+    checker = Checker(extract, heartbeat)
     if checker.structure():
         checker.values()
     for finding in checker.findings.values():

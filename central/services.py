@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -154,24 +155,73 @@ def _queue(*, upload_pk: int, user: User) -> Upload:
         raise ValidationError({"upload": "This upload is already complete."})
     upload.status = UploadStatus.QUEUED
     upload.stage = "Waiting for the check"
-    upload.save(update_fields=["status", "stage", "updated_at"])
+    upload.attempts = 1
+    upload.save(update_fields=["status", "stage", "attempts", "updated_at"])
     _audit("central.upload_completed", upload, actor=user, size=upload.size, sha256=upload.sha256)
     jobs.enqueue("central.process_upload", upload.pk)
     return upload
 
 
 @write_transaction
-def _fail(upload: Upload, error: str, *, actor=None, status: str = UploadStatus.FAILED) -> None:
-    Upload.objects.filter(pk=upload.pk).update(
-        status=status, error=error, finished_at=timezone.now(), updated_at=timezone.now()
+def _fail(
+    upload: Upload, error: str, *, actor=None, attempt: Attempt | None = None, **payload
+) -> bool:
+    """Fail the upload and delete its encrypted file (with ``attempt``: only if that attempt still
+    owns the upload). Returns whether it was failed."""
+    rows = Upload.objects.filter(pk=upload.pk)
+    if attempt is not None:
+        rows = rows.filter(attempts=attempt.number, status__in=PROCESSING_STATUSES)
+    failed = rows.update(
+        status=UploadStatus.FAILED,
+        error=error,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
     )
     upload.refresh_from_db()
+    if not failed:
+        return False
     vault.delete(upload.token)
-    _audit("central.upload_failed", upload, actor=actor, error=error)
+    _discard(upload.location)
+    _audit("central.upload_failed", upload, actor=actor, error=error, **payload)
+    return True
 
 
-def _set(upload: Upload, **fields) -> None:
-    Upload.objects.filter(pk=upload.pk).update(updated_at=timezone.now(), **fields)
+def _discard(location: str) -> None:
+    """Remove a load's half-written schema or SQLite file, unless a version was made of it."""
+    if location and not DatasetVersion.objects.filter(location=location).exists():
+        warehouse.discard(location)
+
+
+PROCESSING_STATUSES = (UploadStatus.CHECKING, UploadStatus.LOADING)
+HEARTBEAT_SECONDS = 30
+
+
+class Superseded(Exception):
+    """The recovery job gave this attempt up for lost and queued the upload again."""
+
+
+class Attempt:
+    """One run of the check and load of an upload. Every write goes through :meth:`set`, which
+    touches the heartbeat (``updated_at``) and writes only while this attempt still owns the row
+    (same ``attempts``, still checking or loading): a worker given up for lost stops at its next
+    write instead of racing the attempt that replaced it."""
+
+    def __init__(self, upload: Upload) -> None:
+        self.upload_pk = upload.pk
+        self.number = upload.attempts
+        self.last_beat = time.monotonic()
+
+    def set(self, **fields) -> None:
+        owned = Upload.objects.filter(
+            pk=self.upload_pk, attempts=self.number, status__in=PROCESSING_STATUSES
+        ).update(updated_at=timezone.now(), **fields)
+        if not owned:
+            raise Superseded(f"upload {self.upload_pk}: attempt {self.number} was given up")
+        self.last_beat = time.monotonic()
+
+    def beat(self) -> None:
+        if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS:
+            self.set()
 
 
 def upload_process(*, upload_id: int) -> Upload:
@@ -183,8 +233,11 @@ def upload_process(*, upload_id: int) -> Upload:
     upload = Upload.objects.select_related("dataset__publisher").get(pk=upload_id)
     if not claimed:
         return upload
+    attempt = Attempt(upload)
     try:
-        with vault.open_plain(upload.token, stored_bytes=upload.stored_bytes) as plain:
+        with vault.open_plain(
+            upload.token, stored_bytes=upload.stored_bytes, heartbeat=attempt.beat
+        ) as plain:
             try:
                 extract = open_extract(plain)
             except ExtractError as exc:
@@ -194,38 +247,51 @@ def upload_process(*, upload_id: int) -> Upload:
                      "description": str(exc), "failed": 1, "rows": 0, "examples": []}
                 )  # fmt: skip
             else:
-                report = run_checks(extract)
-            _record_check(upload, report)
+                report = run_checks(extract, heartbeat=attempt.beat)
+            _record_check(upload, report, attempt)
             if not report["passed"]:
                 return upload
-            _set(upload, status=UploadStatus.LOADING, stage="Loading", progress=0)
-            with transaction.atomic():
-                _audit("central.load_started", upload)
             number = _next_number(upload.dataset)
             location = warehouse.location_for(upload.dataset_id, number)
+            _load_start(upload, attempt, location)
             counts = warehouse.load(
                 extract,
                 location,
                 total_rows=sum(report["tables"].values()),
-                progress=lambda percent: _set(upload, progress=percent),
+                progress=lambda percent: attempt.set(progress=percent),
+                attempt=attempt.number,
             )
-    except Exception as exc:
-        log.exception("central upload %s failed", upload_id)
-        _fail(upload, f"{type(exc).__name__}: {exc}")
+        upload = _publish(
+            upload_pk=upload.pk, attempt=attempt, number=number, location=location, counts=counts
+        )
+    except Superseded:
+        log.warning(
+            "central upload %s: attempt %s was given up; stopped", upload_id, attempt.number
+        )
         upload.refresh_from_db()
         return upload
-    upload = _publish(upload_pk=upload.pk, number=number, location=location, counts=counts)
+    except Exception as exc:
+        log.exception("central upload %s failed", upload_id)
+        _fail(upload, f"{type(exc).__name__}: {exc}", attempt=attempt)
+        return upload
     warehouse.serve(upload.dataset_id, location)
     return upload
 
 
 @write_transaction
-def _record_check(upload: Upload, report: dict) -> None:
+def _load_start(upload: Upload, attempt: Attempt, location: str) -> None:
+    attempt.set(status=UploadStatus.LOADING, stage="Loading", progress=0, location=location)
+    upload.refresh_from_db()
+    _audit("central.load_started", upload, attempt=attempt.number)
+
+
+@write_transaction
+def _record_check(upload: Upload, report: dict, attempt: Attempt) -> None:
     passed = report["passed"]
     fields = {"report": report, "stage": "Check passed" if passed else "Check failed"}
     if not passed:
         fields.update(status=UploadStatus.REJECTED, finished_at=timezone.now())
-    _set(upload, **fields)
+    attempt.set(**fields)
     upload.refresh_from_db()
     _audit(
         "central.check_passed" if passed else "central.check_failed",
@@ -243,11 +309,15 @@ def _next_number(dataset: Dataset) -> int:
 
 
 @write_transaction
-def _publish(*, upload_pk: int, number: int, location: str, counts: dict[str, int]) -> Upload:
+def _publish(
+    *, upload_pk: int, attempt: Attempt, number: int, location: str, counts: dict[str, int]
+) -> Upload:
     """Serve the new version in place of the old one, in one transaction."""
     upload = (
         Upload.objects.select_for_update().select_related("dataset__publisher").get(pk=upload_pk)
     )
+    if upload.status != UploadStatus.LOADING or upload.attempts != attempt.number:
+        raise Superseded(f"upload {upload_pk}: attempt {attempt.number} was given up")
     previous = list(
         DatasetVersion.objects.select_for_update().filter(
             dataset=upload.dataset, status=VersionStatus.SERVED
@@ -352,6 +422,61 @@ def uploads_abandoned_expire(*, now: datetime | None = None) -> int:
         _fail(upload, "Abandoned: no chunk arrived for too long; start a new upload.")
         count += 1
     return count
+
+
+def uploads_stalled_recover(*, now: datetime | None = None) -> int:
+    """Uploads queued, checking or loading with no progress for ``CENTRAL_UPLOAD_STALL_MINUTES``
+    (their worker died, or the message was lost): queued again, or failed once they were queued
+    ``CENTRAL_UPLOAD_MAX_ATTEMPTS`` times. Returns the number of uploads recovered or failed."""
+    cutoff = (now or timezone.now()) - timedelta(minutes=settings.CENTRAL_UPLOAD_STALL_MINUTES)
+    stalled = Upload.objects.filter(status__in=ACTIVE_STATUSES, updated_at__lt=cutoff)
+    return sum(_recover(upload_pk=pk, cutoff=cutoff) for pk in stalled.values_list("pk", flat=True))
+
+
+@write_transaction
+def _recover(*, upload_pk: int, cutoff: datetime) -> bool:
+    upload = (
+        Upload.objects.select_for_update().select_related("dataset__publisher").get(pk=upload_pk)
+    )
+    if upload.status not in ACTIVE_STATUSES or upload.updated_at >= cutoff:
+        return False  # it moved on since the query
+    stalled_in, location, last_progress = upload.status, upload.location, upload.updated_at
+    if upload.attempts >= settings.CENTRAL_UPLOAD_MAX_ATTEMPTS:
+        error = (
+            f"The check and load stopped without finishing {upload.attempts} times (the worker "
+            "running it was lost), so it was given up: nothing was loaded and the uploaded file "
+            "was deleted. Upload the extract again; if this happens again, tell the platform "
+            "operators."
+        )
+        Upload.objects.filter(pk=upload.pk).update(
+            status=UploadStatus.FAILED,  # a worker that was only slow stops at its next write
+            error=error,
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        upload.refresh_from_db()
+        token = upload.token
+        transaction.on_commit(lambda: vault.delete(token))
+        transaction.on_commit(lambda: _discard(location))
+        _audit("central.upload_failed", upload, error=error, stalled_in=stalled_in)
+        return True
+    upload.attempts += 1
+    upload.status = UploadStatus.QUEUED
+    upload.stage = "Waiting for the check (queued again: the worker was lost)"
+    upload.progress = 0
+    upload.location = ""
+    upload.save(update_fields=["attempts", "status", "stage", "progress", "location", "updated_at"])
+    # The lost attempt's half-written schema or file goes before the next attempt is sent.
+    transaction.on_commit(lambda: _discard(location))
+    _audit(
+        "central.upload_requeued",
+        upload,
+        attempt=upload.attempts,
+        stalled_in=stalled_in,
+        last_progress=last_progress.isoformat(),
+    )
+    jobs.enqueue("central.process_upload", upload.pk)
+    return True
 
 
 def versions_of_retired_datasets_retire() -> int:

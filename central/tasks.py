@@ -25,3 +25,8 @@ def retire_versions_of_retired_datasets() -> int:
 @shared_task(name="central.expire_abandoned_uploads")
 def expire_abandoned_uploads() -> int:
     return services.uploads_abandoned_expire()
+
+
+@shared_task(name="central.recover_stalled_uploads")
+def recover_stalled_uploads() -> int:
+    return services.uploads_stalled_recover()

@@ -14,7 +14,7 @@ import binascii
 import os
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -109,11 +109,16 @@ def chunks(token: object, *, stored_bytes: int) -> Iterator[bytes]:
             index += 1
 
 
-def open_plain(token: object, *, stored_bytes: int) -> IO[bytes]:
-    """The whole plain file, decrypted into a temporary file gone when closed."""
+def open_plain(
+    token: object, *, stored_bytes: int, heartbeat: Callable[[], None] | None = None
+) -> IO[bytes]:
+    """The whole plain file, decrypted into a temporary file gone when closed (``heartbeat()`` is
+    called after each chunk)."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)  # noqa: SIM115
     for chunk in chunks(token, stored_bytes=stored_bytes):
         spool.write(chunk)
+        if heartbeat:
+            heartbeat()
     spool.seek(0)
     return spool
 

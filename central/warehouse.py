@@ -100,16 +100,25 @@ def _sqlite_value(value: object) -> object:
     return value
 
 
-def load(extract: Extract, location: str, *, total_rows: int, progress: Callable[[int], None]):
+def load(
+    extract: Extract,
+    location: str,
+    *,
+    total_rows: int,
+    progress: Callable[[int], None],
+    attempt: int = 1,
+):
     """Create the version's tables and copy every CDM table of ``extract`` into them, all or
-    nothing. ``progress(percent)`` is called as rows go in. Returns rows loaded per table."""
+    nothing. ``progress(percent)`` is called as rows go in (it may raise to stop the load).
+    Returns rows loaded per table. With SQLite each ``attempt`` writes its own partial file, so a
+    worker given up for lost cannot touch the file of the attempt that replaced it."""
     if is_postgresql():
         db = connect(settings.CENTRAL_OMOP_DATABASE_URL, schema=location)
         target = None
     else:
         target = Path(location)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
+        partial = _partial(target, attempt)
         partial.unlink(missing_ok=True)
         db = connect(f"sqlite:///{partial}")
     counts: dict[str, int] = {}
@@ -155,6 +164,20 @@ def load(extract: Extract, location: str, *, total_rows: int, progress: Callable
     if target is not None:
         os.replace(partial, target)
     return counts
+
+
+def _partial(target: Path, attempt: int) -> Path:
+    return target.with_name(f"{target.stem}.attempt{int(attempt)}.partial")
+
+
+def discard(location: str) -> None:
+    """Remove whatever an unfinished load left at ``location``: its schema, or its SQLite file and
+    the partial files of every attempt (idempotent; for a location no version uses)."""
+    drop(location)
+    if not is_postgresql():
+        target = Path(location)
+        for partial in target.parent.glob(f"{target.stem}.attempt*.partial"):
+            partial.unlink(missing_ok=True)
 
 
 def drop(location: str) -> None:

@@ -404,6 +404,10 @@ CENTRAL_DIR = Path(env.str("CENTRAL_DIR", default=str(VAR_DIR / "central")))
 CENTRAL_UPLOAD_MAX_BYTES = env.int("CENTRAL_UPLOAD_MAX_BYTES", default=5 * 1024**3)
 CENTRAL_CHUNK_MAX_BYTES = min(8 * 1024 * 1024, DATA_UPLOAD_MAX_MEMORY_SIZE)
 CENTRAL_UPLOAD_ABANDON_DAYS = env.int("CENTRAL_UPLOAD_ABANDON_DAYS", default=7)
+# A check or load whose worker shows no progress for this long is queued again (beat job
+# central.recover_stalled_uploads), at most CENTRAL_UPLOAD_MAX_ATTEMPTS times in all, then failed.
+CENTRAL_UPLOAD_STALL_MINUTES = env.int("CENTRAL_UPLOAD_STALL_MINUTES", default=15)
+CENTRAL_UPLOAD_MAX_ATTEMPTS = env.int("CENTRAL_UPLOAD_MAX_ATTEMPTS", default=3)
 CENTRAL_UPLOAD_KEY = env.str("CENTRAL_UPLOAD_KEY", default="")
 CENTRAL_OMOP_DATABASE_URL = env.str("CENTRAL_OMOP_DATABASE_URL", default="")
 # FHIR servers a CDS Hooks request may name as fhirServer; anything else is never contacted.

@@ -1,6 +1,9 @@
-// Chunked, resumable upload of an OMOP extract (central/api.py): create the upload with the whole
-// file's SHA-256, send each chunk with its offset and SHA-256, then complete. After a failure the
-// upload resumes from the server's received_bytes (also after a reload: the id is kept per file).
+// Chunked, resumable upload of an OMOP extract (central/api.py): hash the whole file in slices
+// (filehash.js: memory stays one slice, whatever the file's size), create the upload with that
+// SHA-256, send each chunk with its offset and SHA-256, then complete. After a failure the upload
+// resumes from the server's received_bytes (also after a reload: the id is kept per file).
+import { sha256OfFile } from "./filehash.js";
+
 (function () {
   "use strict";
 
@@ -40,11 +43,19 @@
     const api = form.dataset.api;
     const chunkSize = parseInt(form.dataset.chunk, 10);
 
-    function show(sent, total) {
-      const percent = total ? Math.floor((100 * sent) / total) : 100;
+    function percentOf(done, total) {
+      const percent = total ? Math.floor((100 * done) / total) : 100;
       bar.value = percent;
       bar.textContent = percent + "%";
-      text.textContent = percent + "% (" + sent + " of " + total + " bytes)";
+      return percent;
+    }
+
+    function show(sent, total) {
+      text.textContent = percentOf(sent, total) + "% sent (" + sent + " of " + total + " bytes)";
+    }
+
+    function showChecking(read, total) {
+      text.textContent = "Checking file " + percentOf(read, total) + "%";
     }
 
     form.addEventListener("submit", async (event) => {
@@ -55,9 +66,9 @@
       const button = form.querySelector("button[type=submit]");
       button.disabled = true;
       try {
-        text.textContent = "Computing the checksum…";
-        const buffer = await file.arrayBuffer();
-        const whole = await sha256(buffer);
+        showChecking(0, file.size);
+        const whole = await sha256OfFile(file, chunkSize, showChecking);
+        show(0, file.size);
         const key = "central-upload:" + form.dataset.dataset + ":" + whole;
         let upload = null;
         const known = window.localStorage.getItem(key);
@@ -76,7 +87,7 @@
         let offset = upload.received_bytes;
         let failures = 0;
         while (offset < file.size) {
-          const chunk = buffer.slice(offset, offset + chunkSize);
+          const chunk = await file.slice(offset, offset + chunkSize).arrayBuffer();
           try {
             upload = await call(api + upload.id + "/chunk/", {
               method: "PUT",

@@ -66,3 +66,52 @@ def test_a_version_is_a_schema_of_the_central_database(
 
     assert client.post(f"/api/central/versions/{version.pk}/retire/").status_code == 200
     assert not {version.location, f"ds_{dataset.pk}"} & _schemas(pg_url)
+
+
+def test_a_lost_load_leaves_no_schema_behind(
+    send,
+    api_as,
+    steward_a,
+    hospital_a,
+    demo_zip,
+    settings,
+    django_capture_on_commit_callbacks,
+    pg_url,  # noqa: F811
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from central import services, warehouse
+
+    settings.CENTRAL_OMOP_DATABASE_URL = pg_url
+    settings.CENTRAL_UPLOAD_MAX_ATTEMPTS = 1
+    dataset = DatasetFactory(
+        pk=910_000_000 + os.getpid(), publisher=hospital_a, access_modes=["central_copy"]
+    )
+    client = api_as(steward_a)
+    upload_id = send(client, demo_zip, dataset=dataset, complete=False).json()["id"]
+    with django_capture_on_commit_callbacks(execute=False):  # no worker takes it
+        assert client.post(f"/api/central/uploads/{upload_id}/complete/").status_code == 202
+    # The worker died loading: its half-written schema stays, the upload says "loading".
+    location = warehouse.location_for(dataset.pk, 1)
+    db = connect(pg_url)
+    try:
+        db.execute_script(
+            [f"DROP SCHEMA IF EXISTS {location} CASCADE", f"CREATE SCHEMA {location}"]
+        )
+        db.commit()
+    finally:
+        db.close()
+    Upload.objects.filter(pk=upload_id).update(
+        status=UploadStatus.LOADING,
+        location=location,
+        updated_at=timezone.now() - timedelta(minutes=settings.CENTRAL_UPLOAD_STALL_MINUTES + 1),
+    )
+    assert location in _schemas(pg_url)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.uploads_stalled_recover() == 1
+
+    assert Upload.objects.get(pk=upload_id).status == UploadStatus.FAILED
+    assert location not in _schemas(pg_url)

@@ -135,5 +135,6 @@ def test_the_beat_schedule_runs_the_central_jobs():
         "central.refresh_reminders",
         "central.retire_versions_of_retired_datasets",
         "central.expire_abandoned_uploads",
+        "central.recover_stalled_uploads",
     }
     assert central <= set(app.tasks)
