@@ -116,6 +116,10 @@ class Agent:
     secure_work: dict[int, secure_run.SecureWork] = field(default_factory=dict)
     # The node image's digest, reported in heartbeats (None outside the image).
     image_digest: str | None = None
+    # Set by a supervisor (``optima-node central``) when a new version of the data is served under
+    # the same name: the agent reopens its database before its next cycle (a SQLite reader would
+    # otherwise keep reading the old file).
+    reopen: threading.Event = field(default_factory=threading.Event)
     _person_count: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
@@ -392,6 +396,9 @@ class Agent:
     def cycle(self) -> int:
         """Heartbeat, move secure rounds on, then claim and execute until the portal has nothing
         more. Returns the runs done and secure steps made."""
+        if self.reopen.is_set():
+            self.reopen.clear()
+            self._reopen_database()
         ack = self.client.heartbeat(self.build_heartbeat())
         self.poll_interval = ack.poll_interval_seconds
         done = self.secure_step()
@@ -434,6 +441,7 @@ class Agent:
         try:
             self.db = self.reconnect()
             self.cache.clear()
+            self._person_count = None
         except Exception as exc:
             log.warning("cannot reopen the database yet: %s", exc)
 
