@@ -77,7 +77,9 @@ def served_versions() -> QuerySet[DatasetVersion]:
 
 def dataset_for_policy(*, user: User, pk: object) -> Dataset:
     """A central-copy dataset whose policy the user sets (site admins of its publisher; 404)."""
-    dataset = get_for_user_or_404(permissions.restrict_policy(Dataset.objects.all(), user), pk=pk)
+    dataset = get_for_user_or_404(
+        permissions.restrict(Dataset.objects.all(), user, "set_policy"), pk=pk
+    )
     if AccessMode.CENTRAL_COPY not in (dataset.access_modes or []):
         raise Http404("No central copy.")
     return dataset

@@ -46,7 +46,7 @@ def index(request):
     rows = [(d, served.get(d.pk)) for d in datasets]
     policies = [
         d
-        for d in permissions.restrict_policy(Dataset.objects.order_by("title"), request.user)
+        for d in permissions.restrict(Dataset.objects.order_by("title"), request.user, "set_policy")
         if AccessMode.CENTRAL_COPY in (d.access_modes or [])
     ]
     return render(request, "central/index.html", {"rows": rows, "policies": policies})
