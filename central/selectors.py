@@ -60,7 +60,10 @@ def central_node() -> CentralNode | None:
 
 def policy_of(dataset: Dataset) -> dict:
     """The provider's policy for its central copy; the node's default policy until one is set."""
-    stored = CentralPolicy.objects.filter(dataset=dataset).first()
+    try:
+        stored = dataset.central_policy  # select_related by served_versions()
+    except CentralPolicy.DoesNotExist:
+        stored = None
     return stored.policy if stored and stored.policy else Policy().model_dump(mode="json")
 
 

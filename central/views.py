@@ -65,6 +65,7 @@ def dataset(request, pk: int):
         "uploads": selectors.upload_list(user=request.user, dataset=ds)[:20],
         "versions": [(v, v.pk in retirable) for v in versions],
         "chunk_bytes": settings.CENTRAL_CHUNK_MAX_BYTES,
+        "policy_editable": permissions.allows(ds, request.user, "set_policy"),
     }
     return render(request, "central/dataset.html", context)
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from accounts.hashing import hash_token
-from accounts.models import ApiToken, AuditEvent
+from accounts.models import ApiToken, AuditEvent, Membership, MembershipRole, Role
 from central.models import CentralNode, CentralPolicy
 from federation.models import Node, NodeDataset, NodeStatus
 from optima_node.policy import Policy
@@ -228,3 +228,16 @@ def test_only_the_providers_site_admin_reaches_the_policy(request, served, clien
     assert client.get(url).status_code == 404
     assert client.post(url, {"policy": "min_cell_count = 1\n"}).status_code == 404
     assert not CentralPolicy.objects.exists()
+
+
+def test_the_dataset_page_links_the_policy_for_a_steward_who_is_also_site_admin(
+    served, client_as, steward_a, hospital_a
+):
+    url = f"/central/datasets/{served.pk}/".encode()
+    page = client_as(steward_a).get(f"/central/datasets/{served.pk}/")
+    assert url + b"policy/" not in page.content
+    assert b"your organisation's site admin sets it" in page.content
+    membership = Membership.objects.get(user=steward_a, organisation=hospital_a)
+    MembershipRole.objects.create(membership=membership, name=Role.SITE_ADMIN)
+    page = client_as(steward_a).get(f"/central/datasets/{served.pk}/")
+    assert url + b"policy/" in page.content
