@@ -24,9 +24,11 @@ def _paths() -> dict[str, Path]:
 
 def seed(stdout=None) -> CentralNode:
     paths = _paths()
-    node = CentralNode.objects.order_by("pk").first()
-    if node is not None and node.active and paths["credential"].exists():
-        return node
+    if paths["credential"].exists():
+        # Kept only while it still works against this database (var/ may hold another one's).
+        node = CentralNode.authenticate(paths["credential"].read_text(encoding="utf-8").strip())
+        if node is not None:
+            return node
     node, raw = services.central_node_enrol(actor="seed_demo")
     paths["base"].mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(paths["credential"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

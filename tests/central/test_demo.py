@@ -29,3 +29,12 @@ def test_seed_enrols_the_central_node_once_and_make_run_starts_it(db, settings, 
 def test_make_run_starts_no_central_node_before_the_seed(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     assert demo.processes("http://127.0.0.1:8123") == []
+
+
+def test_seed_replaces_a_credential_left_by_another_database(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    credential = tmp_path / "central-node" / "credential"
+    credential.parent.mkdir()
+    credential.write_text("central_from_another_database\n")
+    demo.seed()
+    assert CentralNode.authenticate(credential.read_text().strip()) is not None

@@ -398,7 +398,7 @@ _ENTRIES = [
     # The central node: operators only; its API takes the central node's credential only.
     E("central:node", "L 404 404 404 404 404 404 200"),
     E("central:node_enrol", "L 404 404 404 404 404 404 200", POST),
-    E("central:node_revoke", "L 404 404 404 404 404 404 400", POST),
+    E("central:node_revoke", "L 404 404 404 404 404 404 R", POST),
     # The world's dataset is not offered as a central copy: 404 for its site admin too (the
     # site admin's 200: tests/central/test_central_node_access.py).
     E("central:policy", "L 404 404 404 404 404 404 404"),
