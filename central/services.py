@@ -27,7 +27,7 @@ from catalogue import selectors as catalogue_selectors
 from catalogue.models import AccessMode, Dataset, Status
 from federation import services as federation_services
 from federation.models import Node, NodeStatus
-from optima_node.policy import PolicyError, policy_from_text
+from optima_node.policy import Policy, PolicyError, policy_from_text
 
 from . import vault, warehouse
 from .extract import ExtractError, open_extract
@@ -515,7 +515,7 @@ def central_policy_set(*, user: User, dataset: Dataset, text: str) -> CentralPol
         raise ValidationError({"policy": str(exc)}) from exc
     data = policy.model_dump(mode="json")
     stored, _ = CentralPolicy.objects.select_for_update().get_or_create(dataset=dataset)
-    before = stored.policy
+    before = stored.policy or Policy().model_dump(mode="json")
     stored.policy = data
     stored.updated_by = user
     stored.save()
@@ -526,7 +526,7 @@ def central_policy_set(*, user: User, dataset: Dataset, text: str) -> CentralPol
         organisation=dataset.publisher,
         payload={
             "dataset": dataset.pk,
-            "changed": sorted(k for k in data if before.get(k) != data[k]) if before else [],
+            "changed": sorted(k for k in data if before.get(k) != data[k]),
             "policy": data,
         },
     )

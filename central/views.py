@@ -122,7 +122,7 @@ def _operator_or_404(request) -> None:
         raise Http404("No such page.")
 
 
-def _node_page(request, *, new_token: str = "", status: int = 200):
+def _node_page(request, *, new_token: str = ""):
     context = {
         "node": selectors.central_node(),
         "new_token": new_token,
@@ -130,7 +130,10 @@ def _node_page(request, *, new_token: str = "", status: int = 200):
         "served": selectors.served_versions().count(),
         "postgresql": warehouse.is_postgresql(),
     }
-    return render(request, "central/node.html", context, status=status)
+    response = render(request, "central/node.html", context)
+    if new_token:
+        response["Cache-Control"] = "no-store"  # the credential is in this page only
+    return response
 
 
 @login_required

@@ -1,4 +1,5 @@
-"""``optima-node``: run the agent, check an OMOP database, synthesise data, show the policy.
+"""``optima-node``: run the agent (``central``: the platform's agents of every central copy),
+check an OMOP database, synthesise data, show the policy.
 
 Exit codes: 0 success, 1 check found required tables or fields missing, 2 bad input or
 configuration, 3 node token rejected by the portal, 4 portal unreachable (``run --once``).

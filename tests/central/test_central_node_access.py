@@ -87,6 +87,7 @@ def test_an_operator_enrols_rotates_and_revokes_on_the_page(client_as, platform_
     page = client.post("/central/node/enrol/")
     assert page.status_code == 200
     raw = page.context["new_token"]
+    assert page["Cache-Control"] == "no-store"
     assert f"CENTRAL_NODE_TOKEN={raw}".encode() in page.content
     assert raw.encode() not in client.get("/central/node/").content  # shown once
     assert CentralNode.objects.get().enrolled_by == platform_admin
@@ -207,6 +208,7 @@ def test_the_site_admin_sets_the_policy_delivered_to_the_central_node(
     assert stored.updated_by == site_admin_a
     event = AuditEvent.objects.get(action="central.policy_changed")
     assert event.payload["policy"]["require_approval"] is True
+    assert event.payload["changed"] == ["min_cell_count", "require_approval"]
     policy = _as_central(_enrol()).get(LIST).json()["datasets"][0]["policy"]
     assert Policy.model_validate(policy) == Policy(min_cell_count=11, require_approval=True)
 
