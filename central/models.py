@@ -8,11 +8,14 @@ dataset is the served one.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from accounts.hashing import hash_token
 from catalogue.models import Dataset
 
 
@@ -108,3 +111,58 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} central v{self.number}"
+
+
+class CentralNode(models.Model):
+    """The platform's one central node: the credential of the ``optima-node central`` supervisor,
+    stored hashed (shown once). It lists the served central copies and obtains each dataset's
+    node token; it runs no analysis itself."""
+
+    TOKEN_PREFIX_LEN = 12
+
+    token_prefix = models.CharField(max_length=TOKEN_PREFIX_LEN, blank=True)
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    enrolled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return "central node"
+
+    @property
+    def active(self) -> bool:
+        return bool(self.token_hash) and self.revoked_at is None
+
+    def issue_token(self) -> str:
+        """A new credential (the old one stops working); the caller saves and shows it once."""
+        raw = "central_" + secrets.token_urlsafe(32)
+        self.token_prefix = raw[: self.TOKEN_PREFIX_LEN]
+        self.token_hash = hash_token(raw)
+        self.token_issued_at = timezone.now()
+        self.revoked_at = None
+        return raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> CentralNode | None:
+        if not raw:
+            return None
+        return cls.objects.filter(token_hash=hash_token(raw), revoked_at__isnull=True).first()
+
+
+class CentralPolicy(models.Model):
+    """The data provider's disclosure policy for its central copy (``optima_node.policy.Policy``
+    fields, validated by the node's own model), set by the provider's site admin and handed to
+    the central node with the dataset."""
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="central_policy")
+    policy = models.JSONField(default=dict)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"central policy of {self.dataset}"

@@ -27,11 +27,20 @@ from accounts.models import Role
 from catalogue import selectors as catalogue_selectors
 from catalogue.models import AccessMode, Dataset, Status
 from federation import services as federation_services
-from federation.models import Node
+from federation.models import Node, NodeStatus
+from optima_node.policy import Policy, PolicyError, policy_from_text
 
 from . import vault, warehouse
 from .extract import ExtractError, open_extract
-from .models import ACTIVE_STATUSES, DatasetVersion, Upload, UploadStatus, VersionStatus
+from .models import (
+    ACTIVE_STATUSES,
+    CentralNode,
+    CentralPolicy,
+    DatasetVersion,
+    Upload,
+    UploadStatus,
+    VersionStatus,
+)
 from .quality import run_checks
 
 log = logging.getLogger(__name__)
@@ -546,26 +555,104 @@ def _remind(*, version: DatasetVersion, due_on: datetime, now: datetime) -> None
     )
 
 
+# --- the central node ---------------------------------------------------------------------
+
+
 @write_transaction
-def central_node_enrol(*, actor: str, dataset: Dataset) -> tuple[Node, str, str, str | None]:
-    """Enrol (or re-enrol, with a new token) the node agent that serves ``dataset``'s central
-    copy: an approved node of the data provider (its site admin keeps the approval and release
-    gates, the agent runs under the provider's policy) linked to the dataset, reading the served
-    version's stable name. Returns the node, its token, and the agent's database URL and schema."""
-    if not DatasetVersion.objects.filter(dataset=dataset, status=VersionStatus.SERVED).exists():
-        raise ValidationError({"dataset": "This dataset has no loaded central copy to serve."})
-    node, token = federation_services.node_enrol(
-        actor=actor,
-        organisation=dataset.publisher,
-        name=f"central-copy-{dataset.pk}",
-        datasets=[dataset],
-    )
-    url, schema = warehouse.connection_for(warehouse.served_location(dataset.pk))
+def central_node_enrol(*, actor: User | str) -> tuple[CentralNode, str]:
+    """Enrol the platform's central node, or rotate its credential: returns the node and the new
+    credential (shown once; stored hashed, the old one stops working)."""
+    node = CentralNode.objects.select_for_update().order_by("pk").first()
+    rotated = node is not None and node.active
+    if node is None:
+        node = CentralNode()
+    raw = node.issue_token()
+    node.enrolled_by = actor if getattr(actor, "is_authenticated", False) else None
+    node.save()
     record(
         "central.node_enrolled",
         actor=actor,
+        obj=node,
+        payload={"token_prefix": node.token_prefix, "rotated": rotated},
+    )
+    return node, raw
+
+
+@write_transaction
+def central_node_revoke(*, actor: User | str) -> CentralNode:
+    """Revoke the central node's credential: the supervisor can no longer list datasets or get
+    tokens (the dataset nodes' own tokens stay until their site admins revoke them)."""
+    node = CentralNode.objects.select_for_update().order_by("pk").first()
+    if node is None or not node.active:
+        raise ValidationError({"node": "The central node is not enrolled."})
+    node.revoked_at = timezone.now()
+    node.token_hash = ""
+    node.save(update_fields=["revoked_at", "token_hash"])
+    record(
+        "central.node_revoked", actor=actor, obj=node, payload={"token_prefix": node.token_prefix}
+    )
+    return node
+
+
+def central_node_seen(*, node: CentralNode) -> None:
+    CentralNode.objects.filter(pk=node.pk).update(last_seen_at=timezone.now())
+
+
+@write_transaction
+def central_dataset_node_token(*, actor: str, dataset: Dataset) -> tuple[Node, str]:
+    """The central node asks for the node token of one served dataset: its node
+    ``central-copy-<id>`` of the data provider's organisation (its site admin keeps the approval
+    and release gates) is enrolled on first use, later re-issued a fresh token. A node the
+    provider revoked stays revoked."""
+    if not DatasetVersion.objects.filter(dataset=dataset, status=VersionStatus.SERVED).exists():
+        raise ValidationError({"dataset": "This dataset has no loaded central copy to serve."})
+    name = central_node_name(dataset)
+    existing = Node.objects.filter(organisation=dataset.publisher, name=name).first()
+    if existing is not None and existing.status == NodeStatus.REVOKED:
+        raise ValidationError(
+            {"node": "The data provider revoked this dataset's central node; its site admin "
+                     "must enrol it again."}
+        )  # fmt: skip
+    node, token = federation_services.node_enrol(
+        actor=actor, organisation=dataset.publisher, name=name, datasets=[dataset]
+    )
+    record(
+        "central.dataset_token_issued",
+        actor=actor,
         obj=dataset,
         organisation=dataset.publisher,
-        payload={"node": node.pk, "schema": schema or ""},
+        payload={"node": node.pk, "token_prefix": node.token_prefix},
     )
-    return node, token, url, schema
+    return node, token
+
+
+def central_node_name(dataset: Dataset) -> str:
+    return f"central-copy-{dataset.pk}"
+
+
+@write_transaction
+def central_policy_set(*, user: User, dataset: Dataset, text: str) -> CentralPolicy:
+    """The data provider's site admin sets the disclosure policy of its central copy (TOML, the
+    node's policy file format, validated by the node's own loader)."""
+    try:
+        policy = policy_from_text(text, "policy")
+    except PolicyError as exc:
+        raise ValidationError({"policy": str(exc)}) from exc
+    data = policy.model_dump(mode="json")
+    stored, _ = CentralPolicy.objects.select_for_update().get_or_create(dataset=dataset)
+    before = stored.policy or Policy().model_dump(mode="json")
+    stored.policy = data
+    stored.updated_by = user
+    stored.save()
+    record(
+        "central.policy_changed",
+        actor=user,
+        obj=dataset,
+        organisation=dataset.publisher,
+        payload={
+            "dataset": dataset.pk,
+            "changed": sorted(k for k in data if before.get(k) != data[k]),
+            "policy": data,
+        },
+    )
+    return stored

@@ -55,7 +55,8 @@ def serve(dataset_id: int, location: str | None) -> None:
 
     PostgreSQL: the views of ``ds_<dataset>`` are replaced in one transaction, so a reader sees
     the old version or the new one. SQLite: the link is replaced by a rename; an agent holding the
-    old file open reads the old version until it reconnects."""
+    old file open reads the old version until it reopens it (the central node's supervisor has its
+    agent reopen when the listing shows a new version)."""
     served = served_location(dataset_id)
     if is_postgresql():
         db = connect(settings.CENTRAL_OMOP_DATABASE_URL)

@@ -123,6 +123,10 @@ class Agent:
     # The site policy's file (None: the policy was given, not read): re-read at each cycle when it
     # changed, so a site admin's edit applies to the next claims without a restart.
     policy_file: str | None = None
+    # Set by a supervisor (``optima-node central``) when a new version of the data is served under
+    # the same name: the agent reopens its database before its next cycle (a SQLite reader would
+    # otherwise keep reading the old file).
+    reopen: threading.Event = field(default_factory=threading.Event)
     _person_count: tuple[float, int] | None = None
     _policy_stamp: tuple[int, int] | None = None
 
@@ -432,6 +436,9 @@ class Agent:
         """Heartbeat, move secure rounds on, then claim and execute until the portal has nothing
         more. Returns the runs done and secure steps made."""
         self.reload_policy()
+        if self.reopen.is_set():
+            self.reopen.clear()
+            self._reopen_database()
         ack = self.client.heartbeat(self.build_heartbeat())
         self.poll_interval = ack.poll_interval_seconds
         done = self.secure_step()
@@ -474,6 +481,7 @@ class Agent:
         try:
             self.db = self.reconnect()
             self.cache.clear()
+            self._person_count = None
         except Exception as exc:
             log.warning("cannot reopen the database yet: %s", exc)
 

@@ -1,4 +1,5 @@
-"""``optima-node``: run the agent, check an OMOP database, synthesise data, show the policy.
+"""``optima-node``: run the agent (``central``: the platform's agents of every central copy),
+check an OMOP database, synthesise data, show the policy.
 
 Exit codes: 0 success, 1 check found required tables or fields missing, 2 bad input or
 configuration, 3 node token rejected by the portal, 4 portal unreachable (``run --once``).
@@ -48,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="one cycle (heartbeat, runs until none left), then exit"
     )
     run.add_argument("--config", help="TOML file with the settings (environment variables win)")
+
+    sub.add_parser(
+        "central",
+        help="the platform's central node: one agent per served central copy (environment: "
+        "PORTAL_URL, CENTRAL_NODE_TOKEN, CENTRAL_STATE_DIR, CENTRAL_OMOP_DATABASE_URL)",
+    )
 
     check = sub.add_parser(
         "check", help="check an OMOP database against the CDM v5.4 specification"
@@ -154,6 +161,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         agent.db.close()  # the agent may have reopened it
         ledger.close()
+    return EXIT_OK
+
+
+def _cmd_central(args: argparse.Namespace) -> int:
+    from optima_node.central import Supervisor, load_central_config
+    from optima_node.client import TokenRejected
+
+    config = load_central_config()
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # One agent thread per dataset: the thread's name (dataset-<id>) tells whose line it is.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s")
+        )
+    supervisor = Supervisor(config)
+
+    def _stop(signum: int, _frame: object) -> None:
+        logging.getLogger("optima_node").info(
+            "received %s; stopping every dataset's agent", signal.Signals(signum).name
+        )
+        supervisor.stop.set()
+        for served in list(supervisor.served.values()):
+            served.agent.stop.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        supervisor.run_forever()
+    except TokenRejected as exc:
+        raise CliError(f"{exc}; the central node must stop", EXIT_TOKEN_REJECTED) from exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return EXIT_OK
 
 
@@ -282,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = {
         "run": _cmd_run,
+        "central": _cmd_central,
         "check": _cmd_check,
         "synth": _cmd_synth,
         "policy": _cmd_policy_show,

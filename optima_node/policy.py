@@ -88,13 +88,29 @@ def load_policy(path: str | Path | None) -> Policy:
         raise PolicyError(f"policy file not found: {path}") from exc
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc}") from exc
+    return policy_from_mapping(data, f"policy file {path}")
+
+
+def policy_from_text(text: str, source: str = "policy") -> Policy:
+    """A policy written as TOML (as in a policy file), e.g. typed into the portal's form."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    return policy_from_mapping(data, source)
+
+
+def policy_from_mapping(data: object, source: str = "policy") -> Policy:
+    """Validate a policy given as a mapping (keys at top level or under ``policy``)."""
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: a policy is a table of keys")
     if "policy" in data:
         if set(data) != {"policy"}:
-            raise PolicyError(f"policy file {path}: put every key under [policy]")
+            raise PolicyError(f"{source}: put every key under [policy]")
         data = data["policy"]
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "policy"
-        raise PolicyError(f"invalid policy file {path}: {where}: {first['msg']}") from exc
+        raise PolicyError(f"invalid {source}: {where}: {first['msg']}") from exc

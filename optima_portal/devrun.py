@@ -34,7 +34,7 @@ def _extra_processes(port: int) -> list[tuple[str, list[str], dict]]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "optima_portal.settings")
     django.setup()
     extra = []
-    for label in ("catalogue", "cds", "feedback", "governance", "federation"):
+    for label in ("catalogue", "cds", "feedback", "governance", "federation", "central"):
         try:
             module = importlib.import_module(f"{label}.demo")
         except ModuleNotFoundError:

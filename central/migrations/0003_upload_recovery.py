@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("central", "0001_initial"),
+        ("central", "0002_central_node"),
     ]
 
     operations = [

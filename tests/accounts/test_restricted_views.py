@@ -38,6 +38,10 @@ ALLOWED_WITHOUT_MIXIN = {
     "federation.node_api.SecurePeersView",
     "federation.node_api.SecureMaskedView",
     "federation.node_api.SecureHoldView",
+    # The central node's endpoints: the caller is the central node (its credential), which
+    # serves every central copy; no user, so no user restrict.
+    "central.node_api.DatasetsView",
+    "central.node_api.DatasetTokenView",
     # The public data-use register and custodian statistics: published aggregates for everyone.
     "governance.api.public.DataUseRegisterViewSet",
     "governance.api.public.CustodianStatisticsViewSet",

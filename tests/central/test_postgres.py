@@ -115,3 +115,83 @@ def test_a_lost_load_leaves_no_schema_behind(
 
     assert Upload.objects.get(pk=upload_id).status == UploadStatus.FAILED
     assert location not in _schemas(pg_url)
+
+
+class _ApiListing:
+    """The central node's API through the test client, as the supervisor reads it."""
+
+    def __init__(self, raw: str) -> None:
+        from rest_framework.test import APIClient
+
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Central {raw}")
+
+    def datasets(self):
+        from optima_node.central import ServedDataset
+
+        response = self.client.get("/api/central/node/datasets/")
+        assert response.status_code == 200, response.content
+        return [ServedDataset.model_validate(d) for d in response.json()["datasets"]]
+
+    def node_token(self, dataset_id: int) -> str:
+        response = self.client.post(f"/api/central/node/datasets/{dataset_id}/token/")
+        assert response.status_code == 200, response.content
+        return response.json()["node_token"]
+
+
+def test_the_central_node_reads_the_served_schema_with_its_own_database_url(
+    send,
+    api_as,
+    steward_a,
+    hospital_a,
+    demo_zip,
+    settings,
+    tmp_path,
+    pg_url,  # noqa: F811
+):
+    from central import services
+    from optima_node.central import CentralConfig, Supervisor
+    from optima_node.client import PortalUnavailable
+    from optima_node.synth import csv_zip, generate
+
+    class AwayPortal:
+        def __init__(self, base_url: str, token: str) -> None:
+            pass
+
+        def heartbeat(self, heartbeat):
+            raise PortalUnavailable("away")
+
+    settings.CENTRAL_OMOP_DATABASE_URL = pg_url
+    dataset = DatasetFactory(
+        pk=900_000_000 + os.getpid(), publisher=hospital_a, access_modes=["central_copy"]
+    )
+    client = api_as(steward_a)
+    send(client, demo_zip, dataset=dataset)
+    _, raw = services.central_node_enrol(actor="test")
+    listing = _ApiListing(raw)
+    (entry,) = listing.datasets()
+    assert entry.location.dialect == "postgresql"
+    assert entry.location.schema_ == f"ds_{dataset.pk}"
+
+    config = CentralConfig("http://portal.invalid", raw, tmp_path / "state", database_url=pg_url)
+    supervisor = Supervisor(config, client=listing, portal_client=AwayPortal)
+    try:
+        supervisor.sync()
+        assert supervisor.served[dataset.pk].thread.is_alive()
+        agent_config = supervisor.agent_config(entry, "node_x")
+        assert agent_config.omop_database_url == pg_url  # the supervisor's, with its password
+        assert agent_config.cdm_schema == f"ds_{dataset.pk}"
+
+        send(client, csv_zip(generate(120, 3, ["lung"])), dataset=dataset)  # a refresh
+        supervisor.sync()
+        assert supervisor.served[dataset.pk].version == 2
+        db = connect(agent_config.omop_database_url, agent_config.cdm_schema)
+        try:
+            assert db.execute(f"SELECT COUNT(*) FROM {db.t('person')}")[0][0] == 120
+        finally:
+            db.close()
+    finally:
+        supervisor.shutdown()
+        for version in DatasetVersion.objects.exclude(status="retired").order_by("number"):
+            client.post(f"/api/central/versions/{version.pk}/retire/")
+    assert not {f"ds_{dataset.pk}", f"ds_{dataset.pk}_v1", f"ds_{dataset.pk}_v2"} & _schemas(pg_url)

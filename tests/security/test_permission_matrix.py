@@ -33,6 +33,8 @@ ADMIN_PREFIX = "admin/"
 
 # Which world object a ``pk`` means, by URL name (first match wins).
 PK_KIND = [
+    ("central-node-token", "dataset_pk"),
+    ("central:policy", "dataset_pk"),
     ("central-upload", "central_upload"),
     ("central-version", "central_version"),
     ("central:upload", "central_upload"),
@@ -393,6 +395,15 @@ _ENTRIES = [
     E("central:report_json", "L 404 200 404 404 404 404 200"),
     E("central:report_csv", "L 404 200 404 404 404 404 200"),
     E("central:retire", "L 404 R 404 404 404 404 404", POST),
+    # The central node: operators only; its API takes the central node's credential only.
+    E("central:node", "L 404 404 404 404 404 404 200"),
+    E("central:node_enrol", "L 404 404 404 404 404 404 200", POST),
+    E("central:node_revoke", "L 404 404 404 404 404 404 R", POST),
+    # The world's dataset is not offered as a central copy: 404 for its site admin too (the
+    # site admin's 200: tests/central/test_central_node_access.py).
+    E("central:policy", "L 404 404 404 404 404 404 404"),
+    E("central-node-datasets", "401 401 401 401 401 401 401 401"),
+    E("central-node-token", "401 401 401 401 401 401 401 401", POST),
 ]
 _KEYS = [key for key, _ in _ENTRIES]
 # One entry per URL: a second one would silently override the first.

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from accounts import demo, otp
 
 # Order follows the layers: each app's demo data may use the data of the ones before it.
-APPS = ("catalogue", "cds", "feedback", "governance", "federation")
+APPS = ("catalogue", "cds", "feedback", "governance", "federation", "central")
 
 
 class Command(BaseCommand):

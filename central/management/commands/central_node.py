@@ -1,8 +1,9 @@
-"""``manage.py central_node enroll --dataset ID``: the operator enrols the node agent that serves a
-dataset's central copy, and gets the agent's configuration (the token last, shown once).
+"""``manage.py central_node enroll|revoke``: the operator enrols the platform's one central node
+(or rotates its credential) and gets the supervisor's configuration, the credential last (shown
+once); ``revoke`` revokes the credential. The same as the operator's page ``/central/node/``.
 
-Run the agent (``optima-node run``) with that configuration and the data provider's policy file;
-it reads the served version under a stable name, so a refresh needs no new configuration.
+Run ``optima-node central`` with that configuration: it serves every central copy, each through
+the dataset's own node of the data provider, under the provider's policy.
 """
 
 from __future__ import annotations
@@ -11,34 +12,31 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from catalogue.models import Dataset
-from central import services
+from central import services, warehouse
 
 
 class Command(BaseCommand):
-    help = "Enrol the node agent serving a dataset's central copy; prints its configuration."
+    help = "Enrol the central node (or rotate its credential), or revoke it."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        enroll = sub.add_parser("enroll", help="enrol (or re-enrol) the central node of a dataset")
-        enroll.add_argument("--dataset", required=True, type=int, help="dataset id")
+        sub.add_parser("enroll", help="enrol the central node, or rotate its credential")
+        sub.add_parser("revoke", help="revoke the central node's credential")
 
-    def handle(self, *args, action, dataset, **options):
-        found = Dataset.objects.filter(pk=dataset).select_related("publisher").first()
-        if found is None:
-            raise CommandError(f"No dataset with id {dataset}.")
-        try:
-            node, token, url, schema = services.central_node_enrol(
-                actor="manage.py central_node", dataset=found
-            )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from exc
+    def handle(self, *args, action, **options):
+        actor = "manage.py central_node"
+        if action == "revoke":
+            try:
+                services.central_node_revoke(actor=actor)
+            except ValidationError as exc:
+                raise CommandError(" ".join(exc.messages)) from exc
+            self.stdout.write("The central node's credential is revoked.")
+            return
+        _, token = services.central_node_enrol(actor=actor)
         self.stdout.write(
-            f"Node {node.pk} '{node.name}' of {found.publisher.name} is approved and serves the "
-            f"central copy of {found.title}. Agent configuration (the token is shown once):"
+            "The central node is enrolled. Supervisor configuration (the credential is shown once):"
         )
         self.stdout.write(f"PORTAL_URL={settings.PORTAL_BASE_URL}")
-        self.stdout.write(f"OMOP_DATABASE_URL={url}")
-        if schema:
-            self.stdout.write(f"CDM_SCHEMA={schema}")
-        self.stdout.write(f"NODE_TOKEN={token}")
+        if warehouse.is_postgresql():
+            self.stdout.write("CENTRAL_OMOP_DATABASE_URL=<the analysis database URL, password>")
+        self.stdout.write(f"CENTRAL_NODE_TOKEN={token}")
