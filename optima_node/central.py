@@ -205,6 +205,19 @@ def _write_secret(path: Path, value: str) -> None:
     os.replace(staged, path)
 
 
+def central_policy(entry: ServedDataset) -> Policy:
+    """The provider's policy for its central copy, with one rule of the central route: a copy whose
+    provider reviews every result before release (``review_before_release``) is pooled per site,
+    never in a secure round. In a secure round the review happens at the node, before masking,
+    and this node is the platform's machine, out of the provider's reach; per site, the held
+    result waits in the portal, where the provider's site admin releases it. (The platform holds
+    the copy itself: masking the copy's table from the portal hides nothing from the platform.)"""
+    policy = policy_from_mapping(entry.policy, f"policy of dataset {entry.dataset}")
+    if policy.review_before_release and policy.secure_aggregation:
+        policy = policy.model_copy(update={"secure_aggregation": False})
+    return policy
+
+
 @dataclass
 class Supervisor:
     config: CentralConfig
@@ -260,7 +273,7 @@ class Supervisor:
         )
 
     def start(self, entry: ServedDataset) -> None:
-        policy = policy_from_mapping(entry.policy, f"policy of dataset {entry.dataset}")
+        policy = central_policy(entry)
         token, token_file = self.node_token(entry.dataset)
         config = self.agent_config(entry, token)
         directory = self.directory(entry.dataset)
@@ -350,7 +363,7 @@ class Supervisor:
             )
             served.version = entry.version
             served.agent.reopen.set()
-        policy = policy_from_mapping(entry.policy, f"policy of dataset {entry.dataset}")
+        policy = central_policy(entry)
         if policy != served.policy:
             log.info("dataset %s: the provider's policy changed", entry.dataset)
             served.policy = policy

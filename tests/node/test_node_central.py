@@ -235,3 +235,21 @@ def test_the_command_refuses_a_missing_configuration_with_exit_2(monkeypatch, ca
         monkeypatch.delenv(var, raising=False)
     assert main(["central"]) == 2
     assert "missing configuration: PORTAL_URL" in capsys.readouterr().err
+
+
+def test_a_copy_its_provider_reviews_is_pooled_per_site_so_the_review_stays_in_the_portal(
+    supervisor, listing, synth_url
+):
+    listing.entries = {
+        1: _entry(1, synth_url, review_before_release=True),
+        2: _entry(2, synth_url),
+    }
+    sup = supervisor()
+    sup.sync()
+    reviewed, plain = sup.served[1].agent.policy, sup.served[2].agent.policy
+    assert reviewed.review_before_release is True and reviewed.secure_aggregation is False
+    assert plain.secure_aggregation is True
+    # A provider that turns the review on later: its next analyses are pooled per site too.
+    listing.entries[2] = _entry(2, synth_url, review_before_release=True)
+    sup.sync()
+    assert sup.served[2].agent.policy.secure_aggregation is False
