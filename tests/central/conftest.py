@@ -106,3 +106,14 @@ def put_chunk(client, upload_id, chunk: bytes, offset: int, checksum: str | None
         HTTP_UPLOAD_OFFSET=str(offset),
         HTTP_CHUNK_SHA256=checksum or sha(chunk),
     )
+
+
+def upload_actions(upload) -> list[str]:
+    """The audit trail of one upload, in order."""
+    from accounts.models import AuditEvent
+
+    return list(
+        AuditEvent.objects.filter(object_type="central.upload", object_id=str(upload.pk))
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )

@@ -17,15 +17,9 @@ from central import services, vault, warehouse
 from central.models import DatasetVersion, Upload, UploadStatus
 from central.tasks import process_upload, recover_stalled_uploads
 
+from .conftest import upload_actions
+
 pytestmark = pytest.mark.django_db
-
-
-def _actions(upload: Upload) -> list[str]:
-    return list(
-        AuditEvent.objects.filter(object_type="central.upload", object_id=str(upload.pk))
-        .order_by("seq")
-        .values_list("action", flat=True)
-    )
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def test_it_leaves_an_upload_alone_while_its_worker_makes_progress(queued, setti
     assert recover_stalled_uploads.delay().get() == 0
     queued.refresh_from_db()
     assert (queued.status, queued.attempts) == (UploadStatus.LOADING, 1)
-    assert "central.upload_requeued" not in _actions(queued)
+    assert "central.upload_requeued" not in upload_actions(queued)
 
 
 def test_it_requeues_a_load_whose_worker_died_and_the_next_attempt_loads_it(
@@ -91,7 +85,7 @@ def test_it_requeues_a_load_whose_worker_died_and_the_next_attempt_loads_it(
     assert (queued.status, queued.attempts, queued.progress) == (UploadStatus.LOADED, 2, 100)
     assert DatasetVersion.objects.get(upload=queued).number == 1
     assert not vault.path_for(queued.token).exists()
-    assert _actions(queued) == [
+    assert upload_actions(queued) == [
         "central.upload_started",
         "central.upload_completed",
         "central.upload_requeued",
@@ -129,7 +123,7 @@ def test_it_fails_the_upload_after_the_last_attempt_and_deletes_its_files(
     assert not left.exists() and not Path(queued.location).exists()
     assert not DatasetVersion.objects.exists()
     assert len(lost_messages) == 2  # failed, not queued a fourth time
-    assert _actions(queued)[-3:] == [
+    assert upload_actions(queued)[-3:] == [
         "central.upload_requeued",
         "central.upload_requeued",
         "central.upload_failed",
@@ -192,6 +186,6 @@ def test_a_slow_worker_given_up_for_lost_neither_fails_nor_loads_the_upload(
 
     assert process_upload(queued.pk) == UploadStatus.LOADED
     assert DatasetVersion.objects.get(upload=queued).number == 1
-    actions = _actions(queued)
+    actions = upload_actions(queued)
     assert "central.upload_failed" not in actions
     assert actions.count("central.load_completed") == 1

@@ -8,20 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from accounts.models import AuditEvent
 from central.models import DatasetVersion, Upload, UploadStatus, VersionStatus
 
-from .conftest import CHUNK, csv_rows, put_chunk, sha
+from .conftest import CHUNK, csv_rows, put_chunk, sha, upload_actions
 
 pytestmark = pytest.mark.django_db
-
-
-def _actions(upload: Upload) -> list[str]:
-    return list(
-        AuditEvent.objects.filter(object_type="central.upload", object_id=str(upload.pk))
-        .order_by("seq")
-        .values_list("action", flat=True)
-    )
 
 
 def test_it_uploads_checks_and_loads_the_demo_extract(
@@ -53,7 +44,7 @@ def test_it_uploads_checks_and_loads_the_demo_extract(
     ]
     link = _central_dir / "omop" / f"ds_{central_dataset.pk}.sqlite3"
     assert link.resolve() == Path(version.location).resolve()
-    assert _actions(upload) == [
+    assert upload_actions(upload) == [
         "central.upload_started",
         "central.upload_completed",
         "central.check_passed",
@@ -154,7 +145,7 @@ def test_it_refuses_a_file_that_is_not_a_zip(send, api_as, steward_a, central_da
     assert "not a zip" in str(response.json()["error"]["fields"]["file"])
     upload = Upload.objects.get()
     assert upload.status == UploadStatus.FAILED
-    assert "central.upload_failed" in _actions(upload)
+    assert "central.upload_failed" in upload_actions(upload)
     assert not DatasetVersion.objects.exists()
 
 
