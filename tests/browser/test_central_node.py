@@ -82,6 +82,7 @@ def test_the_operator_enrols_rotates_and_revokes_the_central_node(
     reloaded = page.reload()
     page.check()
     assert reloaded.request.method == "GET"
+    assert _lists_datasets(live_server, first) == 200  # still the credential in force
     assert page.locator("#central-node-config").count() == 0
     assert first not in page.content()
     prefix = CentralNode.objects.get().token_prefix
