@@ -15,3 +15,8 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+// A page that answers a POST with something shown once (a new credential) names its own address
+// (data-shown-once-at): reloading then opens that page instead of posting again, which would
+// issue another credential and void the one just shown.
+const shownOnce = document.querySelector("[data-shown-once-at]");
+if (shownOnce) history.replaceState(null, "", shownOnce.dataset.shownOnceAt);
