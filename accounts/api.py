@@ -28,8 +28,8 @@ def api_root(request):
     )
 
 
-# Routes for the hospitals' node agents (they POST with a node credential), not for browsing.
-_NODE_ONLY = ("node-",)
+# Routes for the node agents and the central node (node or central credentials), not for browsing.
+_NODE_ONLY = ("node-", "central-node-")
 # The caller's own TOTP recovery codes: a browser session that passed its second factor only (never
 # an API token), so not a collection an API client can browse.
 _SESSION_ONLY = ("api-recovery-codes",)

@@ -226,17 +226,24 @@ def test_a_regression_survives_a_killed_worker_a_killed_agent_and_a_portal_resta
         time.sleep(1)
         cluster.portal()  # the portal is back on the same address
         cluster.worker(beat=True)  # a new worker (with the beat) picks up the analysis
-        # What agent 0 was doing when it died: it had claimed its next run (lease held, no
-        # result). Agent 0 is dead, so its next run waits as DISPATCHED; claim it with its token.
-        wait_for(
-            lambda: Run.objects.filter(
-                analysis=analysis, node=nodes[0], status=RunStatus.DISPATCHED
-            ).exists(),
+        # What agent 0 was doing when it died: a claimed run (lease held, no result). Either it
+        # had claimed its next run before the kill (RUNNING), or that run waits as DISPATCHED
+        # for the dead agent; then claim it with its token, as the agent would have.
+        stuck = (RunStatus.DISPATCHED, RunStatus.RUNNING)
+        run = wait_for(
+            lambda: (
+                Run.objects.filter(analysis=analysis, node=nodes[0], status__in=stuck)
+                .order_by("-round")
+                .first()
+            ),
             timeout=120,
             interval=0.2,
             what="a run for the dead agent",
         )
-        held = _claim_as(cluster.url, tokens[0])
+        if run.status == RunStatus.DISPATCHED:
+            held = _claim_as(cluster.url, tokens[0])
+        else:
+            held = {"run_id": run.pk, "attempt": run.attempt}
         assert held["attempt"] == 1
         # The lease runs out (the beat task's leases_expire, with the clock past the lease).
         later = timezone.now() + timedelta(seconds=services.lease_seconds() + 1)
